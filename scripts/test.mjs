@@ -1,0 +1,181 @@
+#!/usr/bin/env node
+// `npm test`: the one test command.
+//
+//   1. native/: cmake configure + build in native/build, then ctest
+//   2. build (or reuse) etcd, kube-apiserver and kube-controller-manager
+//   3. start one real cluster and run every workspace's `npm test` against it
+//      (LORAFORGE_TEST_KUBECONFIG names it)
+//   4. `npm run verify` (generated files are up to date)
+//
+// Prints a per-suite table and a last line "N passed, N failed" (test cases, from node's
+// test runner summary and ctest's), and exits non-zero if anything failed.
+// usage: node scripts/test.mjs [suite...]   e.g. `npm test -- crds native`
+
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const wanted = (name) => only.length === 0 || only.includes(name);
+
+/** @typedef {{ name: string, passed: number, failed: number, seconds: number, note: string }} Result */
+/** @type {Result[]} */
+const results = [];
+
+/** Runs a command, echoing its output, and resolves with its exit code and output. */
+function run(cmd, args, { cwd = root, env = process.env } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d) => {
+      process.stdout.write(d);
+      output += d;
+    });
+    child.stderr.on("data", (d) => {
+      process.stderr.write(d);
+      output += d;
+    });
+    child.on("error", (error) => resolve({ code: 127, output: `${output}\n${error.message}` }));
+    child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), output }));
+  });
+}
+
+function lastNumber(text, pattern) {
+  const matches = [...text.matchAll(pattern)];
+  const last = matches.at(-1);
+  return last ? Number(last[1]) : undefined;
+}
+
+/** Records a suite. A non-zero exit with no failed case counted still counts as a failure. */
+function record(name, started, code, passed, failed, note = "") {
+  const crashed = code !== 0 && failed === 0;
+  results.push({
+    name,
+    passed,
+    failed: crashed ? 1 : failed,
+    seconds: (Date.now() - started) / 1000,
+    note: crashed ? `exit code ${code}${note ? `; ${note}` : ""}` : note,
+  });
+}
+
+async function step(name, cmd, args, options) {
+  console.log(`\n━━ ${name}: ${cmd} ${args.join(" ")}`);
+  const started = Date.now();
+  const { code, output } = await run(cmd, args, options);
+  return { started, code, output };
+}
+
+// ── 1. native ────────────────────────────────────────────────────────────────────────
+async function nativeSuite() {
+  if (!wanted("native")) return;
+  const started = Date.now();
+  if (!existsSync(join(root, "native", "CMakeLists.txt"))) {
+    record("native", started, 0, 0, 0, "no native/CMakeLists.txt yet");
+    return;
+  }
+  const build = join(root, "native", "build");
+  const jobs = String(Math.max(1, cpus().length));
+  const configure = existsSync(join(build, "CMakeCache.txt"))
+    ? { code: 0 }
+    : await step("native", "cmake", ["-S", "native", "-B", build, "-DCMAKE_BUILD_TYPE=Release"]);
+  const compiled =
+    configure.code === 0
+      ? await step("native", "cmake", ["--build", build, "-j", jobs])
+      : configure;
+  if (compiled.code !== 0) {
+    record("native", started, compiled.code, 0, 0, "build failed");
+    return;
+  }
+  const ctest = await step("native", "ctest", ["--test-dir", build, "--output-on-failure"]);
+  // "100% tests passed, 0 tests failed out of 12"
+  const total = lastNumber(ctest.output, /tests failed out of (\d+)/g);
+  const failed = lastNumber(ctest.output, /(\d+) tests failed out of/g);
+  const note = total === undefined ? "no ctest summary" : "";
+  record("native", started, ctest.code, (total ?? 0) - (failed ?? 0), failed ?? 0, note);
+}
+
+// ── 2 + 3. workspaces against one real cluster ─────────────────────────────────────────
+function workspaces() {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  return pkg.workspaces.map((dir) => {
+    const ws = JSON.parse(readFileSync(join(root, dir, "package.json"), "utf8"));
+    const testDir = join(root, dir, "test");
+    const hasTests =
+      existsSync(testDir) && readdirSync(testDir).some((f) => f.endsWith(".test.ts"));
+    return { dir, name: dir.replaceAll("/", "-"), hasScript: Boolean(ws.scripts?.test), hasTests };
+  });
+}
+
+async function workspaceSuites() {
+  const selected = workspaces().filter((ws) => wanted(ws.name));
+  if (selected.length === 0) return;
+  const runnable = selected.filter((ws) => ws.hasScript && ws.hasTests);
+  for (const ws of selected.filter((w) => !runnable.includes(w))) {
+    record(ws.name, Date.now(), 0, 0, 0, ws.hasScript ? "no test/*.test.ts yet" : "no test script");
+  }
+  if (runnable.length === 0) return;
+
+  // tsx lets this plain-JS script use the TypeScript harness.
+  const { tsImport } = await import("tsx/esm/api");
+  const harness = await tsImport("../test/k8s/src/index.ts", import.meta.url);
+  const started = Date.now();
+  let cluster;
+  try {
+    cluster = await harness.startCluster({ controllerManager: true });
+  } catch (error) {
+    console.error(`cannot start the test cluster: ${error.message}`);
+    record("k8s cluster", started, 1, 0, 0, "did not start");
+    return;
+  }
+  console.log(`[test] all suites share kube-apiserver ${cluster.version} at ${cluster.server}`);
+  const env = {
+    ...process.env,
+    LORAFORGE_TEST_KUBECONFIG: cluster.kubeconfigPath,
+    LORAFORGE_TEST_CONTROLLER_MANAGER: "1",
+  };
+  try {
+    for (const ws of runnable) {
+      const suite = await step(ws.name, "npm", ["test", "-w", ws.dir], { env });
+      // node's test runner ends with "# pass N" / "# fail N" (TAP) or "ℹ pass N" (spec).
+      const passed = lastNumber(suite.output, /^(?:#|ℹ) pass (\d+)/gm) ?? 0;
+      const failed = lastNumber(suite.output, /^(?:#|ℹ) fail (\d+)/gm) ?? 0;
+      record(ws.name, suite.started, suite.code, passed, failed);
+    }
+  } finally {
+    await cluster.stop();
+  }
+}
+
+// ── 4. verify ──────────────────────────────────────────────────────────────────────────
+async function verifySuite() {
+  if (!wanted("verify")) return;
+  const { started, code } = await step("verify", "npm", ["run", "verify"]);
+  record("verify", started, code, code === 0 ? 1 : 0, code === 0 ? 0 : 1, "generated files");
+}
+
+function summary() {
+  const rows = results.map((r) => [
+    r.name,
+    String(r.passed),
+    String(r.failed),
+    `${r.seconds.toFixed(1)} s`,
+    r.failed > 0 ? `FAIL ${r.note}` : r.note || "ok",
+  ]);
+  const header = ["suite", "passed", "failed", "time", "status"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
+  const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
+  console.log(`\n${line(header)}\n${widths.map((w) => "─".repeat(w)).join("  ")}`);
+  for (const row of rows) console.log(line(row));
+  const passed = results.reduce((n, r) => n + r.passed, 0);
+  const failed = results.reduce((n, r) => n + r.failed, 0);
+  console.log(`\n${passed} passed, ${failed} failed`);
+  return failed;
+}
+
+await nativeSuite();
+await workspaceSuites();
+await verifySuite();
+process.exitCode = summary() > 0 ? 1 : 0;
