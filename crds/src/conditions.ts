@@ -1,0 +1,83 @@
+/**
+ * The status vocabulary: phases, condition types and reasons. The operator, the
+ * in-Job entrypoint and the Action use these constants; nothing else invents strings.
+ */
+
+export const PHASES = [
+  "Pending",
+  "Queued",
+  "Running",
+  "Evaluating",
+  "Succeeded",
+  "Failed",
+  "Suspended",
+] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** Condition types. Few on purpose: each answers one question a user asks. */
+export const ConditionType = {
+  /** Is the spec acceptable for this cluster (precision, memory fit, sources)? */
+  Validated: "Validated",
+  /** Has the workload been admitted (created, and not held by Kueue or suspend)? */
+  Admitted: "Admitted",
+  /** Is training or evaluation in progress? */
+  Progressing: "Progressing",
+  /** Did the run finish with an adapter? */
+  Succeeded: "Succeeded",
+  /** Did the run fail for good? */
+  Failed: "Failed",
+  /** Is the run suspended by spec.suspend? */
+  Suspended: "Suspended",
+} as const;
+export type ConditionTypeName = (typeof ConditionType)[keyof typeof ConditionType];
+
+export const Reason = {
+  // Validated
+  SpecValid: "SpecValid",
+  InvalidSpec: "InvalidSpec",
+  PrecisionUnsupported: "PrecisionUnsupported",
+  InsufficientGPUMemory: "InsufficientGPUMemory",
+  QuantizationWarning: "QuantizationWarning",
+  // Admitted
+  JobCreated: "JobCreated",
+  QueuedByKueue: "QueuedByKueue",
+  PodPending: "PodPending",
+  // Progressing
+  Training: "Training",
+  Evaluating: "Evaluating",
+  Resumed: "Resumed",
+  // Succeeded
+  AdapterReady: "AdapterReady",
+  // Failed
+  OOMKilled: "OOMKilled",
+  InvalidInput: "InvalidInput",
+  NaNLoss: "NaNLoss",
+  AdapterCheckFailed: "AdapterCheckFailed",
+  ImagePullFailed: "ImagePullFailed",
+  BackoffLimitExceeded: "BackoffLimitExceeded",
+  DeadlineExceeded: "DeadlineExceeded",
+  TrainerError: "TrainerError",
+  // Suspended
+  SuspendedBySpec: "SuspendedBySpec",
+  NotSuspended: "NotSuspended",
+} as const;
+export type ReasonName = (typeof Reason)[keyof typeof Reason];
+
+/** Exit codes of loraforge-core / loraforge job (docs/CONTRACTS.md) and what they mean for status. */
+export const TRAINER_EXIT_CODES = {
+  internal: 1,
+  usage: 2,
+  invalidInput: 3,
+  numerics: 4,
+  adapterCheck: 5,
+  io: 6,
+  interrupted: 130,
+} as const;
+
+/** Exit codes on which retrying cannot help: the Job's podFailurePolicy fails the Job at once. */
+export const NON_RETRYABLE_EXIT_CODES: readonly number[] = [
+  TRAINER_EXIT_CODES.usage,
+  TRAINER_EXIT_CODES.invalidInput,
+  TRAINER_EXIT_CODES.numerics,
+  TRAINER_EXIT_CODES.adapterCheck,
+];

@@ -1,0 +1,5 @@
+export * from "./conditions.ts";
+export * from "./gpus.ts";
+export * from "./lorafinetune.ts";
+export * from "./spec.ts";
+export * from "./status.ts";
