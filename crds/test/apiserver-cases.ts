@@ -1,0 +1,131 @@
+// Manifests for the LoraFineTune validation tables: a small valid spec, invalid variants
+// that each break one rule (with the field the refusal must name), and valid variants
+// near the rules' edges. Used by apiserver.test.ts; plain data, no cluster needed.
+
+import { API_VERSION, KIND } from "../src/index.ts";
+
+export type Manifest = Record<string, unknown> & { spec: Record<string, unknown> };
+
+/** A small valid LoraFineTune; the cases below each break one thing in a copy of it. */
+export function base(name: string): Manifest {
+  return {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name },
+    spec: {
+      baseModel: { source: { pvc: { claimName: "models", path: "llama-2-7b-hf" } } },
+      dataset: { source: { pvc: { claimName: "datasets", path: "alpaca/cleaned.json" } } },
+      output: { pvc: { claimName: "runs", path: "alpaca-7b-v3" } },
+    },
+  };
+}
+
+/** Sets `value` at a dotted path under spec (creating objects on the way). */
+export function set(manifest: Manifest, path: string, value: unknown): Manifest {
+  const keys = path.split(".");
+  let node: Record<string, unknown> = manifest;
+  for (const key of keys.slice(0, -1)) {
+    node[key] ??= {};
+    node = node[key] as Record<string, unknown>;
+  }
+  const last = keys.at(-1) as string;
+  if (value === undefined) delete node[last];
+  else node[last] = value;
+  return manifest;
+}
+
+function with_(changes: Record<string, unknown>) {
+  return (name: string) => {
+    const m = base(name);
+    for (const [path, value] of Object.entries(changes)) set(m, path, value);
+    return m;
+  };
+}
+
+export interface InvalidCase {
+  name: string;
+  manifest: (name: string) => Manifest;
+  /** The field the API server's message (and zod's issue path) must name. */
+  field: string;
+}
+
+const pvc = (path: string) => ({ pvc: { claimName: "runs", path } });
+
+// biome-ignore format: one case per line reads as a table
+export const INVALID: InvalidCase[] = [
+  // exactly one source
+  { name: "baseModel.source with pvc and uri", field: "spec.baseModel.source", manifest: with_({ "spec.baseModel.source.uri": "hf://meta-llama/Llama-2-7b-hf" }) },
+  { name: "baseModel.source with no source", field: "spec.baseModel.source", manifest: with_({ "spec.baseModel.source": {} }) },
+  { name: "dataset.source with pvc and git", field: "spec.dataset.source", manifest: with_({ "spec.dataset.source.git": { repo: "https://github.com/tloen/alpaca-lora", ref: "main", path: "alpaca_data.json" } }) },
+  { name: "output with pvc and uri", field: "spec.output", manifest: with_({ "spec.output.uri": "s3://runs/alpaca" }) },
+  { name: "output with no destination", field: "spec.output", manifest: with_({ "spec.output": {} }) },
+  // cross-field rules
+  { name: "microBatchSize does not divide batchSize", field: "spec.training.microBatchSize", manifest: with_({ "spec.training": { batchSize: 128, microBatchSize: 3 } }) },
+  { name: "bf16 on a V100", field: "spec.training.precision", manifest: with_({ "spec.training.precision": "bf16", "spec.resources": { gpus: 1, gpuProduct: "Tesla-V100-SXM2-32GB" } }) },
+  { name: "bf16 on a T4", field: "spec.training.precision", manifest: with_({ "spec.training.precision": "bf16", "spec.resources": { gpus: 1, gpuProduct: "Tesla-T4" } }) },
+  { name: "int8 without a GPU", field: "spec.training.quantization", manifest: with_({ "spec.training.quantization": "int8", "spec.resources.gpus": 0 }) },
+  { name: "nf4 without a GPU", field: "spec.training.quantization", manifest: with_({ "spec.training.quantization": "nf4", "spec.resources.gpus": 0 }) },
+  { name: "fp16 without a GPU", field: "spec.training.precision", manifest: with_({ "spec.training.precision": "fp16", "spec.resources.gpus": 0 }) },
+  { name: "custom template without its path", field: "spec.dataset.customTemplatePath", manifest: with_({ "spec.dataset.promptTemplate": "custom" }) },
+  { name: "bestEvalScore with evaluation disabled", field: "spec.checkpointSelection", manifest: with_({ "spec.checkpointSelection": "bestEvalScore", "spec.evaluation.enabled": false }) },
+  { name: "a target module twice", field: "spec.lora.targetModules", manifest: with_({ "spec.lora.targetModules": ["q_proj", "q_proj"] }) },
+  // out-of-range values
+  { name: "r = 0", field: "spec.lora.r", manifest: with_({ "spec.lora.r": 0 }) },
+  { name: "r < 0", field: "spec.lora.r", manifest: with_({ "spec.lora.r": -8 }) },
+  { name: "dropout = 1", field: "spec.lora.dropout", manifest: with_({ "spec.lora.dropout": 1 }) },
+  { name: "dropout > 1", field: "spec.lora.dropout", manifest: with_({ "spec.lora.dropout": 1.5 }) },
+  { name: "learning rate = 0", field: "spec.training.learningRate", manifest: with_({ "spec.training.learningRate": 0 }) },
+  { name: "learning rate < 0", field: "spec.training.learningRate", manifest: with_({ "spec.training.learningRate": -0.0003 }) },
+  { name: "epochs = 0", field: "spec.training.epochs", manifest: with_({ "spec.training.epochs": 0 }) },
+  { name: "unknown target module", field: "spec.lora.targetModules[1]", manifest: with_({ "spec.lora.targetModules": ["q_proj", "lm_head"] }) },
+  { name: "no target module", field: "spec.lora.targetModules", manifest: with_({ "spec.lora.targetModules": [] }) },
+  { name: "cutoff too small", field: "spec.dataset.cutoffLen", manifest: with_({ "spec.dataset.cutoffLen": 16 }) },
+  { name: "negative validation split", field: "spec.dataset.valSetSize", manifest: with_({ "spec.dataset.valSetSize": -1 }) },
+  { name: "17 GPUs", field: "spec.resources.gpus", manifest: with_({ "spec.resources.gpus": 17 }) },
+  // paths that escape their volume
+  { name: "output path climbs out", field: "spec.output.pvc.path", manifest: with_({ "spec.output": pvc("../other-run") }) },
+  { name: "output path climbs out midway", field: "spec.output.pvc.path", manifest: with_({ "spec.output": pvc("runs/../../etc") }) },
+  { name: "output path is absolute", field: "spec.output.pvc.path", manifest: with_({ "spec.output": pvc("/etc/cron.d") }) },
+  { name: "model path is ..", field: "spec.baseModel.source.pvc.path", manifest: with_({ "spec.baseModel.source.pvc.path": ".." }) },
+  { name: "dataset path in git climbs out", field: "spec.dataset.source.git.path", manifest: with_({ "spec.dataset.source": { git: { repo: "https://github.com/tloen/alpaca-lora", ref: "main", path: "../../secrets.json" } } }) },
+  // URI schemes
+  { name: "file:// model", field: "spec.baseModel.source.uri", manifest: with_({ "spec.baseModel.source": { uri: "file:///models/llama-2-7b-hf" } }) },
+  { name: "http:// dataset", field: "spec.dataset.source.uri", manifest: with_({ "spec.dataset.source": { uri: "http://example.com/alpaca.json" } }) },
+  { name: "ftp:// output", field: "spec.output.uri", manifest: with_({ "spec.output": { uri: "ftp://example.com/runs" } }) },
+  { name: "git repo over ssh", field: "spec.dataset.source.git.repo", manifest: with_({ "spec.dataset.source": { git: { repo: "git@github.com:tloen/alpaca-lora.git", ref: "main", path: "alpaca_data.json" } } }) },
+  // wrong types and shapes
+  { name: "r as a string", field: "spec.lora.r", manifest: with_({ "spec.lora.r": "16" }) },
+  { name: "fractional epochs", field: "spec.training.epochs", manifest: with_({ "spec.training.epochs": 1.5 }) },
+  { name: "trainOnInputs as a string", field: "spec.dataset.trainOnInputs", manifest: with_({ "spec.dataset.trainOnInputs": "yes" }) },
+  { name: "unknown precision", field: "spec.training.precision", manifest: with_({ "spec.training.precision": "fp8" }) },
+  { name: "unknown field", field: "spec.lora.rank", manifest: with_({ "spec.lora.rank": 16 }) },
+  { name: "no dataset", field: "spec.dataset", manifest: with_({ "spec.dataset": undefined }) },
+  { name: "suspend as a string", field: "spec.suspend", manifest: with_({ "spec.suspend": "true" }) },
+  { name: "name that is not a DNS label", field: "metadata.name", manifest: (n) => set(base(n), "metadata.name", `Bad_${n}`) },
+];
+
+// biome-ignore format: one case per line reads as a table
+export const VALID: { name: string; manifest: (name: string) => Manifest }[] = [
+  { name: "bf16 on an A100", manifest: with_({ "spec.training.precision": "bf16", "spec.resources": { gpus: 1, gpuProduct: "NVIDIA-A100-SXM4-80GB" } }) },
+  { name: "fp16 with nf4 on a V100", manifest: with_({ "spec.training": { precision: "fp16", quantization: "nf4" }, "spec.resources": { gpus: 1, gpuProduct: "Tesla-V100-SXM2-32GB" } }) },
+  { name: "fp32 on CPU", manifest: with_({ "spec.training.precision": "fp32", "spec.resources.gpus": 0 }) },
+  { name: "hf:// model, s3:// output", manifest: with_({ "spec.baseModel.source": { uri: "hf://meta-llama/Llama-2-7b-hf" }, "spec.output": { uri: "s3://runs/alpaca" } }) },
+  { name: "dataset from git", manifest: with_({ "spec.dataset.source": { git: { repo: "https://github.com/tloen/alpaca-lora", ref: "8bb8579", path: "alpaca_data_cleaned.json" } } }) },
+  { name: "custom template with its path", manifest: with_({ "spec.dataset.promptTemplate": "custom", "spec.dataset.customTemplatePath": "templates/vicuna.json" }) },
+  { name: "dots inside a name are not traversal", manifest: with_({ "spec.output": pvc("runs/v1..2/..hidden") }) },
+  { name: "microBatchSize = batchSize", manifest: with_({ "spec.training": { batchSize: 8, microBatchSize: 8 } }) },
+];
+
+/** RFC 7386 JSON merge patch, for computing what zod should see after an update. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> =
+    typeof target === "object" && target !== null && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete out[key];
+    else out[key] = mergePatch(out[key], value);
+  }
+  return out;
+}
