@@ -1,7 +1,6 @@
 // Builds (or finds in the cache) etcd, kube-apiserver and kube-controller-manager.
 // usage: tsx test/k8s/build.ts   — prints the binaries' directory and versions.
 
-import { join } from "node:path";
 import { ensureBinaries, reportedVersion } from "./src/binaries.ts";
 
 async function run() {
@@ -11,7 +10,7 @@ async function run() {
   console.log(`[k8s] binaries in ${bin.dir} (${seconds} s)`);
   console.log(`[k8s] kube-apiserver ${reportedVersion(bin.kubeApiserver)}`);
   console.log(`[k8s] kube-controller-manager ${reportedVersion(bin.kubeControllerManager)}`);
-  console.log(`[k8s] etcd ${reportedVersion(join(bin.dir, "etcd"))}`);
+  console.log(`[k8s] etcd ${reportedVersion(bin.etcd)}`);
 }
 
 run().catch((error: unknown) => {

@@ -166,13 +166,16 @@ export async function ensureBinaries(log: Log = (l) => process.stderr.write(`${l
   return describe(dir, version);
 }
 
-/** `kube-apiserver --version` prints "Kubernetes v1.34.4"; returns "v1.34.4". */
+/**
+ * The version a binary reports: "Kubernetes v1.34.4" → "v1.34.4";
+ * etcd's "etcd Version: 3.6.4" → "v3.6.4".
+ */
 export function reportedVersion(binary: string): string {
   const result = spawnSync(binary, ["--version"], { encoding: "utf8" });
   if (result.error || result.status !== 0) {
     throw new Error(`${binary} --version failed: ${result.error?.message ?? result.stderr}`);
   }
-  const match = /v\d+\.\d+\.\d+\S*/.exec(result.stdout);
+  const match = /\bv?(\d+\.\d+\.\d+\S*)/.exec(result.stdout);
   if (!match) throw new Error(`${binary} --version printed no version: ${result.stdout}`);
-  return match[0];
+  return `v${match[1]}`;
 }

@@ -336,11 +336,13 @@ async function apiVersion(client: KubeClient): Promise<string> {
 
 /**
  * The cluster for a test file: the shared one named by LORAFORGE_TEST_KUBECONFIG (started
- * by with-cluster.ts; stop() leaves it running), else a fresh one of its own.
+ * by with-cluster.ts or `npm test`, which also set LORAFORGE_TEST_CONTROLLER_MANAGER=1;
+ * stop() leaves it running), else a fresh one of its own.
  */
 export async function connectTestCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   const path = process.env.LORAFORGE_TEST_KUBECONFIG;
-  if (!path) return startCluster(options);
+  const sharedHasKcm = process.env.LORAFORGE_TEST_CONTROLLER_MANAGER === "1";
+  if (!path || (options.controllerManager && !sharedHasKcm)) return startCluster(options);
   const connection = readKubeconfig(path);
   const client = new KubeClient(connection);
   const version = await apiVersion(client);
@@ -351,8 +353,7 @@ export async function connectTestCluster(options: ClusterOptions = {}): Promise<
     version,
     client,
     dir: undefined,
-    // with-cluster.ts always starts the controller manager.
-    controllerManager: process.env.LORAFORGE_TEST_CONTROLLER_MANAGER === "1",
+    controllerManager: sharedHasKcm,
     stop: async () => {},
   };
 }
