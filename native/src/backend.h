@@ -1,0 +1,80 @@
+// One interface, several backends (ggml style). The model code calls these ops; a backend
+// decides how. The CPU backend (backend_cpu.cpp) is the reference: it runs the templated ops of
+// ops.h in fp32. A CUDA backend (LORAFORGE_CUDA) implements the same table on device memory,
+// and tests/test_ops.cpp compares every backend op by op against the CPU one.
+//
+// Buffers: every pointer passed to an op comes from alloc() of the same backend (or, for frozen
+// weights, from weights()). On the CPU backend these are host pointers.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lf {
+
+enum class Op {
+    MatmulForward, MatmulBackwardInput, MatmulBackwardWeight,
+    RmsnormForward, RmsnormBackward,
+    RopeForward, RopeBackward,
+    AttentionForward, AttentionBackward,
+    SwigluForward, SwigluBackward,
+    CrossEntropy,
+    DropoutApply, DropoutBackward,
+    AdamW,
+    Embedding,
+    Count
+};
+const char* op_name(Op op);
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+    virtual std::string name() const = 0;
+    virtual bool supports_op(Op op) const = 0;
+    virtual void set_threads(int n) = 0;
+
+    // memory
+    virtual float* alloc(size_t n_floats) = 0;  // zero-initialized
+    virtual void free(float* p) = 0;
+    virtual const float* weights(const float* host, size_t n) = 0;  // frozen tensor, resident
+    virtual void upload(float* dst, const float* host, size_t n) = 0;
+    virtual void download(float* host, const float* src, size_t n) = 0;
+    virtual void zero(float* p, size_t n) = 0;
+    virtual void add(float* y, const float* x, size_t n) = 0;  // y += x
+    virtual void scale(float* y, float a, size_t n) = 0;       // y *= a
+    virtual double sum_squares(const float* x, size_t n) = 0;
+    virtual bool all_finite(const float* x, size_t n) = 0;
+
+    // ops: see ops.h for the shapes and semantics of each
+    virtual void embedding(float* out, const int* tokens, const float* table, int N, int C) = 0;
+    virtual void matmul_forward(float* out, const float* x, const float* W, int N, int I, int O, float alpha, float beta) = 0;
+    virtual void matmul_backward_input(float* dx, const float* dout, const float* W, int N, int I, int O, float alpha, float beta) = 0;
+    virtual void matmul_backward_weight(float* dW, const float* dout, const float* x, int N, int I, int O, float alpha, float beta) = 0;
+    virtual void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int N, int C, double eps) = 0;
+    virtual void rmsnorm_backward(float* dx, const float* dout, const float* x, const float* w, const float* rstd, int N, int C) = 0;
+    virtual void rope_forward(float* x, const float* cos, const float* sin, int B, int T, int nh, int hd) = 0;
+    virtual void rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int nh, int hd) = 0;
+    virtual void attention_forward(float* out, float* P, const float* q, const float* k, const float* v, const int* lens,
+                                   int B, int T, int H, int KV, int hd, int window) = 0;
+    virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* P, const float* q,
+                                    const float* k, const float* v, const int* lens, int B, int T, int H, int KV, int hd,
+                                    int window) = 0;
+    virtual void swiglu_forward(float* h, const float* g, const float* u, int64_t n) = 0;
+    virtual void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) = 0;
+    // returns the sum of the losses of rows with target >= 0; row_loss is host memory [N]
+    virtual double cross_entropy(float* dlogits, const float* logits, const int* targets, int N, int V, double grad_scale,
+                                 double* row_loss) = 0;
+    virtual void dropout_apply(float* out, const float* x, int64_t n, double p, uint64_t key) = 0;
+    virtual void dropout_backward(float* dx, const float* dout, int64_t n, double p, uint64_t key) = 0;
+    virtual void adamw(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
+                       double eps, double wd, int64_t step) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+// every backend compiled in, CPU first ("cpu", then "cuda" when built with LORAFORGE_CUDA)
+std::vector<std::string> backend_names();
+std::unique_ptr<Backend> make_backend(const std::string& name);  // nullptr if not compiled in
+
+}  // namespace lf

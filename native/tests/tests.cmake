@@ -1,0 +1,1 @@
+# ctest registrations (included from native/CMakeLists.txt)
