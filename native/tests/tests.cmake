@@ -1,1 +1,13 @@
 # ctest registrations (included from native/CMakeLists.txt)
+set(LF_TESTS ${CMAKE_CURRENT_SOURCE_DIR}/tests)
+
+add_executable(test_golden tests/test_golden.cpp)
+target_link_libraries(test_golden PRIVATE lfcore)
+file(GLOB LF_GOLDEN_DIRS LIST_DIRECTORIES true ${LF_TESTS}/golden/v1/*)
+foreach(dir ${LF_GOLDEN_DIRS})
+  if(IS_DIRECTORY ${dir})
+    get_filename_component(cfg ${dir} NAME)
+    add_test(NAME golden_${cfg} COMMAND test_golden ${dir})
+    set_tests_properties(golden_${cfg} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2")
+  endif()
+endforeach()
