@@ -1,0 +1,254 @@
+// spec → the training Job (and the ConfigMap that carries the spec into it). Pure: the
+// same LoraFineTune and settings always give the same objects, which is what makes
+// server-side apply idempotent and a restarted operator harmless.
+
+import {
+  API_VERSION,
+  KIND,
+  type LoraFineTuneSpec,
+  NON_RETRYABLE_EXIT_CODES,
+} from "@loraforge/crds";
+import { stringify } from "yaml";
+import {
+  GPU_PRODUCT_LABEL,
+  GPU_RESOURCE,
+  jobName,
+  KUEUE_QUEUE_LABEL,
+  runAccountName,
+  runLabels,
+  specConfigMapName,
+} from "../naming.ts";
+import { type OwnedRun, ownerReference } from "./owner.ts";
+
+export interface JobSettings {
+  trainerImage: string;
+  pullPolicy: "Always" | "IfNotPresent" | "Never";
+  backoffLimit: number;
+  /** The GPU product the run was validated against (adds a node selector unless Kueue owns placement). */
+  gpuProduct: string | undefined;
+}
+
+export const TRAINER_CONTAINER = "trainer";
+export const SPEC_DIR = "/etc/loraforge";
+export const SPEC_FILE = `${SPEC_DIR}/spec.yaml`;
+export const PVC_ROOT = "/mnt/pvc";
+/** Environment the trainer reads its locations from (cli/src/job). */
+export const ENV = {
+  modelDir: "LORAFORGE_MODEL_DIR",
+  datasetPath: "LORAFORGE_DATASET_PATH",
+  outputDir: "LORAFORGE_OUTPUT_DIR",
+  runName: "LORAFORGE_RUN_NAME",
+  runNamespace: "LORAFORGE_RUN_NAMESPACE",
+} as const;
+
+/** Kueue owns suspend, nodeSelector and tolerations of Jobs it manages. */
+export const kueueManaged = (spec: LoraFineTuneSpec) => spec.queueName !== undefined;
+
+export function buildSpecConfigMap(run: OwnedRun) {
+  const { lft } = run;
+  // suspend is left out: it is the one field that changes, and the trainer does not need it.
+  const document = {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: lft.metadata.name, namespace: run.namespace, uid: run.uid },
+    spec: { ...lft.spec, suspend: false },
+  };
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: specConfigMapName(lft.metadata.name),
+      namespace: run.namespace,
+      labels: runLabels(lft.metadata.name),
+      ownerReferences: [ownerReference(run)],
+    },
+    data: { "spec.yaml": stringify(document) },
+  };
+}
+
+const claimVolume = (claim: string) => `pvc-${claim}`;
+
+interface Mounts {
+  volumes: Record<string, unknown>[];
+  volumeMounts: Record<string, unknown>[];
+  env: { name: string; value: string }[];
+}
+
+/** One volume per distinct claim (read-only unless it holds the output), mounted at /mnt/pvc/<claim>. */
+function pvcMounts(spec: LoraFineTuneSpec): Mounts {
+  const claims = new Map<string, boolean>(); // claim → writable
+  const env: { name: string; value: string }[] = [];
+  const use = (claim: string, path: string, variable: string, writable: boolean) => {
+    claims.set(claim, (claims.get(claim) ?? false) || writable);
+    env.push({ name: variable, value: `${PVC_ROOT}/${claim}/${path}` });
+  };
+  const model = spec.baseModel.source;
+  if (model.pvc) use(model.pvc.claimName, model.pvc.path, ENV.modelDir, false);
+  const data = spec.dataset.source;
+  if (data.pvc) use(data.pvc.claimName, data.pvc.path, ENV.datasetPath, false);
+  if (spec.output.pvc) use(spec.output.pvc.claimName, spec.output.pvc.path, ENV.outputDir, true);
+
+  const volumes: Record<string, unknown>[] = [];
+  const volumeMounts: Record<string, unknown>[] = [];
+  for (const [claim, writable] of [...claims].sort(([a], [b]) => a.localeCompare(b))) {
+    volumes.push({
+      name: claimVolume(claim),
+      persistentVolumeClaim: { claimName: claim, readOnly: !writable },
+    });
+    volumeMounts.push({ name: claimVolume(claim), mountPath: `${PVC_ROOT}/${claim}`, readOnly: !writable });
+  }
+  if (model.image) {
+    // An OCI image as a read-only volume (Kubernetes ImageVolume, beta since 1.33).
+    volumes.push({ name: "model-image", image: { reference: model.image.reference, pullPolicy: "IfNotPresent" } });
+    volumeMounts.push({ name: "model-image", mountPath: "/mnt/model-image", readOnly: true });
+    env.push({ name: ENV.modelDir, value: `/mnt/model-image/${model.image.path}` });
+  }
+  if (!spec.output.pvc) {
+    // A URI output: the trainer writes locally, then uploads.
+    volumes.push({ name: "output", emptyDir: {} });
+    volumeMounts.push({ name: "output", mountPath: "/mnt/output" });
+    env.push({ name: ENV.outputDir, value: "/mnt/output" });
+  }
+  return { volumes, volumeMounts, env };
+}
+
+/** Placement from the spec as required node affinity (used where Kueue owns nodeSelector). */
+function withNodeAffinity(
+  affinity: Record<string, unknown> | undefined,
+  selector: Record<string, string>,
+): Record<string, unknown> | undefined {
+  const expressions = Object.entries(selector)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([key, value]) => ({ key, operator: "In", values: [value] }));
+  if (expressions.length === 0) return affinity;
+  const base = (affinity ?? {}) as Record<string, any>;
+  const nodeAffinity = (base.nodeAffinity ?? {}) as Record<string, any>;
+  const required = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution as
+    | { nodeSelectorTerms?: { matchExpressions?: unknown[] }[] }
+    | undefined;
+  const terms = required?.nodeSelectorTerms?.length ? required.nodeSelectorTerms : [{}];
+  // Terms are ORed: the selector must hold in each of them.
+  const merged = terms.map((t) => ({ ...t, matchExpressions: [...(t.matchExpressions ?? []), ...expressions] }));
+  return {
+    ...base,
+    nodeAffinity: {
+      ...nodeAffinity,
+      requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: merged },
+    },
+  };
+}
+
+export function buildJob(run: OwnedRun, settings: JobSettings) {
+  const { lft } = run;
+  const { spec } = lft;
+  const name = lft.metadata.name;
+  const labels = runLabels(name);
+  const kueue = kueueManaged(spec);
+  const mounts = pvcMounts(spec);
+
+  const resources: Record<string, Record<string, string>> = { requests: {}, limits: {} };
+  const requests = resources.requests as Record<string, string>;
+  const limits = resources.limits as Record<string, string>;
+  if (spec.resources.gpus > 0) {
+    requests[GPU_RESOURCE] = String(spec.resources.gpus);
+    limits[GPU_RESOURCE] = String(spec.resources.gpus);
+  }
+  if (spec.resources.cpu) requests.cpu = spec.resources.cpu;
+  if (spec.resources.memory) {
+    requests.memory = spec.resources.memory;
+    limits.memory = spec.resources.memory;
+  }
+
+  const selector: Record<string, string> = { ...(spec.resources.nodeSelector ?? {}) };
+  if (settings.gpuProduct && spec.resources.gpus > 0) selector[GPU_PRODUCT_LABEL] = settings.gpuProduct;
+
+  const podSpec: Record<string, unknown> = {
+    restartPolicy: "Never", // required by podFailurePolicy; retries are new pods
+    serviceAccountName: runAccountName(name),
+    automountServiceAccountToken: true, // the trainer patches its own status with it
+    enableServiceLinks: false,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      fsGroup: 1000,
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    containers: [
+      {
+        name: TRAINER_CONTAINER,
+        image: settings.trainerImage,
+        imagePullPolicy: settings.pullPolicy,
+        command: ["loraforge", "job", "--spec", SPEC_FILE],
+        env: [
+          { name: ENV.runName, value: name },
+          { name: ENV.runNamespace, value: run.namespace },
+          ...mounts.env,
+        ],
+        resources,
+        volumeMounts: [
+          { name: "spec", mountPath: SPEC_DIR, readOnly: true },
+          { name: "dshm", mountPath: "/dev/shm" },
+          { name: "tmp", mountPath: "/tmp" },
+          ...mounts.volumeMounts,
+        ],
+        // The trainer writes its error there; the operator copies it into status.failure.
+        terminationMessagePath: "/dev/termination-log",
+        terminationMessagePolicy: "FallbackToLogsOnError",
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ["ALL"] },
+        },
+      },
+    ],
+    volumes: [
+      { name: "spec", configMap: { name: specConfigMapName(name) } },
+      { name: "dshm", emptyDir: { medium: "Memory", sizeLimit: spec.resources.sharedMemory } },
+      { name: "tmp", emptyDir: {} },
+      ...mounts.volumes,
+    ],
+  };
+  if (kueue) {
+    // Kueue writes nodeSelector and tolerations from the ResourceFlavor on admission:
+    // the spec's selector goes in as node affinity, tolerations come from the flavor.
+    const affinity = withNodeAffinity(spec.resources.affinity, selector);
+    if (affinity) podSpec.affinity = affinity;
+  } else {
+    if (Object.keys(selector).length > 0) podSpec.nodeSelector = selector;
+    if (spec.resources.tolerations?.length) podSpec.tolerations = spec.resources.tolerations;
+    if (spec.resources.affinity) podSpec.affinity = spec.resources.affinity;
+  }
+
+  const jobSpec: Record<string, unknown> = {
+    backoffLimit: settings.backoffLimit,
+    // Retries keep the output volume, so a retried pod resumes from the newest checkpoint.
+    podFailurePolicy: {
+      rules: [
+        {
+          action: "FailJob",
+          onExitCodes: {
+            containerName: TRAINER_CONTAINER,
+            operator: "In",
+            values: [...NON_RETRYABLE_EXIT_CODES],
+          },
+        },
+        { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
+      ],
+    },
+    template: { metadata: { labels }, spec: podSpec },
+  };
+  if (!kueue) jobSpec.suspend = spec.suspend;
+
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: {
+      name: jobName(name),
+      namespace: run.namespace,
+      labels: kueue ? { ...labels, [KUEUE_QUEUE_LABEL]: spec.queueName as string } : labels,
+      ownerReferences: [ownerReference(run)],
+    },
+    spec: jobSpec,
+  };
+}

@@ -1,0 +1,86 @@
+// The operator's settings, from environment variables (the Helm chart sets them). Parsed
+// with zod so that a bad value names the variable.
+
+import { z } from "zod";
+
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, "must be a whole number")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const EnvSchema = z.object({
+  LORAFORGE_TRAINER_IMAGE: z.string().min(1, "is required: the trainer image the Jobs run"),
+  LORAFORGE_TRAINER_PULL_POLICY: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+  /** Empty: watch every namespace. */
+  LORAFORGE_WATCH_NAMESPACE: z.string().default(""),
+  LORAFORGE_LEADER_ELECT: bool.default(true),
+  LORAFORGE_LEASE_NAMESPACE: z.string().default("loraforge-system"),
+  LORAFORGE_LEASE_NAME: z.string().default("loraforge-operator"),
+  LORAFORGE_LEASE_DURATION_S: int(1, 3600).default(15),
+  LORAFORGE_RENEW_DEADLINE_S: int(1, 3600).default(10),
+  LORAFORGE_RETRY_PERIOD_S: int(1, 3600).default(2),
+  /** Leader-election identity; the chart passes the pod name. */
+  LORAFORGE_POD_NAME: z.string().optional(),
+  LORAFORGE_HTTP_PORT: int(0, 65535).default(8080),
+  LORAFORGE_WORKERS: int(1, 256).default(8),
+  LORAFORGE_JOB_BACKOFF_LIMIT: int(0, 100).default(3),
+  /** GPU product of the default pool, used for checks when a spec names none. */
+  LORAFORGE_DEFAULT_GPU_PRODUCT: z.string().optional(),
+  LORAFORGE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export interface OperatorConfig {
+  trainerImage: string;
+  trainerPullPolicy: "Always" | "IfNotPresent" | "Never";
+  watchNamespace: string;
+  leaderElection: {
+    enabled: boolean;
+    namespace: string;
+    name: string;
+    identity: string;
+    leaseDurationMs: number;
+    renewDeadlineMs: number;
+    retryPeriodMs: number;
+  };
+  httpPort: number;
+  workers: number;
+  jobBackoffLimit: number;
+  defaultGpuProduct: string | undefined;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string): OperatorConfig {
+  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const r = EnvSchema.safeParse(clean);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid operator configuration (environment):\n${lines.join("\n")}`);
+  }
+  const e = r.data;
+  return {
+    trainerImage: e.LORAFORGE_TRAINER_IMAGE,
+    trainerPullPolicy: e.LORAFORGE_TRAINER_PULL_POLICY,
+    watchNamespace: e.LORAFORGE_WATCH_NAMESPACE,
+    leaderElection: {
+      enabled: e.LORAFORGE_LEADER_ELECT,
+      namespace: e.LORAFORGE_LEASE_NAMESPACE,
+      name: e.LORAFORGE_LEASE_NAME,
+      identity: e.LORAFORGE_POD_NAME ?? fallbackIdentity,
+      leaseDurationMs: e.LORAFORGE_LEASE_DURATION_S * 1000,
+      renewDeadlineMs: e.LORAFORGE_RENEW_DEADLINE_S * 1000,
+      retryPeriodMs: e.LORAFORGE_RETRY_PERIOD_S * 1000,
+    },
+    httpPort: e.LORAFORGE_HTTP_PORT,
+    workers: e.LORAFORGE_WORKERS,
+    jobBackoffLimit: e.LORAFORGE_JOB_BACKOFF_LIMIT,
+    defaultGpuProduct: e.LORAFORGE_DEFAULT_GPU_PRODUCT,
+    logLevel: e.LORAFORGE_LOG_LEVEL,
+  };
+}

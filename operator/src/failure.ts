@@ -1,0 +1,90 @@
+// Why did the run fail? Read from the trainer container's termination (exit code, OOM
+// kill, termination message) or its waiting state (image pull), else from the Job.
+
+import { Reason, type ReasonName, TRAINER_EXIT_CODES } from "@loraforge/crds";
+import { TRAINER_CONTAINER } from "./builders/job.ts";
+import { conditionOf, type Job, type Pod } from "./objects.ts";
+
+export interface Failure {
+  reason: ReasonName;
+  message: string;
+  exitCode?: number;
+}
+
+const MAX_MESSAGE = 4096;
+const clip = (s: string) => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s);
+
+/** Waiting reasons that mean the image will not come without a change. */
+export const IMAGE_PULL_REASONS = new Set(["ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"]);
+
+const byExitCode: Record<number, { reason: ReasonName; what: string }> = {
+  [TRAINER_EXIT_CODES.usage]: { reason: Reason.InvalidInput, what: "the trainer refused its configuration" },
+  [TRAINER_EXIT_CODES.invalidInput]: { reason: Reason.InvalidInput, what: "the model, dataset or a shard is invalid" },
+  [TRAINER_EXIT_CODES.numerics]: { reason: Reason.NaNLoss, what: "the loss or a gradient became NaN/inf; no adapter was written" },
+  [TRAINER_EXIT_CODES.adapterCheck]: { reason: Reason.AdapterCheckFailed, what: "the saved adapter failed its self-check" },
+};
+
+function trainerState(pod: Pod) {
+  return pod.status?.containerStatuses?.find((c) => c.name === TRAINER_CONTAINER);
+}
+
+/** A pod stuck on its image, as a failure; undefined otherwise. */
+export function imagePullFailure(pods: readonly Pod[]): Failure | undefined {
+  for (const pod of pods) {
+    const waiting = trainerState(pod)?.state?.waiting;
+    if (waiting?.reason && IMAGE_PULL_REASONS.has(waiting.reason)) {
+      return {
+        reason: Reason.ImagePullFailed,
+        message: clip(`pod ${pod.metadata.name}: ${waiting.reason}: ${waiting.message ?? "the trainer image cannot be pulled"}`),
+      };
+    }
+  }
+  return undefined;
+}
+
+/** The failure of the newest pod whose trainer container terminated unsuccessfully. */
+export function podFailure(pods: readonly Pod[]): Failure | undefined {
+  const newestFirst = [...pods].sort((a, b) =>
+    (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""),
+  );
+  for (const pod of newestFirst) {
+    const status = trainerState(pod);
+    const terminated = status?.state?.terminated ?? status?.lastState?.terminated;
+    if (!terminated || terminated.exitCode === 0) continue;
+    const detail = terminated.message?.trim();
+    const suffix = detail ? `: ${detail}` : "";
+    if (terminated.reason === "OOMKilled") {
+      return {
+        reason: Reason.OOMKilled,
+        exitCode: terminated.exitCode,
+        message: clip(
+          `pod ${pod.metadata.name}: the trainer was killed for exceeding its memory limit (exit ${terminated.exitCode}); raise resources.memory or lower microBatchSize/cutoffLen${suffix}`,
+        ),
+      };
+    }
+    const known = byExitCode[terminated.exitCode];
+    return {
+      reason: known?.reason ?? Reason.TrainerError,
+      exitCode: terminated.exitCode,
+      message: clip(
+        `pod ${pod.metadata.name}: trainer exited with code ${terminated.exitCode} (${known?.what ?? terminated.reason ?? "error"})${suffix}`,
+      ),
+    };
+  }
+  return undefined;
+}
+
+export function jobFailure(job: Job, pods: readonly Pod[]): Failure {
+  const fromPod = podFailure(pods);
+  const failed = conditionOf(job, "Failed");
+  if (fromPod) {
+    if (failed?.reason === "BackoffLimitExceeded" && fromPod.reason === Reason.TrainerError) {
+      return { ...fromPod, reason: Reason.BackoffLimitExceeded };
+    }
+    return fromPod;
+  }
+  const message = clip(`job ${job.metadata.name}: ${failed?.reason ?? "Failed"}: ${failed?.message ?? "the Job failed"}`);
+  if (failed?.reason === "BackoffLimitExceeded") return { reason: Reason.BackoffLimitExceeded, message };
+  if (failed?.reason === "DeadlineExceeded") return { reason: Reason.DeadlineExceeded, message };
+  return { reason: Reason.TrainerError, message };
+}

@@ -1,0 +1,140 @@
+// Leader election on a coordination.k8s.io/v1 Lease, as client-go does it: the holder
+// renews every retry period; a contender takes the Lease over only after it has seen it
+// unchanged for a whole lease duration (by its own clock, so clock skew does not matter);
+// a leader that cannot renew within the renew deadline stops leading.
+
+import { isAlreadyExists, isConflict, type Kube, paths } from "./k8s.ts";
+import type { Logger } from "./log.ts";
+
+export interface LeaderOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+interface Lease {
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  spec: {
+    holderIdentity?: string | null;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+const microTime = () => new Date().toISOString().replace("Z", "000Z");
+
+export class LeaderElector {
+  private timer: NodeJS.Timeout | undefined;
+  private leading = false;
+  private lastRenew = 0;
+  private observed: { key: string; at: number } | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly opts: LeaderOptions,
+    private readonly log: Logger,
+    private readonly onStarted: () => void,
+    private readonly onStopped: () => void,
+  ) {}
+
+  get isLeader() {
+    return this.leading;
+  }
+
+  start() {
+    const tick = async () => {
+      if (this.stopped) return;
+      try {
+        await this.tryAcquireOrRenew();
+      } catch (error) {
+        this.log.warn("leader election: lease request failed", { error });
+      }
+      if (this.leading && Date.now() - this.lastRenew > this.opts.renewDeadlineMs) {
+        this.log.error("leader election: could not renew the lease in time; stopping", {});
+        this.leading = false;
+        this.onStopped();
+        return;
+      }
+      if (!this.stopped) this.timer = setTimeout(tick, this.opts.retryPeriodMs);
+    };
+    void tick();
+  }
+
+  private spec(transitions: number, acquireTime: string): Lease["spec"] {
+    return {
+      holderIdentity: this.opts.identity,
+      leaseDurationSeconds: Math.ceil(this.opts.leaseDurationMs / 1000),
+      acquireTime,
+      renewTime: microTime(),
+      leaseTransitions: transitions,
+    };
+  }
+
+  private became() {
+    this.lastRenew = Date.now();
+    if (!this.leading) {
+      this.leading = true;
+      this.log.info("leader election: became leader", { identity: this.opts.identity });
+      this.onStarted();
+    }
+  }
+
+  private async tryAcquireOrRenew() {
+    const { namespace, name } = this.opts;
+    const path = paths.lease(namespace, name);
+    const lease = (await this.kube.get(path)) as Lease | undefined;
+    if (!lease) {
+      try {
+        await this.kube.create(paths.leases(namespace), {
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
+          metadata: { name, namespace },
+          spec: this.spec(0, microTime()),
+        });
+        this.became();
+      } catch (e) {
+        if (!isAlreadyExists(e)) throw e;
+      }
+      return;
+    }
+    const holder = lease.spec.holderIdentity ?? "";
+    const mine = holder === this.opts.identity;
+    if (!mine && holder !== "") {
+      const key = `${holder}|${lease.spec.renewTime ?? ""}|${lease.metadata.resourceVersion ?? ""}`;
+      if (this.observed?.key !== key) this.observed = { key, at: Date.now() };
+      const durationMs = (lease.spec.leaseDurationSeconds ?? Math.ceil(this.opts.leaseDurationMs / 1000)) * 1000;
+      if (Date.now() - this.observed.at < durationMs) return; // someone else holds it
+    }
+    const transitions = (lease.spec.leaseTransitions ?? 0) + (mine ? 0 : 1);
+    const acquireTime = mine && lease.spec.acquireTime ? lease.spec.acquireTime : microTime();
+    try {
+      await this.kube.replace(path, { ...lease, spec: this.spec(transitions, acquireTime) });
+      this.became();
+    } catch (e) {
+      if (!isConflict(e)) throw e; // another contender won this round
+    }
+  }
+
+  /** Stops campaigning; a leader gives the lease up so that a successor need not wait. */
+  async stop() {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (!this.leading) return;
+    this.leading = false;
+    try {
+      const path = paths.lease(this.opts.namespace, this.opts.name);
+      const lease = (await this.kube.get(path)) as Lease | undefined;
+      if (lease && lease.spec.holderIdentity === this.opts.identity) {
+        await this.kube.replace(path, { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1 } });
+      }
+    } catch (error) {
+      this.log.warn("leader election: could not release the lease", { error });
+    }
+  }
+}

@@ -1,0 +1,213 @@
+// One reconcile pass for one LoraFineTune, as a checklist:
+//   get (gone → done) → deletion (children are garbage-collected by owner references)
+//   → validate → ensure the per-run ServiceAccount, Role, RoleBinding and spec ConfigMap
+//   → ensure the Job → status (written only when changed, retried on conflict).
+// Every return says why it requeues (or not).
+
+import { type LoraFineTune, safeParseLoraFineTune } from "@loraforge/crds";
+import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
+import type { OwnedRun } from "./builders/owner.ts";
+import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
+import type { EventRecorder } from "./events.ts";
+import { isConflict, type Kube, paths } from "./k8s.ts";
+import type { Logger } from "./log.ts";
+import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
+import { jobName, runAccountName, specConfigMapName } from "./naming.ts";
+import { decideStatus, type OperatorStatus, OPERATOR_FIELDS, pick, sameJson, TERMINAL_PHASES } from "./status.ts";
+import { type ValidationOutcome, validateForCluster } from "./validate.ts";
+import { Reason } from "@loraforge/crds";
+
+export interface Caches {
+  lft(namespace: string, name: string): unknown | undefined;
+  job(namespace: string, name: string): unknown | undefined;
+  pods(namespace: string): readonly unknown[];
+}
+
+export interface ReconcileSettings {
+  trainerImage: string;
+  pullPolicy: "Always" | "IfNotPresent" | "Never";
+  backoffLimit: number;
+  defaultGpuProduct: string | undefined;
+}
+
+export type Result =
+  | { kind: "done"; why: string }
+  | { kind: "requeueAfter"; ms: number; why: string };
+
+interface RawLft {
+  metadata: { name: string; namespace: string; uid: string; generation?: number; resourceVersion?: string; deletionTimestamp?: string };
+  status?: unknown;
+}
+
+const MAX_STATUS_ATTEMPTS = 5;
+
+export class Reconciler {
+  /** uid → generation whose children were ensured; cleared on restart, so a restart re-checks all. */
+  private readonly ensured = new Map<string, number>();
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly caches: Caches,
+    private readonly settings: ReconcileSettings,
+    private readonly events: EventRecorder,
+    private readonly log: Logger,
+  ) {}
+
+  forget(uid: string) {
+    this.ensured.delete(uid);
+  }
+
+  async reconcile(namespace: string, name: string): Promise<Result> {
+    // 1. get
+    let raw = this.caches.lft(namespace, name) as RawLft | undefined;
+    if (!raw) return { kind: "done", why: "gone" };
+    // 2. deletion: no finalizer of ours; owner references let the garbage collector clean up
+    if (raw.metadata.deletionTimestamp) return { kind: "done", why: "being deleted" };
+
+    let requeue: Result = { kind: "done", why: "in sync" };
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.pass(raw);
+      if (outcome.kind === "written" || outcome.kind === "unchanged") {
+        requeue = outcome.result;
+        break;
+      }
+      // conflict: someone (the trainer, a user) changed the object; re-read and recompute
+      if (attempt >= MAX_STATUS_ATTEMPTS) throw new Error(`status of ${namespace}/${name}: still conflicting after ${attempt} attempts`);
+      const fresh = (await this.kube.get(paths.lft(namespace, name))) as RawLft | undefined;
+      if (!fresh) return { kind: "done", why: "deleted while reconciling" };
+      raw = fresh;
+    }
+    return requeue;
+  }
+
+  private async pass(raw: RawLft): Promise<{ kind: "written" | "unchanged" | "conflict"; result: Result }> {
+    const { namespace, name, uid } = raw.metadata;
+    const generation = raw.metadata.generation ?? 0;
+    const log = this.log.with({ lft: `${namespace}/${name}` });
+
+    // 3. validate
+    const parsed = safeParseLoraFineTune(raw);
+    let lft: LoraFineTune;
+    let validation: ValidationOutcome;
+    if (!parsed.ok) {
+      // Should not pass the API server's schema; report it rather than crash.
+      const message = parsed.problems.map((p) => `${p.path}: ${p.message}`).join("; ");
+      lft = raw as unknown as LoraFineTune;
+      validation = { ok: false, reason: Reason.InvalidSpec, message, warnings: [], gpuProduct: undefined };
+    } else {
+      lft = parsed.value;
+      validation = validateForCluster(lft, { defaultGpuProduct: this.settings.defaultGpuProduct });
+    }
+    const run: OwnedRun = { lft, uid, namespace };
+    const jName = jobName(name);
+    const prevPhase = (raw.status as { phase?: string } | undefined)?.phase;
+    const terminal = prevPhase !== undefined && (TERMINAL_PHASES as readonly string[]).includes(prevPhase);
+
+    let job = this.jobFromCache(namespace, jName);
+    let result: Result = { kind: "done", why: "in sync" };
+    if (job && controllerUidOf(job) !== uid) {
+      // A Job of an earlier resource with the same name, not yet garbage-collected.
+      return {
+        kind: "unchanged",
+        result: { kind: "requeueAfter", ms: 2000, why: `Job ${jName} belongs to an earlier ${name}; waiting for its garbage collection` },
+      };
+    }
+
+    if (validation.ok && !(terminal && !job)) {
+      // 4. per-run identity and the spec file
+      if (this.ensured.get(uid) !== generation) {
+        await this.kube.apply(paths.serviceAccount(namespace, runAccountName(name)), buildServiceAccount(run));
+        await this.kube.apply(paths.role(namespace, runAccountName(name)), buildRole(run));
+        await this.kube.apply(paths.roleBinding(namespace, runAccountName(name)), buildRoleBinding(run));
+        await this.kube.apply(paths.configMap(namespace, specConfigMapName(name)), buildSpecConfigMap(run));
+        this.ensured.set(uid, generation);
+      }
+      // 5. the Job
+      const kueue = kueueManaged(lft.spec);
+      if (kueue && lft.spec.suspend) {
+        // Kueue owns Job.spec.suspend: suspending a queued run removes its Job; resuming
+        // creates it again and the trainer resumes from the newest checkpoint.
+        if (job) {
+          await this.kube.delete(paths.job(namespace, jName), "Background");
+          log.info("deleted the Job of a suspended Kueue run", { job: jName });
+        }
+        job = undefined;
+      } else if (!job || (!kueue && Boolean(job.spec?.suspend) !== lft.spec.suspend)) {
+        const applied = await this.kube.apply(
+          paths.job(namespace, jName),
+          buildJob(run, {
+            trainerImage: this.settings.trainerImage,
+            pullPolicy: this.settings.pullPolicy,
+            backoffLimit: this.settings.backoffLimit,
+            gpuProduct: validation.gpuProduct,
+          }),
+        );
+        job = JobSchema.parse(applied);
+        log.info("applied the Job", { job: jName, suspend: job.spec?.suspend ?? false });
+      }
+    }
+
+    // 6. status
+    const pods = job ? this.podsOf(namespace, job) : [];
+    const decision = decideStatus({ lft, generation, validation, job, pods, jobName: jName, now: now() });
+    if (decision.stopJob && job) {
+      await this.kube.delete(paths.job(namespace, jName), "Background");
+      log.info("deleted the Job of a failed run to free its GPU", { job: jName, reason: decision.status.failure?.reason });
+    }
+    const current = pick(raw.status as never);
+    if (sameJson(current, decision.status)) return { kind: "unchanged", result };
+
+    const patch: Record<string, unknown> = {};
+    for (const k of OPERATOR_FIELDS) patch[k] = decision.status[k] ?? null; // null removes a field
+    try {
+      await this.kube.mergePatch(paths.lftStatus(namespace, name), {
+        metadata: { resourceVersion: raw.metadata.resourceVersion },
+        status: patch,
+      });
+    } catch (e) {
+      if (isConflict(e)) return { kind: "conflict", result };
+      throw e;
+    }
+    await this.announce(raw, lft, current, decision.status, validation);
+    if (decision.status.phase === "Pending" && !job) result = { kind: "requeueAfter", ms: 1000, why: "Job not visible yet" };
+    return { kind: "written", result };
+  }
+
+  private jobFromCache(namespace: string, name: string): Job | undefined {
+    const raw = this.caches.job(namespace, name);
+    if (!raw) return undefined;
+    const r = JobSchema.safeParse(raw);
+    return r.success ? r.data : undefined;
+  }
+
+  private podsOf(namespace: string, job: Job): Pod[] {
+    const uid = job.metadata.uid;
+    const out: Pod[] = [];
+    for (const raw of this.caches.pods(namespace)) {
+      const r = PodSchema.safeParse(raw);
+      if (r.success && uid && controllerUidOf(r.data) === uid) out.push(r.data);
+    }
+    return out;
+  }
+
+  /** Events on transitions: the phase, and validation warnings when first seen. */
+  private async announce(raw: RawLft, lft: LoraFineTune, before: OperatorStatus, after: OperatorStatus, validation: ValidationOutcome) {
+    const target = { name: raw.metadata.name, namespace: raw.metadata.namespace, uid: raw.metadata.uid };
+    const validatedBefore = before.conditions?.find((c) => c.type === "Validated");
+    if (validation.warnings.length > 0 && validatedBefore?.reason !== validation.reason) {
+      for (const w of validation.warnings) await this.events.emit(target, "Warning", validation.reason, w);
+    }
+    if (lft.spec.queueName && lft.spec.resources.tolerations?.length && before.phase === undefined) {
+      await this.events.emit(target, "Warning", "TolerationsFromFlavor", "queueName is set: Kueue's ResourceFlavor supplies tolerations; spec.resources.tolerations are not written to the Job");
+    }
+    if (before.phase === after.phase) return;
+    const failed = after.phase === "Failed";
+    const reason = failed ? (after.failure?.reason ?? "Failed") : (after.phase ?? "Unknown");
+    const message = failed ? (after.failure?.message ?? "") : `phase ${before.phase ?? "(none)"} → ${after.phase}`;
+    await this.events.emit(target, failed ? "Warning" : "Normal", reason, message);
+  }
+}
+
+function now(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+}

@@ -1,0 +1,216 @@
+// The operator's part of status, computed from what it observes (the validation outcome,
+// the Job and its pods). Pure: reconcile writes the result only when it differs.
+// The trainer owns progress, checkpoints, selectedCheckpoint, adapter and evaluation.
+
+import {
+  type Condition,
+  ConditionType,
+  type ConditionTypeName,
+  type LoraFineTune,
+  type LoraFineTuneStatus,
+  type Phase,
+  Reason,
+  type ReasonName,
+} from "@loraforge/crds";
+import { kueueManaged } from "./builders/job.ts";
+import { type Failure, imagePullFailure, jobFailure } from "./failure.ts";
+import { conditionOf, type Job, type Pod } from "./objects.ts";
+import type { ValidationOutcome } from "./validate.ts";
+
+/** Fields of status the operator writes; anything else belongs to the trainer. */
+export const OPERATOR_FIELDS = [
+  "phase",
+  "observedGeneration",
+  "conditions",
+  "jobName",
+  "startTime",
+  "completionTime",
+  "failure",
+] as const;
+export type OperatorStatus = Pick<LoraFineTuneStatus, (typeof OPERATOR_FIELDS)[number]>;
+
+export const TERMINAL_PHASES: readonly Phase[] = ["Succeeded", "Failed"];
+
+interface CondSpec {
+  status: "True" | "False" | "Unknown";
+  reason: ReasonName;
+  message: string;
+}
+
+export interface Observation {
+  lft: LoraFineTune;
+  generation: number;
+  validation: ValidationOutcome;
+  job: Job | undefined;
+  pods: readonly Pod[];
+  jobName: string;
+  now: string;
+}
+
+export interface Decision {
+  status: OperatorStatus;
+  /** Set when the run failed while its Job still holds a GPU (image pull): delete the Job. */
+  stopJob: boolean;
+}
+
+function timeOf(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if (v instanceof Date) return v.toISOString().replace(/\.\d{3}Z$/, "Z");
+  return undefined;
+}
+
+/** Keeps lastTransitionTime when a condition's status did not change. */
+export function mergeConditions(
+  previous: readonly Condition[] | undefined,
+  wanted: Partial<Record<ConditionTypeName, CondSpec>>,
+  generation: number,
+  now: string,
+): Condition[] {
+  const out: Condition[] = [];
+  for (const type of Object.values(ConditionType)) {
+    const want = wanted[type];
+    if (!want) continue;
+    const old = previous?.find((c) => c.type === type);
+    out.push({
+      type,
+      status: want.status,
+      observedGeneration: generation,
+      lastTransitionTime: old && old.status === want.status ? old.lastTransitionTime : now,
+      reason: want.reason,
+      message: want.message,
+    });
+  }
+  return out;
+}
+
+function isPodRunning(pods: readonly Pod[]) {
+  return pods.some((p) => p.status?.phase === "Running" && !p.metadata.deletionTimestamp);
+}
+
+export function decideStatus(o: Observation): Decision {
+  const { lft, validation, job, pods } = o;
+  const prev = lft.status;
+  const kueue = kueueManaged(lft.spec);
+  const validated: CondSpec = validation.ok
+    ? { status: "True", reason: validation.reason, message: validation.message || "spec accepted" }
+    : { status: "False", reason: validation.reason, message: validation.message };
+  const suspended: CondSpec = lft.spec.suspend
+    ? { status: "True", reason: Reason.SuspendedBySpec, message: "spec.suspend is true" }
+    : { status: "False", reason: Reason.NotSuspended, message: "" };
+
+  let phase = "Pending" as Phase;
+  const conds: Partial<Record<ConditionTypeName, CondSpec>> = { Validated: validated };
+  let failure: Failure | undefined;
+  let stopJob = false;
+
+  const fail = (f: Failure) => {
+    phase = "Failed";
+    failure = f;
+    conds.Progressing = { status: "False", reason: f.reason, message: "the run stopped" };
+    conds.Failed = { status: "True", reason: f.reason, message: f.message };
+  };
+
+  if (!validation.ok) {
+    fail({ reason: validation.reason, message: validation.message });
+    conds.Admitted = { status: "False", reason: validation.reason, message: "no Job is created for an invalid spec" };
+  } else if (!job) {
+    if (prev?.phase && TERMINAL_PHASES.includes(prev.phase)) {
+      // The run is over and its Job is gone (deleted after a failure, or by a TTL): keep the result.
+      return { status: pick(prev), stopJob: false };
+    }
+    if (lft.spec.suspend) {
+      phase = "Suspended";
+      conds.Admitted = { status: "False", reason: Reason.SuspendedBySpec, message: "no Job while suspended" };
+    } else {
+      phase = "Pending";
+      conds.Admitted = { status: "Unknown", reason: Reason.JobCreated, message: "creating the Job" };
+    }
+    conds.Suspended = suspended;
+  } else if (conditionOf(job, "Complete")) {
+    phase = "Succeeded";
+    conds.Admitted = { status: "True", reason: Reason.JobCreated, message: `Job ${o.jobName}` };
+    conds.Progressing = { status: "False", reason: Reason.AdapterReady, message: "training finished" };
+    conds.Succeeded = { status: "True", reason: Reason.AdapterReady, message: "the Job completed; the adapter is in the output location" };
+  } else if (conditionOf(job, "Failed") || conditionOf(job, "FailureTarget")) {
+    conds.Admitted = { status: "True", reason: Reason.JobCreated, message: `Job ${o.jobName}` };
+    fail(jobFailure(job, pods));
+  } else {
+    const pull = imagePullFailure(pods);
+    conds.Suspended = suspended;
+    if (pull) {
+      conds.Admitted = { status: "True", reason: Reason.JobCreated, message: `Job ${o.jobName}` };
+      fail(pull);
+      stopJob = true;
+    } else if (job.spec?.suspend) {
+      if (!kueue || lft.spec.suspend) {
+        phase = "Suspended";
+        conds.Admitted = { status: "False", reason: Reason.SuspendedBySpec, message: `Job ${o.jobName} is suspended` };
+      } else {
+        phase = "Queued";
+        conds.Admitted = {
+          status: "False",
+          reason: Reason.QueuedByKueue,
+          message: `Job ${o.jobName} waits for admission in LocalQueue ${lft.spec.queueName}`,
+        };
+      }
+      conds.Progressing = { status: "False", reason: Reason.PodPending, message: "not running" };
+    } else {
+      conds.Admitted = { status: "True", reason: Reason.JobCreated, message: `Job ${o.jobName}` };
+      if (isPodRunning(pods)) {
+        const p = prev?.progress;
+        const trainingDone =
+          p !== undefined && p.totalSteps > 0 && p.step >= p.totalSteps && lft.spec.evaluation.enabled;
+        const retries = job.status?.failed ?? 0;
+        if (trainingDone) {
+          phase = "Evaluating";
+          conds.Progressing = { status: "True", reason: Reason.Evaluating, message: "training done; evaluating the adapter" };
+        } else {
+          phase = "Running";
+          conds.Progressing =
+            retries > 0
+              ? { status: "True", reason: Reason.Resumed, message: `retry ${retries} resumes from the newest checkpoint` }
+              : { status: "True", reason: Reason.Training, message: "training" };
+        }
+      } else {
+        phase = "Pending";
+        conds.Progressing = { status: "False", reason: Reason.PodPending, message: "waiting for the trainer pod to start" };
+      }
+    }
+  }
+
+  const status: OperatorStatus = {
+    phase,
+    observedGeneration: o.generation,
+    conditions: mergeConditions(prev?.conditions, conds, o.generation, o.now),
+  };
+  if (job || prev?.jobName) status.jobName = o.jobName;
+  const start = timeOf(job?.status?.startTime) ?? prev?.startTime;
+  if (start) status.startTime = start;
+  const done = timeOf(job?.status?.completionTime);
+  if (phase === "Succeeded" || phase === "Failed") {
+    status.completionTime = done ?? prev?.completionTime ?? o.now;
+  }
+  if (failure) {
+    status.failure = failure.exitCode === undefined
+      ? { reason: failure.reason, message: failure.message }
+      : { reason: failure.reason, message: failure.message, exitCode: failure.exitCode };
+  }
+  return { status, stopJob };
+}
+
+export function pick(s: LoraFineTuneStatus | undefined): OperatorStatus {
+  const out: Record<string, unknown> = {};
+  for (const k of OPERATOR_FIELDS) if (s?.[k] !== undefined) out[k] = s[k];
+  return out as OperatorStatus;
+}
+
+/** Deep equality on JSON values, key order ignored. */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
