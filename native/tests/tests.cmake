@@ -11,3 +11,7 @@ foreach(dir ${LF_GOLDEN_DIRS})
     set_tests_properties(golden_${cfg} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2")
   endif()
 endforeach()
+
+add_executable(test_ops tests/test_ops.cpp)
+target_link_libraries(test_ops PRIVATE lfcore)
+add_test(NAME ops COMMAND test_ops test)

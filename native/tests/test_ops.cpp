@@ -1,0 +1,516 @@
+// Op tests (ggml test-backend-ops style).
+//   test_ops [test|perf] [-o OP] [-b BACKEND]
+// test: every op's backward against central finite differences of its forward, both in double
+//       precision (the templated reference of ops.h); then every compiled-in backend's fp32 op
+//       against the double reference with a per-op tolerance, NaN/inf checked, unsupported ops
+//       reported as skipped. A new backend's kernel is done when it passes here.
+// perf: times each op of each backend on a larger shape.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "ops.h"
+#include "rng.h"
+
+using namespace lf;
+using Vec = std::vector<double>;
+
+namespace {
+
+int g_fail = 0, g_pass = 0, g_skip = 0;
+std::string g_op_filter, g_backend_filter;
+bool g_perf = false;
+
+Vec randv(size_t n, uint64_t seed, double scale = 1.0, double mean = 0.0) {
+    Rng r(seed);
+    Vec v(n);
+    for (auto& x : v) x = mean + scale * (2.0 * r.uniform() - 1.0);
+    return v;
+}
+std::vector<float> tof(const Vec& v) { return std::vector<float>(v.begin(), v.end()); }
+double dot(const Vec& a, const Vec& b) {
+    double s = 0;
+    for (size_t i = 0; i < a.size(); i++) s += a[i] * b[i];
+    return s;
+}
+void result(const std::string& what, double err, double tol) {
+    bool ok = err <= tol && std::isfinite(err);
+    std::printf("  %-58s err %.2e  tol %.0e  %s\n", what.c_str(), err, tol, ok ? "ok" : "FAIL");
+    ok ? g_pass++ : g_fail++;
+}
+// max |a-b| / max(1, max|b|)
+double rel_err(const Vec& a, const Vec& b) {
+    double num = 0, den = 1e-30;
+    for (size_t i = 0; i < a.size(); i++) {
+        if (!std::isfinite(a[i])) return INFINITY;
+        num = std::max(num, std::fabs(a[i] - b[i]));
+        den = std::max(den, std::fabs(b[i]));
+    }
+    return num / std::max(den, 1.0);
+}
+
+// Central differences of L(inputs) = sum(forward(inputs) * R) for each differentiable input,
+// against the analytic gradients of backward(inputs, R).
+void fd_check(const std::string& op, std::vector<Vec> inputs, const std::vector<int>& diff, const std::vector<std::string>& names,
+              std::function<Vec(const std::vector<Vec>&)> fwd, std::function<std::vector<Vec>(const std::vector<Vec>&, const Vec&)> bwd,
+              double tol = 1e-6) {
+    Vec out = fwd(inputs);
+    Vec R = randv(out.size(), 99, 1.0);
+    std::vector<Vec> grads = bwd(inputs, R);
+    for (size_t k = 0; k < diff.size(); k++) {
+        int idx = diff[k];
+        Vec num(inputs[idx].size());
+        const double h = 1e-6;
+        for (size_t i = 0; i < num.size(); i++) {
+            double save = inputs[idx][i];
+            inputs[idx][i] = save + h;
+            double lp = dot(fwd(inputs), R);
+            inputs[idx][i] = save - h;
+            double lm = dot(fwd(inputs), R);
+            inputs[idx][i] = save;
+            num[i] = (lp - lm) / (2 * h);
+        }
+        result(op + " backward d" + names[k] + " vs finite differences (f64)", rel_err(grads[k], num), tol);
+    }
+}
+
+bool want_op(Op op) { return g_op_filter.empty() || g_op_filter == op_name(op); }
+
+// device buffer helper
+struct Buf {
+    Backend& be;
+    float* p;
+    size_t n;
+    Buf(Backend& b, size_t n_) : be(b), p(b.alloc(n_)), n(n_) {}
+    Buf(Backend& b, const Vec& v) : be(b), p(b.alloc(v.size())), n(v.size()) {
+        auto f = tof(v);
+        be.upload(p, f.data(), n);
+    }
+    ~Buf() { be.free(p); }
+    Vec get() const {
+        std::vector<float> f(n);
+        be.download(f.data(), p, n);
+        return Vec(f.begin(), f.end());
+    }
+};
+
+// Runs `run` on every selected backend and compares its outputs with the f64 reference.
+void backend_check(Op op, double tol, const std::vector<Vec>& ref, std::function<std::vector<Vec>(Backend&)> run) {
+    for (auto& name : backend_names()) {
+        if (!g_backend_filter.empty() && name != g_backend_filter) continue;
+        auto be = make_backend(name);
+        if (!be->supports_op(op)) {
+            std::printf("  %-58s skipped (not supported)\n", (std::string(op_name(op)) + " [" + name + "]").c_str());
+            g_skip++;
+            continue;
+        }
+        std::vector<Vec> got = run(*be);
+        double err = 0;
+        for (size_t i = 0; i < ref.size(); i++) err = std::max(err, rel_err(got[i], ref[i]));
+        result(std::string(op_name(op)) + " [" + name + " fp32] vs f64 reference", err, tol);
+    }
+}
+
+template <class F>
+void perf(Op op, const char* shape, double flops, F run) {
+    for (auto& name : backend_names()) {
+        if (!g_backend_filter.empty() && name != g_backend_filter) continue;
+        auto be = make_backend(name);
+        if (!be->supports_op(op)) continue;
+        run(*be);  // warm-up
+        int reps = 0;
+        auto t0 = std::chrono::steady_clock::now();
+        double el = 0;
+        do {
+            run(*be);
+            reps++;
+            el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        } while (el < 0.3);
+        std::printf("  %-22s %-6s %-28s %9.3f ms  %7.2f GFLOP/s\n", op_name(op), name.c_str(), shape, 1e3 * el / reps,
+                    flops > 0 ? flops * reps / el / 1e9 : 0.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void test_matmul() {
+    const int N = 5, I = 7, O = 6;
+    const double alpha = 0.7, beta = 0.3;
+    Vec x = randv(N * I, 1), W = randv(O * I, 2), o0 = randv(N * O, 3);
+    auto fwd = [&](const std::vector<Vec>& in) {
+        Vec out = o0;
+        ops::matmul_forward(out.data(), in[0].data(), in[1].data(), N, I, O, alpha, beta);
+        return out;
+    };
+    auto bwd = [&](const std::vector<Vec>& in, const Vec& d) {
+        Vec dx(N * I, 0.0), dW(O * I, 0.0);
+        ops::matmul_backward_input(dx.data(), d.data(), in[1].data(), N, I, O, alpha, 0.0);
+        ops::matmul_backward_weight(dW.data(), d.data(), in[0].data(), N, I, O, alpha, 0.0);
+        return std::vector<Vec>{dx, dW};
+    };
+    if (want_op(Op::MatmulForward) || want_op(Op::MatmulBackwardInput) || want_op(Op::MatmulBackwardWeight)) {
+        std::printf("matmul\n");
+        fd_check("matmul", {x, W}, {0, 1}, {"x", "W"}, fwd, bwd);
+        Vec ref = fwd({x, W});
+        Vec R = randv(N * O, 5);
+        auto g = bwd({x, W}, R);
+        backend_check(Op::MatmulForward, 1e-6, {ref}, [&](Backend& be) {
+            Buf bx(be, x), bW(be, W), bo(be, o0);
+            be.matmul_forward(bo.p, bx.p, bW.p, N, I, O, (float)alpha, (float)beta);
+            return std::vector<Vec>{bo.get()};
+        });
+        backend_check(Op::MatmulBackwardInput, 1e-6, {g[0]}, [&](Backend& be) {
+            Buf bR(be, R), bW(be, W), bx(be, N * I);
+            be.matmul_backward_input(bx.p, bR.p, bW.p, N, I, O, (float)alpha, 0.0f);
+            return std::vector<Vec>{bx.get()};
+        });
+        backend_check(Op::MatmulBackwardWeight, 1e-6, {g[1]}, [&](Backend& be) {
+            Buf bR(be, R), bx(be, x), bW(be, O * I);
+            be.matmul_backward_weight(bW.p, bR.p, bx.p, N, I, O, (float)alpha, 0.0f);
+            return std::vector<Vec>{bW.get()};
+        });
+    }
+}
+
+void test_rmsnorm() {
+    if (!want_op(Op::RmsnormForward) && !want_op(Op::RmsnormBackward)) return;
+    std::printf("rmsnorm\n");
+    const int N = 4, C = 9;
+    const double eps = 1e-5;
+    Vec x = randv(N * C, 11), w = randv(C, 12, 0.5, 1.0);
+    auto fwd = [&](const std::vector<Vec>& in) {
+        Vec out(N * C), rstd(N);
+        ops::rmsnorm_forward(out.data(), rstd.data(), in[0].data(), in[1].data(), N, C, eps);
+        return out;
+    };
+    auto bwd = [&](const std::vector<Vec>& in, const Vec& d) {
+        Vec out(N * C), rstd(N), dx(N * C, 0.0);
+        ops::rmsnorm_forward(out.data(), rstd.data(), in[0].data(), in[1].data(), N, C, eps);
+        ops::rmsnorm_backward(dx.data(), d.data(), in[0].data(), in[1].data(), rstd.data(), N, C);
+        return std::vector<Vec>{dx};
+    };
+    fd_check("rmsnorm", {x, w}, {0}, {"x"}, fwd, bwd);
+    Vec R = randv(N * C, 13);
+    backend_check(Op::RmsnormForward, 1e-6, {fwd({x, w})}, [&](Backend& be) {
+        Buf bx(be, x), bw(be, w), bo(be, N * C), br(be, N);
+        be.rmsnorm_forward(bo.p, br.p, bx.p, bw.p, N, C, eps);
+        return std::vector<Vec>{bo.get()};
+    });
+    backend_check(Op::RmsnormBackward, 1e-5, bwd({x, w}, R), [&](Backend& be) {
+        Buf bx(be, x), bw(be, w), bo(be, N * C), br(be, N), bR(be, R), bd(be, N * C);
+        be.rmsnorm_forward(bo.p, br.p, bx.p, bw.p, N, C, eps);
+        be.rmsnorm_backward(bd.p, bR.p, bx.p, bw.p, br.p, N, C);
+        return std::vector<Vec>{bd.get()};
+    });
+}
+
+void test_rope() {
+    if (!want_op(Op::RopeForward) && !want_op(Op::RopeBackward)) return;
+    std::printf("rope\n");
+    const int B = 2, T = 5, nh = 3, hd = 8;
+    std::vector<float> cs(T * hd / 2), sn(T * hd / 2);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hd / 2; i++) {
+            double a = t * std::pow(10000.0, -2.0 * i / hd);
+            cs[t * hd / 2 + i] = (float)std::cos(a);
+            sn[t * hd / 2 + i] = (float)std::sin(a);
+        }
+    Vec x = randv(B * T * nh * hd, 21);
+    auto fwd = [&](const std::vector<Vec>& in) {
+        Vec o = in[0];
+        ops::rope_forward(o.data(), cs.data(), sn.data(), B, T, nh, hd);
+        return o;
+    };
+    auto bwd = [&](const std::vector<Vec>& in, const Vec& d) {
+        Vec g = d;
+        ops::rope_backward(g.data(), cs.data(), sn.data(), B, T, nh, hd);
+        return std::vector<Vec>{g};
+    };
+    fd_check("rope", {x}, {0}, {"x"}, fwd, bwd);
+    Vec R = randv(x.size(), 22);
+    backend_check(Op::RopeForward, 1e-6, {fwd({x})}, [&](Backend& be) {
+        Buf bx(be, x), bc(be, Vec(cs.begin(), cs.end())), bs(be, Vec(sn.begin(), sn.end()));
+        be.rope_forward(bx.p, bc.p, bs.p, B, T, nh, hd);
+        return std::vector<Vec>{bx.get()};
+    });
+    backend_check(Op::RopeBackward, 1e-6, bwd({x}, R), [&](Backend& be) {
+        Buf bR(be, R), bc(be, Vec(cs.begin(), cs.end())), bs(be, Vec(sn.begin(), sn.end()));
+        be.rope_backward(bR.p, bc.p, bs.p, B, T, nh, hd);
+        return std::vector<Vec>{bR.get()};
+    });
+}
+
+void test_attention(int window) {
+    if (!want_op(Op::AttentionForward) && !want_op(Op::AttentionBackward)) return;
+    std::printf("attention (GQA 4/2, right padding%s)\n", window ? ", sliding window 3" : "");
+    const int B = 2, T = 6, H = 4, KV = 2, hd = 4;
+    std::vector<int> lens = {6, 4};  // second row padded
+    Vec q = randv(B * T * H * hd, 31), k = randv(B * T * KV * hd, 32), v = randv(B * T * KV * hd, 33);
+    auto fwd = [&](const std::vector<Vec>& in) {
+        Vec out(B * T * H * hd), P((size_t)B * H * T * T);
+        ops::attention_forward(out.data(), P.data(), in[0].data(), in[1].data(), in[2].data(), lens.data(), B, T, H, KV, hd, window);
+        return out;
+    };
+    auto bwd = [&](const std::vector<Vec>& in, const Vec& d) {
+        Vec out(B * T * H * hd), P((size_t)B * H * T * T);
+        ops::attention_forward(out.data(), P.data(), in[0].data(), in[1].data(), in[2].data(), lens.data(), B, T, H, KV, hd, window);
+        Vec dq(q.size()), dk(k.size()), dv(v.size());
+        ops::attention_backward(dq.data(), dk.data(), dv.data(), d.data(), P.data(), in[0].data(), in[1].data(), in[2].data(),
+                                lens.data(), B, T, H, KV, hd, window);
+        return std::vector<Vec>{dq, dk, dv};
+    };
+    fd_check("attention", {q, k, v}, {0, 1, 2}, {"q", "k", "v"}, fwd, bwd);
+    // the mask: a padded query sees only real keys; a real query never sees later keys
+    {
+        Vec q2 = q, k2 = k, v2 = v;
+        for (int d = 0; d < KV * hd; d++) v2[((size_t)1 * T + 5) * KV * hd + d] += 100.0;  // padding key of row 1
+        for (int d = 0; d < KV * hd; d++) v2[((size_t)0 * T + 5) * KV * hd + d] += 100.0;  // last key of row 0
+        Vec a = fwd({q, k, v}), b = fwd({q2, k2, v2});
+        double leak = 0;
+        for (int b_ = 0; b_ < B; b_++)
+            for (int t = 0; t < T; t++) {
+                if (b_ == 0 && t == 5) continue;  // row 0 position 5 does see its own key
+                for (int i = 0; i < H * hd; i++) {
+                    size_t idx = ((size_t)b_ * T + t) * H * hd + i;
+                    leak = std::max(leak, std::fabs(a[idx] - b[idx]));
+                }
+            }
+        result("attention mask: no causal or padding leak", leak, 0.0);
+    }
+    Vec R = randv(B * T * H * hd, 34);
+    backend_check(Op::AttentionForward, 1e-5, {fwd({q, k, v})}, [&](Backend& be) {
+        Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T * T);
+        be.attention_forward(bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window);
+        return std::vector<Vec>{bo.get()};
+    });
+    backend_check(Op::AttentionBackward, 1e-5, bwd({q, k, v}, R), [&](Backend& be) {
+        Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T * T), bR(be, R);
+        Buf dq(be, q.size()), dk(be, k.size()), dv(be, v.size());
+        be.attention_forward(bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window);
+        be.attention_backward(dq.p, dk.p, dv.p, bR.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window);
+        return std::vector<Vec>{dq.get(), dk.get(), dv.get()};
+    });
+}
+
+void test_swiglu() {
+    if (!want_op(Op::SwigluForward) && !want_op(Op::SwigluBackward)) return;
+    std::printf("swiglu\n");
+    const int n = 40;
+    Vec g = randv(n, 41, 4.0), u = randv(n, 42, 2.0);
+    auto fwd = [&](const std::vector<Vec>& in) {
+        Vec h(n);
+        ops::swiglu_forward(h.data(), in[0].data(), in[1].data(), n);
+        return h;
+    };
+    auto bwd = [&](const std::vector<Vec>& in, const Vec& d) {
+        Vec dg(n), du(n);
+        ops::swiglu_backward(dg.data(), du.data(), d.data(), in[0].data(), in[1].data(), n);
+        return std::vector<Vec>{dg, du};
+    };
+    fd_check("swiglu", {g, u}, {0, 1}, {"g", "u"}, fwd, bwd);
+    Vec R = randv(n, 43);
+    backend_check(Op::SwigluForward, 1e-6, {fwd({g, u})}, [&](Backend& be) {
+        Buf bg(be, g), bu(be, u), bh(be, n);
+        be.swiglu_forward(bh.p, bg.p, bu.p, n);
+        return std::vector<Vec>{bh.get()};
+    });
+    backend_check(Op::SwigluBackward, 1e-6, bwd({g, u}, R), [&](Backend& be) {
+        Buf bg(be, g), bu(be, u), bR(be, R), dg(be, n), du(be, n);
+        be.swiglu_backward(dg.p, du.p, bR.p, bg.p, bu.p, n);
+        return std::vector<Vec>{dg.get(), du.get()};
+    });
+}
+
+void test_cross_entropy() {
+    if (!want_op(Op::CrossEntropy)) return;
+    std::printf("cross_entropy\n");
+    const int N = 5, V = 11;
+    std::vector<int> tg = {3, -1, 0, 10, 7};
+    Vec l = randv(N * V, 51, 5.0);
+    std::vector<double> rl(N);
+    auto fwd = [&](const std::vector<Vec>& in) {
+        return Vec{ops::cross_entropy<double>(nullptr, in[0].data(), tg.data(), N, V, 1.0, rl.data())};
+    };
+    auto bwd = [&](const std::vector<Vec>& in, const Vec& d) {
+        Vec dl(N * V);
+        ops::cross_entropy<double>(dl.data(), in[0].data(), tg.data(), N, V, d[0], rl.data());
+        return std::vector<Vec>{dl};
+    };
+    fd_check("cross_entropy", {l}, {0}, {"logits"}, fwd, bwd);
+    // against the textbook definition
+    double direct = 0;
+    for (int n = 0; n < N; n++) {
+        if (tg[n] < 0) continue;
+        double s = 0;
+        for (int i = 0; i < V; i++) s += std::exp(l[n * V + i]);
+        direct += std::log(s) - l[n * V + tg[n]];
+    }
+    result("cross_entropy loss vs log(sum exp) - logit[target]", std::fabs(fwd({l})[0] - direct) / direct, 1e-12);
+    backend_check(Op::CrossEntropy, 1e-5, {fwd({l}), bwd({l}, Vec{0.25})[0]}, [&](Backend& be) {
+        Buf bl(be, l), bd(be, N * V);
+        std::vector<double> r(N);
+        double s = be.cross_entropy(nullptr, bl.p, tg.data(), N, V, 0.25, r.data());
+        be.cross_entropy(bd.p, bl.p, tg.data(), N, V, 0.25, r.data());
+        return std::vector<Vec>{Vec{s}, bd.get()};
+    });
+}
+
+void test_dropout() {
+    if (!want_op(Op::DropoutApply) && !want_op(Op::DropoutBackward)) return;
+    std::printf("dropout\n");
+    const int n = 20000;
+    const double p = 0.25;
+    Vec x = randv(n, 61, 1.0, 2.0);  // all > 0
+    Vec out(n);
+    ops::dropout_apply(out.data(), x.data(), n, p, 1234);
+    int zeros = 0;
+    double scale_err = 0;
+    for (int i = 0; i < n; i++) {
+        if (out[i] == 0) zeros++;
+        else scale_err = std::max(scale_err, std::fabs(out[i] - x[i] / (1 - p)));
+    }
+    result("dropout drop fraction vs p=0.25 (20000 draws)", std::fabs((double)zeros / n - p), 0.015);
+    result("dropout kept values scaled by 1/(1-p)", scale_err, 1e-12);
+    Vec out2(n);
+    ops::dropout_apply(out2.data(), x.data(), n, p, 1235);
+    int same = 0;
+    for (int i = 0; i < n; i++) same += (out[i] == 0) == (out2[i] == 0);
+    result("dropout masks differ between keys", same == n ? 1.0 : 0.0, 0.0);
+    auto fwd = [&](const std::vector<Vec>& in) {
+        Vec o(64);
+        ops::dropout_apply(o.data(), in[0].data(), 64, p, 77);
+        return o;
+    };
+    auto bwd = [&](const std::vector<Vec>& in, const Vec& d) {
+        Vec g(64, 0.0);
+        ops::dropout_backward_acc(g.data(), d.data(), 64, p, 77);
+        return std::vector<Vec>{g};
+    };
+    Vec xs(x.begin(), x.begin() + 64);
+    fd_check("dropout", {xs}, {0}, {"x"}, fwd, bwd);
+    Vec R = randv(64, 62);
+    backend_check(Op::DropoutApply, 1e-6, {fwd({xs})}, [&](Backend& be) {
+        Buf bx(be, xs), bo(be, 64);
+        be.dropout_apply(bo.p, bx.p, 64, p, 77);
+        return std::vector<Vec>{bo.get()};
+    });
+    backend_check(Op::DropoutBackward, 1e-6, bwd({xs}, R), [&](Backend& be) {
+        Buf bR(be, R), bg(be, 64);
+        be.dropout_backward(bg.p, bR.p, 64, p, 77);
+        return std::vector<Vec>{bg.get()};
+    });
+}
+
+void test_adamw() {
+    if (!want_op(Op::AdamW)) return;
+    std::printf("adamw\n");
+    const int n = 50, steps = 5;
+    const double lr = 1e-2, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.1;
+    Vec p0 = randv(n, 71), grads[steps];
+    for (int s = 0; s < steps; s++) grads[s] = randv(n, 80 + s, 0.1);
+    // an independent transcription of torch.optim.AdamW's step (decoupled decay)
+    Vec pr = p0, m(n, 0.0), v(n, 0.0);
+    for (int s = 1; s <= steps; s++) {
+        for (int i = 0; i < n; i++) {
+            double g = grads[s - 1][i];
+            pr[i] -= lr * wd * pr[i];
+            m[i] = b1 * m[i] + (1 - b1) * g;
+            v[i] = b2 * v[i] + (1 - b2) * g * g;
+            double mh = m[i] / (1 - std::pow(b1, s)), vh = v[i] / (1 - std::pow(b2, s));
+            pr[i] -= lr * mh / (std::sqrt(vh) + eps);
+        }
+    }
+    Vec pd = p0, md(n, 0.0), vd(n, 0.0);
+    for (int s = 1; s <= steps; s++) ops::adamw_update(pd.data(), grads[s - 1].data(), md.data(), vd.data(), n, lr, b1, b2, eps, wd, s);
+    result("adamw (f64) vs the textbook AdamW update", rel_err(pd, pr), 1e-12);
+    backend_check(Op::AdamW, 1e-6, {pr}, [&](Backend& be) {
+        Buf bp(be, p0), bm(be, n), bv(be, n);
+        for (int s = 1; s <= steps; s++) {
+            Buf bg(be, grads[s - 1]);
+            be.adamw(bp.p, bg.p, bm.p, bv.p, n, lr, b1, b2, eps, wd, s);
+        }
+        return std::vector<Vec>{bp.get()};
+    });
+}
+
+void test_embedding() {
+    if (!want_op(Op::Embedding)) return;
+    std::printf("embedding\n");
+    const int V = 10, C = 6, N = 4;
+    Vec table = randv(V * C, 91);
+    std::vector<int> toks = {3, 0, 9, 3};
+    Vec ref(N * C);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) ref[n * C + c] = table[toks[n] * C + c];
+    backend_check(Op::Embedding, 1e-7, {ref}, [&](Backend& be) {
+        Buf bt(be, table), bo(be, N * C);
+        be.embedding(bo.p, toks.data(), bt.p, N, C);
+        return std::vector<Vec>{bo.get()};
+    });
+}
+
+void run_perf() {
+    std::printf("perf (fp32, shapes of the 15M model: N=2048 tokens, C=288, hidden=768, H=6, T=256)\n");
+    const int N = 2048, C = 288, Hd = 768, B = 8, T = 256, H = 6, hd = 48;
+    for (auto& name : backend_names()) (void)name;
+    {
+        Vec x = randv((size_t)N * C, 1), W = randv((size_t)Hd * C, 2);
+        perf(Op::MatmulForward, "[2048,288]x[768,288]^T", 2.0 * N * C * Hd, [&](Backend& be) {
+            static thread_local std::vector<float> o;
+            Buf bx(be, x), bW(be, W), bo(be, (size_t)N * Hd);
+            be.matmul_forward(bo.p, bx.p, bW.p, N, C, Hd, 1, 0);
+        });
+    }
+    {
+        Vec q = randv((size_t)N * H * hd, 3), k = randv((size_t)N * H * hd, 4), v = randv((size_t)N * H * hd, 5);
+        std::vector<int> lens(B, T);
+        perf(Op::AttentionForward, "B8 T256 H6 hd48", 4.0 * B * H * T * T * hd, [&](Backend& be) {
+            Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T * T);
+            be.attention_forward(bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, H, hd, 0);
+        });
+    }
+    {
+        Vec x = randv((size_t)N * C, 6), w = randv(C, 7);
+        perf(Op::RmsnormForward, "[2048,288]", 3.0 * N * C, [&](Backend& be) {
+            Buf bx(be, x), bw(be, w), bo(be, x.size()), br(be, N);
+            be.rmsnorm_forward(bo.p, br.p, bx.p, bw.p, N, C, 1e-5);
+        });
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "perf") g_perf = true;
+        else if (a == "test") g_perf = false;
+        else if (a == "-o" && i + 1 < argc) g_op_filter = argv[++i];
+        else if (a == "-b" && i + 1 < argc) g_backend_filter = argv[++i];
+        else {
+            std::fprintf(stderr, "usage: test_ops [test|perf] [-o OP] [-b BACKEND]\n");
+            return 2;
+        }
+    }
+    if (g_perf) {
+        run_perf();
+        return 0;
+    }
+    test_matmul();
+    test_rmsnorm();
+    test_rope();
+    test_attention(0);
+    test_attention(3);
+    test_swiglu();
+    test_cross_entropy();
+    test_dropout();
+    test_adamw();
+    test_embedding();
+    std::printf("%d passed, %d failed, %d skipped\n", g_pass, g_fail, g_skip);
+    return g_fail ? 1 : 0;
+}
