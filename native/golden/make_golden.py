@@ -169,7 +169,7 @@ def lora_config(c: GoldenConfig) -> LoraConfig:
 
 def load_base(model_dir: Path) -> LlamaForCausalLM:
     # eager attention: the plain softmax(QK^T/sqrt(d) + mask) V that the core implements
-    return LlamaForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32,
+    return LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
                                             attn_implementation="eager").eval()
 
 
