@@ -330,7 +330,32 @@ void bad_inputs(const std::string& out) {
         // a token id >= the model's vocab (the shard claims a larger vocab)
         std::vector<std::vector<int32_t>> t3 = toks;
         t3[1][3] = s.vocab + 5;
-        put_file(out + "/bad_token.lfs", encode_shard((uint32_t)s.vocab + 100, t3, masks));
+        put_file(out + "/bad_token.lfs", encode_shard((uint32_t)s.vocab, t3, masks));
+        put_file(out + "/bad_vocab.lfs", encode_shard((uint32_t)s.vocab + 100, toks, masks));
+    }
+    // run.json files: one per bad shard, plus bad run.json themselves
+    auto run_json = [&](const std::string& name, const std::string& model, const std::string& shard, const std::string& extra) {
+        std::string j = "{\"version\":1,\"model_dir\":\"" + out + "/" + model + "\",\"train_shards\":[\"" + out + "/" + shard +
+                        "\"],\"output_dir\":\"" + out + "/out-" + name + "\",\"threads\":1,"
+                        "\"lora\":{\"r\":2,\"alpha\":4,\"target_modules\":[\"q_proj\",\"v_proj\"]},"
+                        "\"training\":{\"epochs\":1,\"batch_size\":2,\"micro_batch_size\":1,\"learning_rate\":0.01}" + extra + "}";
+        put_file(out + "/run-" + name + ".json", j);
+    };
+    for (const char* n : {"bad_magic", "bad_crc", "truncated", "bad_offsets", "bad_token", "bad_vocab"})
+        run_json(n, "good", std::string(n) + ".lfs", "");
+    run_json("good", "good", "good.lfs", "");
+    run_json("unknown_key", "good", "good.lfs", ",\"intervals\":{\"eval_step\":3}");
+    run_json("bad_type", "good", "good.lfs", ",\"check_numerics\":\"yes\"");
+    put_file(out + "/run-bad_json.json", "{\"version\": 1, \"model_dir\": }");
+    // a model whose layer 1 up_proj weight holds a NaN: the numerics tests
+    {
+        ModelSpec s2 = s;
+        s2.layers = 2;
+        Tensors t = random_tensors(s2);
+        for (auto& x : t)
+            if (x.first == "model.layers.1.mlp.up_proj.weight") x.second.second[5] = NAN;
+        write_model(out + "/nan_model", config_json(s2), t, "F32");
+        run_json("nan", "nan_model", "good.lfs", "");
     }
 }
 
