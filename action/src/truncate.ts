@@ -32,7 +32,10 @@ export function cutAtLine(text: string, max: number): string {
 }
 
 /** A fenced block whose content is cut to fit `max` characters in all. */
-export function shrinkFenced(content: string, max: number, fence = "```"): string {
+export function shrinkFenced(content: string, max: number): string {
+  // A fence longer than any run of backticks inside, so the content cannot close it.
+  const longest = Math.max(0, ...(content.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(Math.max(3, longest + 1));
   const open = `${fence}text\n`;
   const close = `\n${fence}`;
   const note = "\n… (cut)";

@@ -1,0 +1,210 @@
+// run() up to validation, without a cluster: no-op, annotations, failing before submit, forks.
+
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import { octokitGitHub } from "../src/github.ts";
+import { run } from "../src/run.ts";
+import type { FakeGitHub } from "./github-server.ts";
+import {
+  baseSpec,
+  INVALID_JSONL,
+  inputs,
+  manyFiles,
+  payload,
+  READ_ONLY_TOKEN,
+  REPO,
+  recordingReporter,
+  SPEC_PATH,
+  seededGitHub,
+  TOKEN,
+  validDataset,
+  writeEvent,
+} from "./helpers.ts";
+
+const noCluster = () => {
+  throw new Error("the cluster must not be touched");
+};
+
+describe("validation (no cluster)", () => {
+  const servers: FakeGitHub[] = [];
+  after(async () => {
+    for (const s of servers) await s.stop();
+  });
+
+  async function setup(
+    name: Parameters<typeof payload>[0],
+    files: { filename: string; status: string }[],
+    datasets: Record<string, string>,
+  ) {
+    const event = payload(name);
+    const gh = await seededGitHub(event, files, datasets, baseSpec("ml"));
+    servers.push(gh);
+    return { event, gh, eventPath: writeEvent(event) };
+  }
+
+  test("no dataset among the changed files is a clear no-op", async () => {
+    const { gh, eventPath } = await setup(
+      "synchronize",
+      [{ filename: "README.md", status: "modified" }],
+      {},
+    );
+    const reporter = recordingReporter();
+    const outcome = await run({
+      inputs: inputs({ "github-token": TOKEN, mode: "all" }),
+      env: { eventName: "pull_request", eventPath },
+      reporter,
+      github: octokitGitHub(TOKEN, gh.url),
+      openStore: noCluster,
+    });
+    assert.equal(outcome.result, "noop");
+    assert.equal(reporter.outputs.result, "noop");
+    assert.equal(reporter.outputs["run-name"], "");
+    assert.match(
+      reporter.lines.find((l) => l.level === "notice")?.message ?? "",
+      /No dataset changed in pull request #2/,
+    );
+    assert.equal(reporter.failed, undefined);
+    assert.equal(gh.calls("GET", /\/contents\//).length, 0, "nothing read");
+  });
+
+  test("an invalid dataset gets file/line annotations, a summary, a comment, and fails before submit", async () => {
+    const files = manyFiles(250, [
+      { at: 10, path: "datasets/good.json" },
+      { at: 230, path: "datasets/bad.jsonl" },
+    ]);
+    const { gh, eventPath } = await setup("synchronize", files, {
+      "datasets/good.json": validDataset(40),
+      "datasets/bad.jsonl": INVALID_JSONL,
+    });
+    const reporter = recordingReporter();
+    const outcome = await run({
+      inputs: inputs({ "github-token": TOKEN, mode: "all" }),
+      env: { eventName: "pull_request", eventPath },
+      reporter,
+      github: octokitGitHub(TOKEN, gh.url),
+      openStore: noCluster,
+    });
+    assert.equal(outcome.result, "invalid");
+    const errors = reporter.lines.filter((l) => l.level === "error");
+    assert.deepEqual(
+      errors.map((e) => [e.where?.file, e.where?.line]),
+      [
+        ["datasets/bad.jsonl", 3],
+        ["datasets/bad.jsonl", 5],
+      ],
+    );
+    assert.match(errors[0]?.message ?? "", /record 2, field output: is missing/);
+    assert.match(errors[1]?.message ?? "", /field input/);
+    assert.match(
+      reporter.failed ?? "",
+      /1 of 2 changed datasets are invalid \(datasets\/bad.jsonl\); nothing was submitted/,
+    );
+    const summary = reporter.summaries.join("\n");
+    assert.match(summary, /`datasets\/good.json` \| ✅ valid \| 40 \| 40 \|/);
+    assert.match(summary, /`datasets\/bad.jsonl` \| ❌ invalid/);
+    assert.match(summary, /\*\*error\*\* line 3: record 2, field output: is missing/);
+    // The dataset was read at the head commit, and the spec at the base commit.
+    const event = payload("synchronize");
+    assert.ok(
+      gh
+        .calls("GET", /\/contents\/datasets\/bad.jsonl$/)
+        .every((c) => c.query.ref === event.pull_request.head.sha),
+    );
+    assert.ok(
+      gh
+        .calls("GET", new RegExp(`/contents/${SPEC_PATH}$`))
+        .every((c) => c.query.ref === event.pull_request.base.sha),
+    );
+    const comments = gh.commentsOf(REPO, 2);
+    assert.equal(comments.length, 1, "one comment, for the invalid dataset");
+    assert.match(comments[0]?.body ?? "", /Invalid dataset/);
+  });
+
+  test("validate mode checks and reports but never comments or submits", async () => {
+    const { gh, eventPath } = await setup(
+      "opened",
+      [{ filename: "datasets/a.json", status: "added" }],
+      {
+        "datasets/a.json": validDataset(30),
+      },
+    );
+    const reporter = recordingReporter();
+    const outcome = await run({
+      inputs: inputs({ "github-token": TOKEN, mode: "validate" }),
+      env: { eventName: "pull_request", eventPath },
+      reporter,
+      github: octokitGitHub(TOKEN, gh.url),
+      openStore: noCluster,
+    });
+    assert.equal(outcome.result, "validated");
+    assert.equal(reporter.failed, undefined);
+    assert.match(reporter.summaries.join("\n"), /train \/ val[\s\S]*24 \/ 6/);
+    assert.equal(gh.calls("POST", /comments$/).length, 0);
+  });
+
+  test("a fork PR on pull_request (no secrets, read-only token) only validates, and says why", async () => {
+    const { gh, eventPath } = await setup(
+      "synchronize.fork",
+      [{ filename: "datasets/a.json", status: "modified" }],
+      {
+        "datasets/a.json": validDataset(30),
+      },
+    );
+    const reporter = recordingReporter();
+    const outcome = await run({
+      inputs: inputs({ "github-token": READ_ONLY_TOKEN, mode: "all" }),
+      env: { eventName: "pull_request", eventPath },
+      reporter,
+      github: octokitGitHub(READ_ONLY_TOKEN, gh.url),
+      openStore: noCluster,
+    });
+    assert.equal(outcome.result, "validate-only");
+    assert.equal(reporter.outputs.result, "validate-only");
+    assert.equal(reporter.failed, undefined);
+    const warning = reporter.lines.find((l) => l.level === "warning")?.message ?? "";
+    assert.match(warning, /comes from the fork forker\/Hello-World/);
+    assert.match(warning, /no secrets and a read-only token/);
+    assert.match(warning, /loraforge\/train/);
+    assert.match(reporter.summaries.join("\n"), /comes from the fork/);
+    assert.equal(gh.calls("POST", /comments$/).length + gh.calls("PATCH", /comments/).length, 0);
+  });
+
+  test("a fork PR in a privileged workflow without the trusted label only validates", async () => {
+    const { gh, eventPath } = await setup(
+      "synchronize.fork",
+      [{ filename: "datasets/a.json", status: "modified" }],
+      {
+        "datasets/a.json": validDataset(30),
+      },
+    );
+    const reporter = recordingReporter();
+    const outcome = await run({
+      inputs: inputs({ "github-token": TOKEN, mode: "submit" }),
+      env: { eventName: "pull_request_target", eventPath },
+      reporter,
+      github: octokitGitHub(TOKEN, gh.url),
+      openStore: noCluster,
+    });
+    assert.equal(outcome.result, "validate-only");
+    assert.match(
+      reporter.lines.find((l) => l.level === "warning")?.message ?? "",
+      /has not been approved for training: a maintainer adds the label `loraforge\/train`/,
+    );
+  });
+
+  test("bad inputs name the input", () => {
+    assert.throws(
+      () => inputs({ "github-token": TOKEN, mode: "deploy" }),
+      /input "mode" must be one of validate, submit, report, all/,
+    );
+    assert.throws(
+      () => inputs({ "github-token": TOKEN, timeout: "soon" }),
+      /input "timeout" "soon" is not a duration/,
+    );
+    assert.throws(
+      () => inputs({ "github-token": TOKEN, "pull-request": "12a" }),
+      /input "pull-request" must be a pull request number/,
+    );
+    assert.throws(() => inputs({ mode: "all" }), /input "github-token" is empty/);
+  });
+});
