@@ -1,0 +1,84 @@
+// The trainer pod's only Kubernetes call: a JSON merge patch of its own LoraFineTune's
+// status, authenticated with the per-run ServiceAccount token mounted in the pod. The
+// token is re-read for every request (projected tokens rotate).
+
+import { readFileSync } from "node:fs";
+import { request } from "node:https";
+
+export const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+export interface KubeTarget {
+  server: string;
+  caPem: string;
+  /** A token, or a function that reads the current one. */
+  token: string | (() => string);
+}
+
+/** The in-cluster API server and the pod's ServiceAccount credentials. */
+export function inClusterTarget(env: NodeJS.ProcessEnv = process.env, dir = SA_DIR): KubeTarget {
+  const host = env.KUBERNETES_SERVICE_HOST;
+  const port = env.KUBERNETES_SERVICE_PORT ?? "443";
+  if (!host) throw new Error("KUBERNETES_SERVICE_HOST is not set: `loraforge job` runs inside a Kubernetes pod");
+  const server = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  return {
+    server,
+    caPem: readFileSync(`${dir}/ca.crt`, "utf8"),
+    token: () => readFileSync(`${dir}/token`, "utf8").trim(),
+  };
+}
+
+export class StatusPatchError extends Error {
+  override name = "StatusPatchError";
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+export function statusPath(namespace: string, name: string) {
+  return `/apis/loraforge.dev/v1alpha1/namespaces/${namespace}/lorafinetunes/${name}/status`;
+}
+
+/** PATCH (merge) the status subresource; resolves on 2xx, rejects otherwise. */
+export function patchStatus(target: KubeTarget, namespace: string, name: string, status: unknown, timeoutMs = 10_000): Promise<void> {
+  const url = new URL(statusPath(namespace, name), target.server);
+  const body = JSON.stringify({ status });
+  const token = typeof target.token === "string" ? target.token : target.token();
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: "PATCH",
+        ca: target.caPem,
+        timeout: timeoutMs,
+        headers: {
+          authorization: `Bearer ${token}`,
+          "content-type": "application/merge-patch+json",
+          accept: "application/json",
+          "content-length": Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const code = res.statusCode ?? 0;
+          if (code >= 200 && code < 300) return resolve();
+          let message = Buffer.concat(chunks).toString("utf8");
+          try {
+            message = (JSON.parse(message) as { message?: string }).message ?? message;
+          } catch {
+            // keep the text
+          }
+          reject(new StatusPatchError(`PATCH ${url.pathname} → ${code}: ${message}`, code));
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error(`PATCH ${url.pathname} timed out after ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end(body);
+  });
+}

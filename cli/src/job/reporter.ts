@@ -1,0 +1,168 @@
+// Turns training events into status.progress / checkpoints / adapter / evaluation and
+// patches them through the per-run ServiceAccount, at most once per interval (a final
+// flush sends the rest). API errors are logged and retried at the next flush: training
+// never stops because the API server is briefly unreachable.
+
+import type { CheckpointStatus, LoraFineTuneStatus, Progress } from "@loraforge/crds";
+import type { CoreEvent } from "./events.ts";
+
+type TrainerStatus = Pick<LoraFineTuneStatus, "progress" | "checkpoints" | "selectedCheckpoint" | "adapter" | "evaluation">;
+
+export interface ReporterOptions {
+  /** Sends a merge patch of status. */
+  send: (status: TrainerStatus) => Promise<void>;
+  intervalMs?: number;
+  log?: (line: string) => void;
+  now?: () => number;
+  /** Checkpoints kept in status (the trainer keeps saveTotalLimit on disk). */
+  maxCheckpoints?: number;
+}
+
+export class StatusReporter {
+  private progress: Progress | undefined;
+  private checkpoints: CheckpointStatus[] = [];
+  private extra: Omit<TrainerStatus, "progress" | "checkpoints"> = {};
+  private dirty = false;
+  private lastSent = Number.NEGATIVE_INFINITY;
+  private timer: NodeJS.Timeout | undefined;
+  private inFlight: Promise<void> | undefined;
+  readonly intervalMs: number;
+  /** Patches sent and failed, for tests and the final log line. */
+  sent = 0;
+  failed = 0;
+
+  constructor(private readonly opts: ReporterOptions) {
+    this.intervalMs = opts.intervalMs ?? 10_000;
+  }
+
+  private now() {
+    return this.opts.now ? this.opts.now() : Date.now();
+  }
+
+  onEvent(e: CoreEvent) {
+    const at = e.time;
+    switch (e.event) {
+      case "start":
+        this.progress = { ...(this.progress ?? { step: 0 }), step: e.resumed_from_step, totalSteps: e.total_steps, updatedAt: at };
+        break;
+      case "step": {
+        const totalSteps = e.total_steps;
+        const percent = totalSteps > 0 ? Math.min(100, Math.floor((100 * e.step) / totalSteps)) : 0;
+        this.progress = {
+          ...this.progress,
+          step: e.step,
+          totalSteps,
+          epoch: e.epoch,
+          percent,
+          summary: `${e.step}/${totalSteps} (${percent}%)`,
+          ...(Number.isFinite(e.loss) ? { loss: e.loss } : {}),
+          learningRate: e.lr,
+          tokensPerSecond: Math.max(0, e.tokens_per_s),
+          etaSeconds: Math.max(0, e.eta_s),
+          updatedAt: at,
+        };
+        break;
+      }
+      case "eval":
+        if (this.progress && Number.isFinite(e.val_loss)) this.progress = { ...this.progress, valLoss: e.val_loss, updatedAt: at };
+        break;
+      case "overflow":
+        if (this.progress) this.progress = { ...this.progress, lossScale: e.loss_scale, updatedAt: at };
+        break;
+      case "checkpoint": {
+        const c: CheckpointStatus = { step: e.step, path: e.path, createdAt: at };
+        if (typeof e.train_loss === "number") c.trainLoss = e.train_loss;
+        if (typeof e.val_loss === "number") c.valLoss = e.val_loss;
+        this.checkpoints = [...this.checkpoints.filter((x) => x.step !== e.step), c].slice(-(this.opts.maxCheckpoints ?? 50));
+        this.dirty = true;
+        return this.flushSoon(true); // a checkpoint is worth reporting now
+      }
+      case "done":
+        if (this.progress) this.progress = { ...this.progress, step: e.step, percent: 100, etaSeconds: 0, updatedAt: at };
+        break;
+      case "error":
+        break;
+    }
+    this.dirty = true;
+    this.flushSoon(false);
+  }
+
+  /** Adapter, selected checkpoint and evaluation summary, once known. */
+  setResult(result: Omit<TrainerStatus, "progress" | "checkpoints">) {
+    this.extra = { ...this.extra, ...result };
+    this.dirty = true;
+    this.flushSoon(false);
+  }
+
+  /** Seeds the checkpoint list from what an earlier pod of the run reported. */
+  seedCheckpoints(existing: readonly CheckpointStatus[]) {
+    this.checkpoints = [...existing];
+  }
+
+  private flushSoon(urgent: boolean) {
+    const wait = this.lastSent + this.intervalMs - this.now();
+    if (wait <= 0 && !this.inFlight) {
+      void this.flush();
+      return;
+    }
+    if (this.timer) return;
+    // Even an urgent report respects the interval: the API server's load is bounded.
+    void urgent;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, Math.max(wait, 0));
+    this.timer.unref();
+  }
+
+  /** Sends pending changes now (one request at a time). Never throws. */
+  async flush(): Promise<void> {
+    if (this.inFlight) {
+      await this.inFlight;
+      if (!this.dirty) return;
+    }
+    if (!this.dirty) return;
+    this.dirty = false;
+    this.lastSent = this.now();
+    const status: TrainerStatus = { ...this.extra };
+    if (this.progress) status.progress = this.progress;
+    if (this.checkpoints.length > 0) status.checkpoints = this.checkpoints;
+    this.inFlight = this.opts
+      .send(status)
+      .then(() => {
+        this.sent++;
+      })
+      .catch((error: unknown) => {
+        this.failed++;
+        this.dirty = true; // resend with the next change or the final flush
+        this.opts.log?.(`status update failed (training continues): ${error instanceof Error ? error.message : String(error)}`);
+        if (!this.timer) {
+          this.timer = setTimeout(() => {
+            this.timer = undefined;
+            void this.flush();
+          }, this.intervalMs);
+          this.timer.unref();
+        }
+      })
+      .finally(() => {
+        this.inFlight = undefined;
+      });
+    await this.inFlight;
+  }
+
+  /** Final flush with a few retries; stops the timer. */
+  async close(retries = 3, retryDelayMs = 2000): Promise<boolean> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (let i = 0; i <= retries; i++) {
+      await this.flush();
+      if (this.timer) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+      if (!this.dirty) return true;
+      await new Promise((r) => setTimeout(r, retryDelayMs));
+    }
+    return false;
+  }
+}
