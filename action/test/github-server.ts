@@ -199,25 +199,29 @@ export class FakeGitHub {
     const rest = m[3] ?? "";
 
     let r: RegExpExecArray | null;
-    if (method === "GET" && (r = /^pulls\/(\d+)$/.exec(rest))) {
+    r = method === "GET" ? /^pulls\/(\d+)$/.exec(rest) : null;
+    if (r) {
       const pull = this.pulls.get(`${repo}#${r[1]}`);
       return pull
         ? this.send(res, req, 200, pull.pr)
         : this.send(res, req, 404, { message: "Not Found" });
     }
-    if (method === "GET" && (r = /^pulls\/(\d+)\/files$/.exec(rest))) {
+    r = method === "GET" ? /^pulls\/(\d+)\/files$/.exec(rest) : null;
+    if (r) {
       const pull = this.pulls.get(`${repo}#${r[1]}`);
       if (!pull) return this.send(res, req, 404, { message: "Not Found" });
       const p = this.page(req, pull.files.slice(0, GITHUB_FILE_LIMIT));
       return this.send(res, req, 200, p.items, p.headers);
     }
-    if (method === "GET" && (r = /^compare\/(.+)$/.exec(rest))) {
+    r = method === "GET" ? /^compare\/(.+)$/.exec(rest) : null;
+    if (r) {
       const files = this.comparisons.get(`${repo}@${decodeURIComponent(r[1] ?? "")}`);
       if (!files) return this.send(res, req, 404, { message: "Not Found" });
       const p = this.page(req, files);
       return this.send(res, req, 200, { status: "ahead", files: p.items }, p.headers);
     }
-    if (method === "GET" && (r = /^contents\/(.+)$/.exec(rest))) {
+    r = method === "GET" ? /^contents\/(.+)$/.exec(rest) : null;
+    if (r) {
       const file = decodeURIComponent(r[1] ?? "");
       const ref = url.searchParams.get("ref") ?? "";
       const bytes = this.trees.get(`${repo}@${ref}`)?.get(file);
@@ -239,7 +243,8 @@ export class FakeGitHub {
           : "",
       });
     }
-    if (method === "GET" && (r = /^git\/blobs\/([0-9a-f]{40})$/.exec(rest))) {
+    r = method === "GET" ? /^git\/blobs\/([0-9a-f]{40})$/.exec(rest) : null;
+    if (r) {
       const bytes = this.blobs.get(`${repo}@${r[1]}`);
       if (!bytes) return this.send(res, req, 404, { message: "Not Found" });
       return this.send(res, req, 200, {
@@ -249,7 +254,8 @@ export class FakeGitHub {
         content: Buffer.from(bytes).toString("base64"),
       });
     }
-    if ((r = /^issues\/(\d+)\/comments$/.exec(rest))) {
+    r = /^issues\/(\d+)\/comments$/.exec(rest);
+    if (r) {
       const number = Number(r[1]);
       if (method === "GET") {
         const p = this.page(
@@ -273,7 +279,8 @@ export class FakeGitHub {
         return this.send(res, req, 201, this.commentJson(c, repo));
       }
     }
-    if (method === "PATCH" && (r = /^issues\/comments\/(\d+)$/.exec(rest))) {
+    r = method === "PATCH" ? /^issues\/comments\/(\d+)$/.exec(rest) : null;
+    if (r) {
       if (!who.canWrite)
         return this.send(res, req, 403, { message: "Resource not accessible by integration" });
       const id = Number(r[1]);
