@@ -48,11 +48,11 @@ public:
     void download(float* host, const float* src, size_t n) override { if (host != src) std::memcpy(host, src, n * 4); }
     void zero(float* p, size_t n) override { std::memset(p, 0, n * 4); }
     void add(float* y, const float* x, size_t n) override {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)n >= ops::kParallelMin)
         for (int64_t i = 0; i < (int64_t)n; i++) y[i] += x[i];
     }
     void scale(float* y, float a, size_t n) override {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)n >= ops::kParallelMin)
         for (int64_t i = 0; i < (int64_t)n; i++) y[i] *= a;
     }
     double sum_squares(const float* x, size_t n) override { return ops::sum_squares(x, (int64_t)n); }
@@ -61,7 +61,7 @@ public:
         return true;
     }
     void embedding(float* out, const int* tokens, const float* table, int N, int C) override {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)N * C >= ops::kParallelMin)
         for (int n = 0; n < N; n++) std::memcpy(out + (int64_t)n * C, table + (int64_t)tokens[n] * C, (size_t)C * 4);
     }
     void matmul_forward(float* out, const float* x, const float* W, int N, int I, int O, float a, float b) override {

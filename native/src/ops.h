@@ -17,6 +17,12 @@
 namespace lf {
 namespace ops {
 
+// Ops smaller than this many element-operations run on one thread: a parallel region costs a
+// barrier, and on a busy machine (CI shares 2 cores) a barrier can cost milliseconds.
+constexpr int64_t kParallelMin = 1 << 16;
+constexpr int64_t kParallelMinAttention = 1 << 21;  // B*H*T*T*hd multiply-adds
+constexpr int64_t kParallelMinRows = 1 << 18;       // cross-entropy N*V
+
 // ---------------------------------------------------------------------------------------------
 // GEMM (row-major): C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C
 
@@ -55,7 +61,7 @@ void matmul_backward_weight(T* dW, const T* dout, const T* x, int N, int I, int 
 
 template <class T>
 void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int C, double eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)N * C >= kParallelMin)
     for (int n = 0; n < N; n++) {
         const T* xr = x + (int64_t)n * C;
         double ss = 0;
@@ -69,7 +75,7 @@ void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int C, doub
 // dx[N,C] += d/dx given dout[N,C] (w is frozen: no dw)
 template <class T>
 void rmsnorm_backward(T* dx, const T* dout, const T* x, const T* w, const T* rstd, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)N * C >= kParallelMin)
     for (int n = 0; n < N; n++) {
         const T* xr = x + (int64_t)n * C;
         const T* dr = dout + (int64_t)n * C;
@@ -89,7 +95,7 @@ void rmsnorm_backward(T* dx, const T* dout, const T* x, const T* w, const T* rst
 template <class T>
 void rope_forward(T* x, const float* cosT, const float* sinT, int B, int Tn, int nh, int hd) {
     int h = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)B * Tn * nh * hd >= kParallelMin)
     for (int bt = 0; bt < B * Tn; bt++) {
         int t = bt % Tn;
         for (int head = 0; head < nh; head++) {
@@ -106,7 +112,7 @@ void rope_forward(T* x, const float* cosT, const float* sinT, int B, int Tn, int
 template <class T>
 void rope_backward(T* dx, const float* cosT, const float* sinT, int B, int Tn, int nh, int hd) {
     int h = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)B * Tn * nh * hd >= kParallelMin)
     for (int bt = 0; bt < B * Tn; bt++) {
         int t = bt % Tn;
         for (int head = 0; head < nh; head++) {
@@ -136,7 +142,7 @@ void attention_forward(T* out, T* P, const T* q, const T* k, const T* v, const i
     const int group = H / KV;
     const T scale = (T)(1.0 / std::sqrt((double)hd));
     const int qs = H * hd, ks = KV * hd;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * H * Tn * Tn * hd >= kParallelMinAttention)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {
             const int kvh = h / group;
@@ -172,7 +178,7 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* P, const T*
     const T scale = (T)(1.0 / std::sqrt((double)hd));
     const int qs = H * hd, ks = KV * hd;
     (void)lens;
-#pragma omp parallel
+#pragma omp parallel if ((int64_t)B * H * Tn * Tn * hd >= kParallelMinAttention)
     {
         std::vector<T> dS((size_t)Tn * Tn);
 #pragma omp for collapse(2) schedule(static)
@@ -214,7 +220,7 @@ void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* P, const T*
 
 template <class T>
 void swiglu_forward(T* h, const T* g, const T* u, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; i++) {
         T s = (T)1 / ((T)1 + std::exp(-g[i]));
         h[i] = g[i] * s * u[i];
@@ -222,7 +228,7 @@ void swiglu_forward(T* h, const T* g, const T* u, int64_t n) {
 }
 template <class T>
 void swiglu_backward(T* dg, T* du, const T* dh, const T* g, const T* u, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; i++) {
         T s = (T)1 / ((T)1 + std::exp(-g[i]));
         T silu = g[i] * s;
@@ -239,7 +245,7 @@ void swiglu_backward(T* dg, T* du, const T* dh, const T* g, const T* u, int64_t 
 template <class T>
 double cross_entropy(T* dlogits, const T* logits, const int* targets, int N, int V, double grad_scale,
                      double* row_loss) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)N * V >= kParallelMinRows)
     for (int n = 0; n < N; n++) {
         const T* l = logits + (int64_t)n * V;
         int t = targets[n];
@@ -273,14 +279,14 @@ double cross_entropy(T* dlogits, const T* logits, const int* targets, int N, int
 template <class T>
 void dropout_apply(T* out, const T* x, int64_t n, double p, uint64_t key) {
     const T scale = (T)(1.0 / (1.0 - p));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; i++) out[i] = uniform_at(key, (uint64_t)i) >= p ? x[i] * scale : (T)0;
 }
 // dx[i] += dout[i] * keep(i) / (1 - p)
 template <class T>
 void dropout_backward_acc(T* dx, const T* dout, int64_t n, double p, uint64_t key) {
     const T scale = (T)(1.0 / (1.0 - p));
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; i++)
         if (uniform_at(key, (uint64_t)i) >= p) dx[i] += dout[i] * scale;
 }
@@ -298,7 +304,7 @@ void adamw_update(T* p, const T* g, T* m, T* v, int64_t n, double lr, double bet
     const T bc2_sqrt = (T)std::sqrt(bc2);
     const T decay = (T)(1.0 - lr * wd);
     const T w1 = (T)(1.0 - beta1), b2 = (T)beta2, w2 = (T)(1.0 - beta2), e = (T)eps;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
     for (int64_t i = 0; i < n; i++) {
         p[i] *= decay;
         m[i] += w1 * (g[i] - m[i]);

@@ -464,7 +464,7 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
         if (!std::isfinite(ss.loss) || !std::isfinite(ss.grad_norm)) throw numerics_error(s, ss);
         if (bench && s == 0 && total > 1) { bench_t0 = now_s(); bench_tokens = 0; }
         else bench_tokens += ss.n_tokens;
-        if (s == st.step) first_loss = ss.loss;
+        if (s == first_step) first_loss = ss.loss;
         last_loss = ss.loss;
         st.step = s + 1;
         st.loss_sum_all += ss.loss;

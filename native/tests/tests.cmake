@@ -65,3 +65,7 @@ lf_expect(numerics_check_names_tensor 4 "\"tensor\":\"model.layers.1.mlp.up_proj
 add_test(NAME numerics_nan_loss_no_adapter COMMAND sh -c
   "sh '${LF_TESTS}/expect_error.sh' 4 'loss is NaN at step 1; no adapter written' '${LF_CORE}' train --config '${LF_BAD}/run-nan.json' --no-resume && test ! -e '${LF_BAD}/out-nan/final' && test ! -e '${LF_BAD}/out-nan/final.tmp' && echo 'no adapter written'")
 set_tests_properties(numerics_nan_loss_no_adapter PROPERTIES FIXTURES_REQUIRED bad_inputs)
+
+# ---------------------------------------------------------------- determinism, kill + resume
+add_test(NAME determinism_resume COMMAND bash ${LF_TESTS}/determinism.sh ${CMAKE_BINARY_DIR})
+set_tests_properties(determinism_resume PROPERTIES TIMEOUT 300)
