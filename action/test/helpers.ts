@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { LoraFineTuneStatus } from "@loraforge/crds";
 import { type Inputs, readInputs } from "../src/inputs.ts";
 import type { Annotation, Reporter } from "../src/reporter.ts";
 import { FakeGitHub, type Identity } from "./github-server.ts";
@@ -158,4 +159,36 @@ export function manyFiles(total: number, datasets: { at: number; path: string }[
   }));
   for (const d of datasets) files[d.at] = { filename: d.path, status: "modified" };
   return files;
+}
+
+const digest = `sha256:${"ab".repeat(32)}`;
+
+/** A finished run's status: 3 checkpoints, an adapter, base and tuned metrics. */
+export function succeeded(
+  evalLoss: number,
+  exactMatch: number,
+  checkpoints = 3,
+): LoraFineTuneStatus {
+  return {
+    phase: "Succeeded",
+    startTime: "2026-11-27T10:00:00Z",
+    completionTime: "2026-11-27T10:42:30Z",
+    checkpoints: Array.from({ length: checkpoints }, (_, i) => ({
+      step: (i + 1) * 200,
+      path: `checkpoints/checkpoint-${(i + 1) * 200}`,
+      trainLoss: 1.9 - i * 0.25,
+      valLoss: 1.95 - i * 0.2,
+    })),
+    selectedCheckpoint: {
+      step: 600,
+      path: "checkpoints/checkpoint-600",
+      policy: "lowestTrainLoss",
+    },
+    adapter: { path: "pvc://runs/hello/adapter", digest, sizeBytes: 4_194_304, verified: true },
+    evaluation: {
+      base: { evalLoss: 2.4, exactMatch: 0.05, rougeL: 0.21, promptRepetition: 0.3 },
+      tuned: { evalLoss, exactMatch, rougeL: 0.48, promptRepetition: 0.02 },
+      samples: 64,
+    },
+  };
 }

@@ -7,6 +7,7 @@ import type { RunView } from "../src/k8s.ts";
 import { labelValue, runName } from "../src/labels.ts";
 import { lossChart, markerLine, renderInvalid, renderResult, resultTable } from "../src/render.ts";
 import { GITHUB_COMMENT_LIMIT } from "../src/truncate.ts";
+import { succeeded } from "./helpers.ts";
 
 const ctx = {
   marker: "loraforge",
@@ -18,37 +19,6 @@ const ctx = {
 
 function view(name: string, status: LoraFineTuneStatus): RunView {
   return { name, namespace: "ml", uid: "u", labels: {}, annotations: {}, status };
-}
-
-const digest = `sha256:${"ab".repeat(32)}`;
-
-export function succeeded(
-  evalLoss: number,
-  exactMatch: number,
-  checkpoints = 3,
-): LoraFineTuneStatus {
-  return {
-    phase: "Succeeded",
-    startTime: "2026-11-27T10:00:00Z",
-    completionTime: "2026-11-27T10:42:30Z",
-    checkpoints: Array.from({ length: checkpoints }, (_, i) => ({
-      step: (i + 1) * 200,
-      path: `checkpoints/checkpoint-${(i + 1) * 200}`,
-      trainLoss: 1.9 - i * 0.25,
-      valLoss: 1.95 - i * 0.2,
-    })),
-    selectedCheckpoint: {
-      step: 600,
-      path: "checkpoints/checkpoint-600",
-      policy: "lowestTrainLoss",
-    },
-    adapter: { path: "pvc://runs/hello/adapter", digest, sizeBytes: 4_194_304, verified: true },
-    evaluation: {
-      base: { evalLoss: 2.4, exactMatch: 0.05, rougeL: 0.21, promptRepetition: 0.3 },
-      tuned: { evalLoss, exactMatch, rougeL: 0.48, promptRepetition: 0.02 },
-      samples: 64,
-    },
-  };
 }
 
 /** Every fence opened is closed, and the marker opens the body. */
