@@ -4,6 +4,12 @@
 import { z } from "zod";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+const seconds = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, "must be a number of seconds")
+    .transform(Number)
+    .pipe(z.number().min(min).max(max));
 const int = (min: number, max: number) =>
   z
     .string()
@@ -13,15 +19,17 @@ const int = (min: number, max: number) =>
 
 const EnvSchema = z.object({
   LORAFORGE_TRAINER_IMAGE: z.string().min(1, "is required: the trainer image the Jobs run"),
-  LORAFORGE_TRAINER_PULL_POLICY: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+  LORAFORGE_TRAINER_PULL_POLICY: z
+    .enum(["Always", "IfNotPresent", "Never"])
+    .default("IfNotPresent"),
   /** Empty: watch every namespace. */
   LORAFORGE_WATCH_NAMESPACE: z.string().default(""),
   LORAFORGE_LEADER_ELECT: bool.default(true),
   LORAFORGE_LEASE_NAMESPACE: z.string().default("loraforge-system"),
   LORAFORGE_LEASE_NAME: z.string().default("loraforge-operator"),
-  LORAFORGE_LEASE_DURATION_S: int(1, 3600).default(15),
-  LORAFORGE_RENEW_DEADLINE_S: int(1, 3600).default(10),
-  LORAFORGE_RETRY_PERIOD_S: int(1, 3600).default(2),
+  LORAFORGE_LEASE_DURATION_S: seconds(0.1, 3600).default(15),
+  LORAFORGE_RENEW_DEADLINE_S: seconds(0.1, 3600).default(10),
+  LORAFORGE_RETRY_PERIOD_S: seconds(0.1, 3600).default(2),
   /** Leader-election identity; the chart passes the pod name. */
   LORAFORGE_POD_NAME: z.string().optional(),
   LORAFORGE_HTTP_PORT: int(0, 65535).default(8080),
@@ -57,7 +65,9 @@ export class ConfigError extends Error {
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string): OperatorConfig {
-  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const clean = Object.fromEntries(
+    Object.entries(env).filter(([, v]) => v !== undefined && v !== ""),
+  );
   const r = EnvSchema.safeParse(clean);
   if (!r.success) {
     const lines = r.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);

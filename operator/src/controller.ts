@@ -4,7 +4,7 @@
 
 import { PHASES } from "@loraforge/crds";
 import { EventRecorder } from "./events.ts";
-import { type Informer, KubeClient, paths } from "./k8s.ts";
+import { type Informer, type KubeClient, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { keyOf, LABEL_RUN, MANAGED_SELECTOR, splitKey } from "./naming.ts";
@@ -29,14 +29,19 @@ export interface ControllerOptions extends ReconcileSettings {
 
 export class Controller {
   readonly queue = new WorkQueue({ baseDelayMs: 200, maxDelayMs: 120_000 });
-  private readonly informers: { name: string; informer: Informer<Meta>; synced: boolean; backoffMs: number }[] = [];
+  private readonly informers: {
+    name: string;
+    informer: Informer<Meta>;
+    synced: boolean;
+    backoffMs: number;
+  }[] = [];
   private readonly reconciler: Reconciler;
   private running = false;
   private workers: Promise<void>[] = [];
   private restartTimers = new Set<NodeJS.Timeout>();
 
   constructor(
-    private readonly client: KubeClient,
+    client: KubeClient,
     private readonly options: ControllerOptions,
     private readonly metrics: Metrics,
     private readonly log: Logger,
@@ -58,7 +63,8 @@ export class Controller {
     );
 
     const enqueueSelf = (o: Meta) => {
-      if (o.metadata?.name && o.metadata.namespace) this.queue.add(keyOf(o.metadata.namespace, o.metadata.name));
+      if (o.metadata?.name && o.metadata.namespace)
+        this.queue.add(keyOf(o.metadata.namespace, o.metadata.name));
     };
     lfts.on("add", enqueueSelf);
     lfts.on("update", enqueueSelf);
@@ -67,7 +73,9 @@ export class Controller {
       enqueueSelf(o);
     });
     const enqueueOwner = (o: Meta) => {
-      const owner = o.metadata?.ownerReferences?.find((r) => r.controller && r.kind === "LoraFineTune");
+      const owner = o.metadata?.ownerReferences?.find(
+        (r) => r.controller && r.kind === "LoraFineTune",
+      );
       if (owner && o.metadata?.namespace) this.queue.add(keyOf(o.metadata.namespace, owner.name));
     };
     for (const verb of ["add", "update", "delete"] as const) jobs.on(verb, enqueueOwner);
@@ -158,7 +166,11 @@ export class Controller {
         this.metrics.reconciles.inc({ result: "error" });
         this.metrics.errors.inc();
         const delay = this.queue.addRateLimited(key);
-        this.log.warn("reconcile failed; retrying with backoff", { lft: key, error, retryInMs: delay });
+        this.log.warn("reconcile failed; retrying with backoff", {
+          lft: key,
+          error,
+          retryInMs: delay,
+        });
       } finally {
         end();
         this.queue.done(key);

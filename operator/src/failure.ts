@@ -15,13 +15,29 @@ const MAX_MESSAGE = 4096;
 const clip = (s: string) => (s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s);
 
 /** Waiting reasons that mean the image will not come without a change. */
-export const IMAGE_PULL_REASONS = new Set(["ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"]);
+export const IMAGE_PULL_REASONS = new Set([
+  "ImagePullBackOff",
+  "InvalidImageName",
+  "ErrImageNeverPull",
+]);
 
 const byExitCode: Record<number, { reason: ReasonName; what: string }> = {
-  [TRAINER_EXIT_CODES.usage]: { reason: Reason.InvalidInput, what: "the trainer refused its configuration" },
-  [TRAINER_EXIT_CODES.invalidInput]: { reason: Reason.InvalidInput, what: "the model, dataset or a shard is invalid" },
-  [TRAINER_EXIT_CODES.numerics]: { reason: Reason.NaNLoss, what: "the loss or a gradient became NaN/inf; no adapter was written" },
-  [TRAINER_EXIT_CODES.adapterCheck]: { reason: Reason.AdapterCheckFailed, what: "the saved adapter failed its self-check" },
+  [TRAINER_EXIT_CODES.usage]: {
+    reason: Reason.InvalidInput,
+    what: "the trainer refused its configuration",
+  },
+  [TRAINER_EXIT_CODES.invalidInput]: {
+    reason: Reason.InvalidInput,
+    what: "the model, dataset or a shard is invalid",
+  },
+  [TRAINER_EXIT_CODES.numerics]: {
+    reason: Reason.NaNLoss,
+    what: "the loss or a gradient became NaN/inf; no adapter was written",
+  },
+  [TRAINER_EXIT_CODES.adapterCheck]: {
+    reason: Reason.AdapterCheckFailed,
+    what: "the saved adapter failed its self-check",
+  },
 };
 
 function trainerState(pod: Pod) {
@@ -35,7 +51,9 @@ export function imagePullFailure(pods: readonly Pod[]): Failure | undefined {
     if (waiting?.reason && IMAGE_PULL_REASONS.has(waiting.reason)) {
       return {
         reason: Reason.ImagePullFailed,
-        message: clip(`pod ${pod.metadata.name}: ${waiting.reason}: ${waiting.message ?? "the trainer image cannot be pulled"}`),
+        message: clip(
+          `pod ${pod.metadata.name}: ${waiting.reason}: ${waiting.message ?? "the trainer image cannot be pulled"}`,
+        ),
       };
     }
   }
@@ -83,8 +101,11 @@ export function jobFailure(job: Job, pods: readonly Pod[]): Failure {
     }
     return fromPod;
   }
-  const message = clip(`job ${job.metadata.name}: ${failed?.reason ?? "Failed"}: ${failed?.message ?? "the Job failed"}`);
-  if (failed?.reason === "BackoffLimitExceeded") return { reason: Reason.BackoffLimitExceeded, message };
+  const message = clip(
+    `job ${job.metadata.name}: ${failed?.reason ?? "Failed"}: ${failed?.message ?? "the Job failed"}`,
+  );
+  if (failed?.reason === "BackoffLimitExceeded")
+    return { reason: Reason.BackoffLimitExceeded, message };
   if (failed?.reason === "DeadlineExceeded") return { reason: Reason.DeadlineExceeded, message };
   return { reason: Reason.TrainerError, message };
 }

@@ -2,9 +2,15 @@
 // KubeConfig for credentials and its ListWatch for informers). Everything else uses the
 // `Kube` interface, so reconcile logic can be driven by tests with a real API server.
 
-import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
 import { request as httpRequest } from "node:http";
-import { KubeConfig, ListWatch, Watch } from "@kubernetes/client-node";
+import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
+import {
+  KubeConfig,
+  type KubernetesObject,
+  type ListPromise,
+  ListWatch,
+  Watch,
+} from "@kubernetes/client-node";
 import { FIELD_MANAGER } from "./naming.ts";
 
 export interface KubeResponse {
@@ -27,7 +33,8 @@ export class KubeApiError extends Error {
 
 export const isNotFound = (e: unknown) => e instanceof KubeApiError && e.status === 404;
 export const isConflict = (e: unknown) => e instanceof KubeApiError && e.status === 409;
-export const isAlreadyExists = (e: unknown) => e instanceof KubeApiError && e.status === 409 && e.reason === "AlreadyExists";
+export const isAlreadyExists = (e: unknown) =>
+  e instanceof KubeApiError && e.status === 409 && e.reason === "AlreadyExists";
 
 export interface ListResult {
   items: unknown[];
@@ -58,18 +65,26 @@ export interface Informer<T> {
 
 /** Paths of the resources the operator uses. */
 export const paths = {
-  lfts: (ns?: string) => (ns ? `/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes` : "/apis/loraforge.dev/v1alpha1/lorafinetunes"),
-  lft: (ns: string, name: string) => `/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes/${name}`,
-  lftStatus: (ns: string, name: string) => `/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes/${name}/status`,
+  lfts: (ns?: string) =>
+    ns
+      ? `/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes`
+      : "/apis/loraforge.dev/v1alpha1/lorafinetunes",
+  lft: (ns: string, name: string) =>
+    `/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes/${name}`,
+  lftStatus: (ns: string, name: string) =>
+    `/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes/${name}/status`,
   jobs: (ns?: string) => (ns ? `/apis/batch/v1/namespaces/${ns}/jobs` : "/apis/batch/v1/jobs"),
   job: (ns: string, name: string) => `/apis/batch/v1/namespaces/${ns}/jobs/${name}`,
   pods: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/pods` : "/api/v1/pods"),
   configMap: (ns: string, name: string) => `/api/v1/namespaces/${ns}/configmaps/${name}`,
   serviceAccount: (ns: string, name: string) => `/api/v1/namespaces/${ns}/serviceaccounts/${name}`,
-  role: (ns: string, name: string) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/${name}`,
-  roleBinding: (ns: string, name: string) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/${name}`,
+  role: (ns: string, name: string) =>
+    `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles/${name}`,
+  roleBinding: (ns: string, name: string) =>
+    `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/${name}`,
   events: (ns: string) => `/api/v1/namespaces/${ns}/events`,
-  lease: (ns: string, name: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${name}`,
+  lease: (ns: string, name: string) =>
+    `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${name}`,
   leases: (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
 };
 
@@ -97,14 +112,21 @@ export class KubeClient implements Kube {
     this.agent = new Agent({ keepAlive: true, maxSockets: 32 });
   }
 
-  async request(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<KubeResponse> {
+  async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = "application/json",
+  ): Promise<KubeResponse> {
     const url = new URL(path, this.server);
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const opts: RequestOptions = {
       method,
       headers: {
         accept: "application/json",
-        ...(payload === undefined ? {} : { "content-type": contentType, "content-length": Buffer.byteLength(payload) }),
+        ...(payload === undefined
+          ? {}
+          : { "content-type": contentType, "content-length": Buffer.byteLength(payload) }),
       },
       timeout: this.timeoutMs,
     };
@@ -127,14 +149,21 @@ export class KubeClient implements Kube {
         });
         res.on("error", reject);
       });
-      req.on("timeout", () => req.destroy(new Error(`${method} ${path} timed out after ${this.timeoutMs} ms`)));
+      req.on("timeout", () =>
+        req.destroy(new Error(`${method} ${path} timed out after ${this.timeoutMs} ms`)),
+      );
       req.on("error", reject);
       if (payload !== undefined) req.write(payload);
       req.end();
     });
   }
 
-  private async ok(method: string, path: string, body?: unknown, contentType?: string): Promise<unknown> {
+  private async ok(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<unknown> {
     const res = await this.request(method, path, body, contentType);
     if (res.status >= 200 && res.status < 300) return res.body;
     const b = (res.body ?? {}) as { reason?: unknown; message?: unknown };
@@ -158,7 +187,10 @@ export class KubeClient implements Kube {
 
   async list(path: string, labelSelector?: string): Promise<ListResult> {
     const q = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : "";
-    const body = (await this.ok("GET", `${path}${q}`)) as { items?: unknown[]; metadata?: { resourceVersion?: string } };
+    const body = (await this.ok("GET", `${path}${q}`)) as {
+      items?: unknown[];
+      metadata?: { resourceVersion?: string };
+    };
     return { items: body.items ?? [], resourceVersion: body.metadata?.resourceVersion ?? "" };
   }
 
@@ -176,10 +208,18 @@ export class KubeClient implements Kube {
   }
 
   mergePatch(path: string, body: unknown) {
-    return this.ok("PATCH", `${path}?fieldManager=${FIELD_MANAGER}`, body, "application/merge-patch+json");
+    return this.ok(
+      "PATCH",
+      `${path}?fieldManager=${FIELD_MANAGER}`,
+      body,
+      "application/merge-patch+json",
+    );
   }
 
-  async delete(path: string, propagationPolicy: "Background" | "Foreground" | "Orphan" = "Background") {
+  async delete(
+    path: string,
+    propagationPolicy: "Background" | "Foreground" | "Orphan" = "Background",
+  ) {
     try {
       await this.ok("DELETE", path, { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy });
     } catch (e) {
@@ -188,13 +228,27 @@ export class KubeClient implements Kube {
   }
 
   /** A list+watch cache of `path` (client-node's ListWatch); not started. */
-  informer<T extends { metadata?: { name?: string; namespace?: string } }>(path: string, labelSelector?: string): Informer<T> {
+  informer<T extends { metadata?: { name?: string; namespace?: string } }>(
+    path: string,
+    labelSelector?: string,
+  ): Informer<T> {
     const listFn = async () => {
       const r = await this.list(path, labelSelector);
-      return { apiVersion: "v1", kind: "List", metadata: { resourceVersion: r.resourceVersion }, items: r.items as T[] };
+      return {
+        apiVersion: "v1",
+        kind: "List",
+        metadata: { resourceVersion: r.resourceVersion },
+        items: r.items as T[],
+      };
     };
-    // biome-ignore lint/suspicious/noExplicitAny: ListWatch's generics need KubernetesObject
-    return new ListWatch<any>(path, new Watch(this.kc), listFn as any, false, labelSelector) as unknown as Informer<T>;
+    // ListWatch's generics want client-node's KubernetesObject; our objects are plain JSON.
+    return new ListWatch<KubernetesObject>(
+      path,
+      new Watch(this.kc),
+      listFn as unknown as ListPromise<KubernetesObject>,
+      false,
+      labelSelector,
+    ) as unknown as Informer<T>;
   }
 
   close() {

@@ -108,7 +108,8 @@ export class LeaderElector {
     if (!mine && holder !== "") {
       const key = `${holder}|${lease.spec.renewTime ?? ""}|${lease.metadata.resourceVersion ?? ""}`;
       if (this.observed?.key !== key) this.observed = { key, at: Date.now() };
-      const durationMs = (lease.spec.leaseDurationSeconds ?? Math.ceil(this.opts.leaseDurationMs / 1000)) * 1000;
+      const durationMs =
+        (lease.spec.leaseDurationSeconds ?? Math.ceil(this.opts.leaseDurationMs / 1000)) * 1000;
       if (Date.now() - this.observed.at < durationMs) return; // someone else holds it
     }
     const transitions = (lease.spec.leaseTransitions ?? 0) + (mine ? 0 : 1);
@@ -131,7 +132,10 @@ export class LeaderElector {
       const path = paths.lease(this.opts.namespace, this.opts.name);
       const lease = (await this.kube.get(path)) as Lease | undefined;
       if (lease && lease.spec.holderIdentity === this.opts.identity) {
-        await this.kube.replace(path, { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1 } });
+        await this.kube.replace(path, {
+          ...lease,
+          spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1 },
+        });
       }
     } catch (error) {
       this.log.warn("leader election: could not release the lease", { error });

@@ -18,7 +18,13 @@ export function createLogger(
 ): Logger {
   const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < ORDER[level]) return;
-    const record: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...base, ...fields };
+    const record: Record<string, unknown> = {
+      time: new Date().toISOString(),
+      level: lvl,
+      msg,
+      ...base,
+      ...fields,
+    };
     for (const [k, v] of Object.entries(record)) if (v instanceof Error) record[k] = v.message;
     write(`${JSON.stringify(record)}\n`);
   };

@@ -32,7 +32,10 @@ async function run(): Promise<void> {
 }
 
 run().catch((error: unknown) => {
-  const message = error instanceof ConfigError || error instanceof Error ? error.message : String(error);
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: message })}\n`);
+  const message =
+    error instanceof ConfigError || error instanceof Error ? error.message : String(error);
+  process.stderr.write(
+    `${JSON.stringify({ time: new Date().toISOString(), level: "error", msg: message })}\n`,
+  );
   process.exit(1);
 });

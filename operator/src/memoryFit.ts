@@ -77,7 +77,8 @@ export function estimateMemory(
     up_proj: r * (h + I),
     down_proj: r * (I + h),
   };
-  const trainableParams = L * spec.lora.targetModules.reduce((sum, m) => sum + (perModule[m] ?? 0), 0);
+  const trainableParams =
+    L * spec.lora.targetModules.reduce((sum, m) => sum + (perModule[m] ?? 0), 0);
 
   const s = spec.dataset.cutoffLen;
   const b = spec.training.microBatchSize;

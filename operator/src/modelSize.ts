@@ -40,7 +40,9 @@ export function paramsFromName(name: string): number | undefined {
   return found;
 }
 
-export type ModelSizeResult = { ok: true; size: ModelSize | undefined } | { ok: false; message: string };
+export type ModelSizeResult =
+  | { ok: true; size: ModelSize | undefined }
+  | { ok: false; message: string };
 
 export function modelSizeOf(lft: LoraFineTune): ModelSizeResult {
   const annotation = lft.metadata.annotations?.[MODEL_PARAMS_ANNOTATION];
@@ -64,7 +66,8 @@ export function modelSizeOf(lft: LoraFineTune): ModelSizeResult {
   for (const c of candidates) {
     if (!c) continue;
     const params = paramsFromName(c);
-    if (params !== undefined) return { ok: true, size: { params, source: `the model name "${c}"` } };
+    if (params !== undefined)
+      return { ok: true, size: { params, source: `the model name "${c}"` } };
   }
   return { ok: true, size: undefined };
 }

@@ -13,7 +13,12 @@ const ConditionSchema = z
   .passthrough();
 
 const OwnerRefSchema = z
-  .object({ uid: z.string(), kind: z.string(), name: z.string(), controller: z.boolean().optional() })
+  .object({
+    uid: z.string(),
+    kind: z.string(),
+    name: z.string(),
+    controller: z.boolean().optional(),
+  })
   .passthrough();
 
 const MetaSchema = z
@@ -51,7 +56,10 @@ export type Job = z.infer<typeof JobSchema>;
 
 const ContainerStateSchema = z
   .object({
-    waiting: z.object({ reason: z.string().optional(), message: z.string().optional() }).passthrough().optional(),
+    waiting: z
+      .object({ reason: z.string().optional(), message: z.string().optional() })
+      .passthrough()
+      .optional(),
     running: z.object({}).passthrough().optional(),
     terminated: z
       .object({
@@ -96,5 +104,6 @@ export function conditionOf(job: Job, type: string) {
   return job.status?.conditions?.find((c) => c.type === type && c.status === "True");
 }
 
-export const controllerUidOf = (obj: { metadata: { ownerReferences?: { uid: string; controller?: boolean | undefined }[] | undefined } }) =>
-  obj.metadata.ownerReferences?.find((o) => o.controller)?.uid;
+export const controllerUidOf = (obj: {
+  metadata: { ownerReferences?: { uid: string; controller?: boolean | undefined }[] | undefined };
+}) => obj.metadata.ownerReferences?.find((o) => o.controller)?.uid;

@@ -1,8 +1,8 @@
 // The operator process: configuration → client → leader election → controller, plus the
 // HTTP endpoints. `Operator` is also what tests start in-process.
 
-import { hostname } from "node:os";
 import type { Server } from "node:http";
+import { hostname } from "node:os";
 import type { OperatorConfig } from "./config.ts";
 import { Controller } from "./controller.ts";
 import { KubeClient, loadKubeConfig } from "./k8s.ts";
@@ -63,7 +63,9 @@ export class Operator {
       this.log,
       () => {
         this.metrics.isLeader.set(1);
-        this.controller.start().catch((error) => this.log.error("controller failed to start", { error }));
+        this.controller
+          .start()
+          .catch((error) => this.log.error("controller failed to start", { error }));
       },
       () => {
         this.metrics.isLeader.set(0);

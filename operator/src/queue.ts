@@ -70,7 +70,10 @@ export class WorkQueue {
   /** Requeue after `ms` (replacing an earlier timer for the key if it fires later). */
   addAfter(key: string, ms: number): void {
     if (this.closed) return;
-    if (ms <= 0) return this.add(key);
+    if (ms <= 0) {
+      this.add(key);
+      return;
+    }
     const existing = this.timers.get(key);
     if (existing) clearTimeout(existing);
     const timer = setTimeout(() => {

@@ -4,18 +4,24 @@
 //   → ensure the Job → status (written only when changed, retried on conflict).
 // Every return says why it requeues (or not).
 
-import { type LoraFineTune, safeParseLoraFineTune } from "@loraforge/crds";
+import { type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crds";
 import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
 import type { EventRecorder } from "./events.ts";
 import { isConflict, type Kube, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
-import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
 import { jobName, runAccountName, specConfigMapName } from "./naming.ts";
-import { decideStatus, type OperatorStatus, OPERATOR_FIELDS, pick, sameJson, TERMINAL_PHASES } from "./status.ts";
+import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
+import {
+  decideStatus,
+  OPERATOR_FIELDS,
+  type OperatorStatus,
+  pick,
+  sameJson,
+  TERMINAL_PHASES,
+} from "./status.ts";
 import { type ValidationOutcome, validateForCluster } from "./validate.ts";
-import { Reason } from "@loraforge/crds";
 
 export interface Caches {
   lft(namespace: string, name: string): unknown | undefined;
@@ -35,7 +41,14 @@ export type Result =
   | { kind: "requeueAfter"; ms: number; why: string };
 
 interface RawLft {
-  metadata: { name: string; namespace: string; uid: string; generation?: number; resourceVersion?: string; deletionTimestamp?: string };
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    generation?: number;
+    resourceVersion?: string;
+    deletionTimestamp?: string;
+  };
   status?: unknown;
 }
 
@@ -72,7 +85,10 @@ export class Reconciler {
         break;
       }
       // conflict: someone (the trainer, a user) changed the object; re-read and recompute
-      if (attempt >= MAX_STATUS_ATTEMPTS) throw new Error(`status of ${namespace}/${name}: still conflicting after ${attempt} attempts`);
+      if (attempt >= MAX_STATUS_ATTEMPTS)
+        throw new Error(
+          `status of ${namespace}/${name}: still conflicting after ${attempt} attempts`,
+        );
       const fresh = (await this.kube.get(paths.lft(namespace, name))) as RawLft | undefined;
       if (!fresh) return { kind: "done", why: "deleted while reconciling" };
       raw = fresh;
@@ -80,7 +96,9 @@ export class Reconciler {
     return requeue;
   }
 
-  private async pass(raw: RawLft): Promise<{ kind: "written" | "unchanged" | "conflict"; result: Result }> {
+  private async pass(
+    raw: RawLft,
+  ): Promise<{ kind: "written" | "unchanged" | "conflict"; result: Result }> {
     const { namespace, name, uid } = raw.metadata;
     const generation = raw.metadata.generation ?? 0;
     const log = this.log.with({ lft: `${namespace}/${name}` });
@@ -93,7 +111,13 @@ export class Reconciler {
       // Should not pass the API server's schema; report it rather than crash.
       const message = parsed.problems.map((p) => `${p.path}: ${p.message}`).join("; ");
       lft = raw as unknown as LoraFineTune;
-      validation = { ok: false, reason: Reason.InvalidSpec, message, warnings: [], gpuProduct: undefined };
+      validation = {
+        ok: false,
+        reason: Reason.InvalidSpec,
+        message,
+        warnings: [],
+        gpuProduct: undefined,
+      };
     } else {
       lft = parsed.value;
       validation = validateForCluster(lft, { defaultGpuProduct: this.settings.defaultGpuProduct });
@@ -101,7 +125,8 @@ export class Reconciler {
     const run: OwnedRun = { lft, uid, namespace };
     const jName = jobName(name);
     const prevPhase = (raw.status as { phase?: string } | undefined)?.phase;
-    const terminal = prevPhase !== undefined && (TERMINAL_PHASES as readonly string[]).includes(prevPhase);
+    const terminal =
+      prevPhase !== undefined && (TERMINAL_PHASES as readonly string[]).includes(prevPhase);
 
     let job = this.jobFromCache(namespace, jName);
     let result: Result = { kind: "done", why: "in sync" };
@@ -109,17 +134,30 @@ export class Reconciler {
       // A Job of an earlier resource with the same name, not yet garbage-collected.
       return {
         kind: "unchanged",
-        result: { kind: "requeueAfter", ms: 2000, why: `Job ${jName} belongs to an earlier ${name}; waiting for its garbage collection` },
+        result: {
+          kind: "requeueAfter",
+          ms: 2000,
+          why: `Job ${jName} belongs to an earlier ${name}; waiting for its garbage collection`,
+        },
       };
     }
 
     if (validation.ok && !(terminal && !job)) {
       // 4. per-run identity and the spec file
       if (this.ensured.get(uid) !== generation) {
-        await this.kube.apply(paths.serviceAccount(namespace, runAccountName(name)), buildServiceAccount(run));
+        await this.kube.apply(
+          paths.serviceAccount(namespace, runAccountName(name)),
+          buildServiceAccount(run),
+        );
         await this.kube.apply(paths.role(namespace, runAccountName(name)), buildRole(run));
-        await this.kube.apply(paths.roleBinding(namespace, runAccountName(name)), buildRoleBinding(run));
-        await this.kube.apply(paths.configMap(namespace, specConfigMapName(name)), buildSpecConfigMap(run));
+        await this.kube.apply(
+          paths.roleBinding(namespace, runAccountName(name)),
+          buildRoleBinding(run),
+        );
+        await this.kube.apply(
+          paths.configMap(namespace, specConfigMapName(name)),
+          buildSpecConfigMap(run),
+        );
         this.ensured.set(uid, generation);
       }
       // 5. the Job
@@ -149,10 +187,21 @@ export class Reconciler {
 
     // 6. status
     const pods = job ? this.podsOf(namespace, job) : [];
-    const decision = decideStatus({ lft, generation, validation, job, pods, jobName: jName, now: now() });
+    const decision = decideStatus({
+      lft,
+      generation,
+      validation,
+      job,
+      pods,
+      jobName: jName,
+      now: now(),
+    });
     if (decision.stopJob && job) {
       await this.kube.delete(paths.job(namespace, jName), "Background");
-      log.info("deleted the Job of a failed run to free its GPU", { job: jName, reason: decision.status.failure?.reason });
+      log.info("deleted the Job of a failed run to free its GPU", {
+        job: jName,
+        reason: decision.status.failure?.reason,
+      });
     }
     const current = pick(raw.status as never);
     if (sameJson(current, decision.status)) return { kind: "unchanged", result };
@@ -169,7 +218,8 @@ export class Reconciler {
       throw e;
     }
     await this.announce(raw, lft, current, decision.status, validation);
-    if (decision.status.phase === "Pending" && !job) result = { kind: "requeueAfter", ms: 1000, why: "Job not visible yet" };
+    if (decision.status.phase === "Pending" && !job)
+      result = { kind: "requeueAfter", ms: 1000, why: "Job not visible yet" };
     return { kind: "written", result };
   }
 
@@ -191,19 +241,41 @@ export class Reconciler {
   }
 
   /** Events on transitions: the phase, and validation warnings when first seen. */
-  private async announce(raw: RawLft, lft: LoraFineTune, before: OperatorStatus, after: OperatorStatus, validation: ValidationOutcome) {
-    const target = { name: raw.metadata.name, namespace: raw.metadata.namespace, uid: raw.metadata.uid };
+  private async announce(
+    raw: RawLft,
+    lft: LoraFineTune,
+    before: OperatorStatus,
+    after: OperatorStatus,
+    validation: ValidationOutcome,
+  ) {
+    const target = {
+      name: raw.metadata.name,
+      namespace: raw.metadata.namespace,
+      uid: raw.metadata.uid,
+    };
     const validatedBefore = before.conditions?.find((c) => c.type === "Validated");
     if (validation.warnings.length > 0 && validatedBefore?.reason !== validation.reason) {
-      for (const w of validation.warnings) await this.events.emit(target, "Warning", validation.reason, w);
+      for (const w of validation.warnings)
+        await this.events.emit(target, "Warning", validation.reason, w);
     }
-    if (lft.spec.queueName && lft.spec.resources.tolerations?.length && before.phase === undefined) {
-      await this.events.emit(target, "Warning", "TolerationsFromFlavor", "queueName is set: Kueue's ResourceFlavor supplies tolerations; spec.resources.tolerations are not written to the Job");
+    if (
+      lft.spec.queueName &&
+      lft.spec.resources.tolerations?.length &&
+      before.phase === undefined
+    ) {
+      await this.events.emit(
+        target,
+        "Warning",
+        "TolerationsFromFlavor",
+        "queueName is set: Kueue's ResourceFlavor supplies tolerations; spec.resources.tolerations are not written to the Job",
+      );
     }
     if (before.phase === after.phase) return;
     const failed = after.phase === "Failed";
     const reason = failed ? (after.failure?.reason ?? "Failed") : (after.phase ?? "Unknown");
-    const message = failed ? (after.failure?.message ?? "") : `phase ${before.phase ?? "(none)"} → ${after.phase}`;
+    const message = failed
+      ? (after.failure?.message ?? "")
+      : `phase ${before.phase ?? "(none)"} → ${after.phase}`;
     await this.events.emit(target, failed ? "Warning" : "Normal", reason, message);
   }
 }

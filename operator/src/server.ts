@@ -4,14 +4,20 @@
 import { createServer, type Server } from "node:http";
 import type { Metrics } from "./metrics.ts";
 
-export function startHttpServer(port: number, metrics: Metrics, ready: () => boolean): Promise<Server> {
+export function startHttpServer(
+  port: number,
+  metrics: Metrics,
+  ready: () => boolean,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const url = req.url ?? "/";
     if (url === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok");
     } else if (url === "/readyz") {
       const ok = ready();
-      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" }).end(ok ? "ok" : "caches not synced");
+      res
+        .writeHead(ok ? 200 : 503, { "content-type": "text/plain" })
+        .end(ok ? "ok" : "caches not synced");
     } else if (url === "/metrics") {
       metrics.registry.metrics().then(
         (text) => res.writeHead(200, { "content-type": metrics.registry.contentType }).end(text),

@@ -112,7 +112,11 @@ export function decideStatus(o: Observation): Decision {
 
   if (!validation.ok) {
     fail({ reason: validation.reason, message: validation.message });
-    conds.Admitted = { status: "False", reason: validation.reason, message: "no Job is created for an invalid spec" };
+    conds.Admitted = {
+      status: "False",
+      reason: validation.reason,
+      message: "no Job is created for an invalid spec",
+    };
   } else if (!job) {
     if (prev?.phase && TERMINAL_PHASES.includes(prev.phase)) {
       // The run is over and its Job is gone (deleted after a failure, or by a TTL): keep the result.
@@ -120,17 +124,33 @@ export function decideStatus(o: Observation): Decision {
     }
     if (lft.spec.suspend) {
       phase = "Suspended";
-      conds.Admitted = { status: "False", reason: Reason.SuspendedBySpec, message: "no Job while suspended" };
+      conds.Admitted = {
+        status: "False",
+        reason: Reason.SuspendedBySpec,
+        message: "no Job while suspended",
+      };
     } else {
       phase = "Pending";
-      conds.Admitted = { status: "Unknown", reason: Reason.JobCreated, message: "creating the Job" };
+      conds.Admitted = {
+        status: "Unknown",
+        reason: Reason.JobCreated,
+        message: "creating the Job",
+      };
     }
     conds.Suspended = suspended;
   } else if (conditionOf(job, "Complete")) {
     phase = "Succeeded";
     conds.Admitted = { status: "True", reason: Reason.JobCreated, message: `Job ${o.jobName}` };
-    conds.Progressing = { status: "False", reason: Reason.AdapterReady, message: "training finished" };
-    conds.Succeeded = { status: "True", reason: Reason.AdapterReady, message: "the Job completed; the adapter is in the output location" };
+    conds.Progressing = {
+      status: "False",
+      reason: Reason.AdapterReady,
+      message: "training finished",
+    };
+    conds.Succeeded = {
+      status: "True",
+      reason: Reason.AdapterReady,
+      message: "the Job completed; the adapter is in the output location",
+    };
   } else if (conditionOf(job, "Failed") || conditionOf(job, "FailureTarget")) {
     conds.Admitted = { status: "True", reason: Reason.JobCreated, message: `Job ${o.jobName}` };
     fail(jobFailure(job, pods));
@@ -144,7 +164,11 @@ export function decideStatus(o: Observation): Decision {
     } else if (job.spec?.suspend) {
       if (!kueue || lft.spec.suspend) {
         phase = "Suspended";
-        conds.Admitted = { status: "False", reason: Reason.SuspendedBySpec, message: `Job ${o.jobName} is suspended` };
+        conds.Admitted = {
+          status: "False",
+          reason: Reason.SuspendedBySpec,
+          message: `Job ${o.jobName} is suspended`,
+        };
       } else {
         phase = "Queued";
         conds.Admitted = {
@@ -159,21 +183,36 @@ export function decideStatus(o: Observation): Decision {
       if (isPodRunning(pods)) {
         const p = prev?.progress;
         const trainingDone =
-          p !== undefined && p.totalSteps > 0 && p.step >= p.totalSteps && lft.spec.evaluation.enabled;
+          p !== undefined &&
+          p.totalSteps > 0 &&
+          p.step >= p.totalSteps &&
+          lft.spec.evaluation.enabled;
         const retries = job.status?.failed ?? 0;
         if (trainingDone) {
           phase = "Evaluating";
-          conds.Progressing = { status: "True", reason: Reason.Evaluating, message: "training done; evaluating the adapter" };
+          conds.Progressing = {
+            status: "True",
+            reason: Reason.Evaluating,
+            message: "training done; evaluating the adapter",
+          };
         } else {
           phase = "Running";
           conds.Progressing =
             retries > 0
-              ? { status: "True", reason: Reason.Resumed, message: `retry ${retries} resumes from the newest checkpoint` }
+              ? {
+                  status: "True",
+                  reason: Reason.Resumed,
+                  message: `retry ${retries} resumes from the newest checkpoint`,
+                }
               : { status: "True", reason: Reason.Training, message: "training" };
         }
       } else {
         phase = "Pending";
-        conds.Progressing = { status: "False", reason: Reason.PodPending, message: "waiting for the trainer pod to start" };
+        conds.Progressing = {
+          status: "False",
+          reason: Reason.PodPending,
+          message: "waiting for the trainer pod to start",
+        };
       }
     }
   }
@@ -191,9 +230,10 @@ export function decideStatus(o: Observation): Decision {
     status.completionTime = done ?? prev?.completionTime ?? o.now;
   }
   if (failure) {
-    status.failure = failure.exitCode === undefined
-      ? { reason: failure.reason, message: failure.message }
-      : { reason: failure.reason, message: failure.message, exitCode: failure.exitCode };
+    status.failure =
+      failure.exitCode === undefined
+        ? { reason: failure.reason, message: failure.message }
+        : { reason: failure.reason, message: failure.message, exitCode: failure.exitCode };
   }
   return { status, stopJob };
 }
@@ -212,5 +252,7 @@ export function sameJson(a: unknown, b: unknown): boolean {
   const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
   const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
   if (ka.length !== kb.length) return false;
-  return ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+  return ka.every((k) =>
+    sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+  );
 }

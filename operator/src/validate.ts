@@ -2,7 +2,13 @@
 // knows neither the pool's default GPU nor the model's size): precision against compute
 // capability, int8 on V100 for large models, and whether the run fits the GPU's memory.
 
-import { gpuInfo, type LoraFineTune, productLacksBf16, Reason, type ReasonName } from "@loraforge/crds";
+import {
+  gpuInfo,
+  type LoraFineTune,
+  productLacksBf16,
+  Reason,
+  type ReasonName,
+} from "@loraforge/crds";
 import { describeEstimate, estimateMemory, GiB, gib } from "./memoryFit.ts";
 import { modelSizeOf } from "./modelSize.ts";
 import { GPU_PRODUCT_LABEL, MODEL_PARAMS_ANNOTATION } from "./naming.ts";
@@ -29,7 +35,10 @@ export function effectiveGpuProduct(lft: LoraFineTune, ctx: ValidationContext): 
   return r.gpuProduct ?? r.nodeSelector?.[GPU_PRODUCT_LABEL] ?? ctx.defaultGpuProduct;
 }
 
-export function validateForCluster(lft: LoraFineTune, ctx: ValidationContext = {}): ValidationOutcome {
+export function validateForCluster(
+  lft: LoraFineTune,
+  ctx: ValidationContext = {},
+): ValidationOutcome {
   const { spec } = lft;
   const product = effectiveGpuProduct(lft, ctx);
   const warnings: string[] = [];
@@ -46,11 +55,23 @@ export function validateForCluster(lft: LoraFineTune, ctx: ValidationContext = {
   if (!size.ok) return fail(Reason.InvalidSpec, size.message);
 
   if (spec.resources.gpus === 0) {
-    return { ok: true, reason: Reason.SpecValid, message: "CPU run: no GPU checks apply", warnings, gpuProduct: undefined };
+    return {
+      ok: true,
+      reason: Reason.SpecValid,
+      message: "CPU run: no GPU checks apply",
+      warnings,
+      gpuProduct: undefined,
+    };
   }
   if (product === undefined) {
     notes.push("no GPU product named (resources.gpuProduct): precision and memory not checked");
-    return { ok: true, reason: Reason.SpecValid, message: notes.join("; "), warnings, gpuProduct: product };
+    return {
+      ok: true,
+      reason: Reason.SpecValid,
+      message: notes.join("; "),
+      warnings,
+      gpuProduct: product,
+    };
   }
 
   if (spec.training.precision === "bf16" && productLacksBf16(product)) {
@@ -63,7 +84,13 @@ export function validateForCluster(lft: LoraFineTune, ctx: ValidationContext = {
   const info = gpuInfo(product);
   if (!info) {
     notes.push(`GPU product ${product} is not in the GPU table: memory fit not checked`);
-    return { ok: true, reason: Reason.SpecValid, message: notes.join("; "), warnings, gpuProduct: product };
+    return {
+      ok: true,
+      reason: Reason.SpecValid,
+      message: notes.join("; "),
+      warnings,
+      gpuProduct: product,
+    };
   }
 
   const precision =
@@ -114,5 +141,11 @@ export function validateForCluster(lft: LoraFineTune, ctx: ValidationContext = {
       gpuProduct: product,
     };
   }
-  return { ok: true, reason: Reason.SpecValid, message: notes.join("; "), warnings, gpuProduct: product };
+  return {
+    ok: true,
+    reason: Reason.SpecValid,
+    message: notes.join("; "),
+    warnings,
+    gpuProduct: product,
+  };
 }

@@ -7,7 +7,12 @@ import { buildRole, buildRoleBinding, buildServiceAccount } from "../src/builder
 import { childName, jobName } from "../src/naming.ts";
 import { lft } from "./support/fixtures.ts";
 
-const settings = { trainerImage: "ghcr.io/loraforge/trainer:1", pullPolicy: "IfNotPresent" as const, backoffLimit: 3, gpuProduct: "Tesla-V100-SXM2-32GB" };
+const settings = {
+  trainerImage: "ghcr.io/loraforge/trainer:1",
+  pullPolicy: "IfNotPresent" as const,
+  backoffLimit: 3,
+  gpuProduct: "Tesla-V100-SXM2-32GB",
+};
 const run = (o = {}) => ({ lft: lft(o), uid: "uid-1", namespace: "ml" });
 // biome-ignore lint/suspicious/noExplicitAny: test access to built JSON
 const podOf = (job: any) => job.spec.template.spec;
@@ -16,7 +21,14 @@ test("the Job runs the trainer with the mounted spec, GPUs, volumes and an owner
   const job = buildJob(run(), settings);
   assert.equal(job.metadata.name, "alpaca-7b-train");
   assert.deepEqual(job.metadata.ownerReferences, [
-    { apiVersion: "loraforge.dev/v1alpha1", kind: "LoraFineTune", name: "alpaca-7b", uid: "uid-1", controller: true, blockOwnerDeletion: true },
+    {
+      apiVersion: "loraforge.dev/v1alpha1",
+      kind: "LoraFineTune",
+      name: "alpaca-7b",
+      uid: "uid-1",
+      controller: true,
+      blockOwnerDeletion: true,
+    },
   ]);
   const pod = podOf(job);
   const c = pod.containers[0];
@@ -29,10 +41,15 @@ test("the Job runs the trainer with the mounted spec, GPUs, volumes and an owner
   assert.equal(pod.serviceAccountName, "alpaca-7b-trainer");
   const vols = Object.fromEntries(pod.volumes.map((v: { name: string }) => [v.name, v]));
   assert.deepEqual(vols.dshm.emptyDir, { medium: "Memory", sizeLimit: "1Gi" });
-  assert.deepEqual(vols["pvc-models"].persistentVolumeClaim, { claimName: "models", readOnly: true });
+  assert.deepEqual(vols["pvc-models"].persistentVolumeClaim, {
+    claimName: "models",
+    readOnly: true,
+  });
   assert.deepEqual(vols["pvc-runs"].persistentVolumeClaim, { claimName: "runs", readOnly: false });
   assert.equal(vols.spec.configMap.name, "alpaca-7b-spec");
-  const env = Object.fromEntries(c.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+  const env = Object.fromEntries(
+    c.env.map((e: { name: string; value: string }) => [e.name, e.value]),
+  );
   assert.equal(env.LORAFORGE_MODEL_DIR, "/mnt/pvc/models/llama-2-7b-hf");
   assert.equal(env.LORAFORGE_DATASET_PATH, "/mnt/pvc/datasets/alpaca/cleaned.json");
   assert.equal(env.LORAFORGE_OUTPUT_DIR, "/mnt/pvc/runs/alpaca-7b");
@@ -43,29 +60,62 @@ test("podFailurePolicy fails at once on non-retryable exit codes and ignores dis
   const job = buildJob(run(), settings);
   // biome-ignore lint/suspicious/noExplicitAny: JSON
   const rules = (job.spec as any).podFailurePolicy.rules;
-  assert.deepEqual(rules[0], { action: "FailJob", onExitCodes: { containerName: "trainer", operator: "In", values: [...NON_RETRYABLE_EXIT_CODES] } });
-  assert.deepEqual(rules[1], { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] });
+  assert.deepEqual(rules[0], {
+    action: "FailJob",
+    onExitCodes: {
+      containerName: "trainer",
+      operator: "In",
+      values: [...NON_RETRYABLE_EXIT_CODES],
+    },
+  });
+  assert.deepEqual(rules[1], {
+    action: "Ignore",
+    onPodConditions: [{ type: "DisruptionTarget", status: "True" }],
+  });
   assert.equal(job.spec.backoffLimit, 3);
   assert.equal(job.spec.suspend, false);
 });
 
 test("spec placement (nodeSelector, tolerations, affinity) is copied without Kueue", () => {
   const tol = [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }];
-  const job = buildJob(run({ resources: { nodeSelector: { pool: "v100" }, tolerations: tol, affinity: { podAntiAffinity: {} } } }), settings);
+  const job = buildJob(
+    run({
+      resources: {
+        nodeSelector: { pool: "v100" },
+        tolerations: tol,
+        affinity: { podAntiAffinity: {} },
+      },
+    }),
+    settings,
+  );
   const pod = podOf(job);
-  assert.deepEqual(pod.nodeSelector, { pool: "v100", "nvidia.com/gpu.product": "Tesla-V100-SXM2-32GB" });
+  assert.deepEqual(pod.nodeSelector, {
+    pool: "v100",
+    "nvidia.com/gpu.product": "Tesla-V100-SXM2-32GB",
+  });
   assert.deepEqual(pod.tolerations, tol);
   assert.deepEqual(pod.affinity, { podAntiAffinity: {} });
 });
 
 test("with a queueName: the Kueue label, and no suspend, nodeSelector or tolerations written", () => {
-  const job = buildJob(run({ queueName: "v100-queue", resources: { nodeSelector: { pool: "v100" }, tolerations: [{ key: "a", operator: "Exists" }] } }), settings);
+  const job = buildJob(
+    run({
+      queueName: "v100-queue",
+      resources: {
+        nodeSelector: { pool: "v100" },
+        tolerations: [{ key: "a", operator: "Exists" }],
+      },
+    }),
+    settings,
+  );
   assert.equal(job.metadata.labels["kueue.x-k8s.io/queue-name"], "v100-queue");
   assert.equal("suspend" in job.spec, false);
   const pod = podOf(job);
   assert.equal(pod.nodeSelector, undefined);
   assert.equal(pod.tolerations, undefined);
-  const exprs = pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions;
+  const exprs =
+    pod.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]
+      .matchExpressions;
   assert.deepEqual(exprs, [
     { key: "nvidia.com/gpu.product", operator: "In", values: ["Tesla-V100-SXM2-32GB"] },
     { key: "pool", operator: "In", values: ["v100"] },
@@ -81,13 +131,23 @@ test("one volume per claim; a claim that holds the output is writable", () => {
   const r = run();
   r.lft.spec.output = { pvc: { claimName: "models", path: "out" } };
   const pod = podOf(buildJob(r, settings));
-  const pvcs = pod.volumes.filter((v: { persistentVolumeClaim?: unknown }) => v.persistentVolumeClaim);
-  assert.deepEqual(pvcs.map((v: { name: string }) => v.name), ["pvc-datasets", "pvc-models"]);
+  const pvcs = pod.volumes.filter(
+    (v: { persistentVolumeClaim?: unknown }) => v.persistentVolumeClaim,
+  );
+  assert.deepEqual(
+    pvcs.map((v: { name: string }) => v.name),
+    ["pvc-datasets", "pvc-models"],
+  );
   assert.equal(pvcs[1].persistentVolumeClaim.readOnly, false);
 });
 
 test("CPU runs request no GPU and select no GPU product", () => {
-  const pod = podOf(buildJob(run({ training: { precision: "fp32" }, resources: { gpus: 0, gpuProduct: undefined } }), { ...settings, gpuProduct: undefined }));
+  const pod = podOf(
+    buildJob(
+      run({ training: { precision: "fp32" }, resources: { gpus: 0, gpuProduct: undefined } }),
+      { ...settings, gpuProduct: undefined },
+    ),
+  );
   assert.equal(pod.containers[0].resources.limits["nvidia.com/gpu"], undefined);
   assert.equal(pod.nodeSelector, undefined);
 });
@@ -102,9 +162,18 @@ test("the spec ConfigMap carries the resource as YAML, without suspend", () => {
 
 test("the run's Role allows only get/patch on its own status", () => {
   const role = buildRole(run());
-  assert.deepEqual(role.rules, [{ apiGroups: [GROUP], resources: [`${PLURAL}/status`], resourceNames: ["alpaca-7b"], verbs: ["get", "patch"] }]);
+  assert.deepEqual(role.rules, [
+    {
+      apiGroups: [GROUP],
+      resources: [`${PLURAL}/status`],
+      resourceNames: ["alpaca-7b"],
+      verbs: ["get", "patch"],
+    },
+  ]);
   const rb = buildRoleBinding(run());
-  assert.deepEqual(rb.subjects, [{ kind: "ServiceAccount", name: "alpaca-7b-trainer", namespace: "ml" }]);
+  assert.deepEqual(rb.subjects, [
+    { kind: "ServiceAccount", name: "alpaca-7b-trainer", namespace: "ml" },
+  ]);
   assert.equal(rb.roleRef.name, role.metadata.name);
   assert.equal(buildServiceAccount(run()).automountServiceAccountToken, false);
 });

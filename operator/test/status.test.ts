@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Reason } from "@loraforge/crds";
-import { decideStatus, mergeConditions, type Observation } from "../src/status.ts";
 import type { Job, Pod } from "../src/objects.ts";
+import { decideStatus, mergeConditions, type Observation } from "../src/status.ts";
 import { validateForCluster } from "../src/validate.ts";
 import { lft } from "./support/fixtures.ts";
 
@@ -13,26 +13,54 @@ const job = (status: Job["status"] = {}, suspend = false): Job => ({
   status,
 });
 const pod = (name: string, created: string, status: Pod["status"]): Pod => ({
-  metadata: { name, creationTimestamp: created, ownerReferences: [{ uid: "job-uid", kind: "Job", name: "j", controller: true }] },
+  metadata: {
+    name,
+    creationTimestamp: created,
+    ownerReferences: [{ uid: "job-uid", kind: "Job", name: "j", controller: true }],
+  },
   status,
 });
 const terminated = (exitCode: number, reason = "Error", message?: string) => ({
   phase: "Failed",
-  containerStatuses: [{ name: "trainer", state: { terminated: { exitCode, reason, ...(message ? { message } : {}) } } }],
+  containerStatuses: [
+    {
+      name: "trainer",
+      state: { terminated: { exitCode, reason, ...(message ? { message } : {}) } },
+    },
+  ],
 });
 
-function observe(over: Partial<Observation> & { opts?: Parameters<typeof lft>[0] } = {}): Observation {
+function observe(
+  over: Partial<Observation> & { opts?: Parameters<typeof lft>[0] } = {},
+): Observation {
   const l = over.lft ?? lft(over.opts);
-  return { lft: l, generation: 1, validation: validateForCluster(l), job: undefined, pods: [], jobName: "alpaca-7b-train", now: NOW, ...over };
+  return {
+    lft: l,
+    generation: 1,
+    validation: validateForCluster(l),
+    job: undefined,
+    pods: [],
+    jobName: "alpaca-7b-train",
+    now: NOW,
+    ...over,
+  };
 }
-const cond = (s: ReturnType<typeof decideStatus>, type: string) => s.status.conditions?.find((c) => c.type === type);
+const cond = (s: ReturnType<typeof decideStatus>, type: string) =>
+  s.status.conditions?.find((c) => c.type === type);
 
 test("a new Job with a pending pod is Pending; a running pod makes it Running", () => {
-  const pending = decideStatus(observe({ job: job({ active: 1 }), pods: [pod("p", "1", { phase: "Pending" })] }));
+  const pending = decideStatus(
+    observe({ job: job({ active: 1 }), pods: [pod("p", "1", { phase: "Pending" })] }),
+  );
   assert.equal(pending.status.phase, "Pending");
   assert.equal(cond(pending, "Admitted")?.status, "True");
   assert.equal(cond(pending, "Progressing")?.reason, Reason.PodPending);
-  const running = decideStatus(observe({ job: job({ active: 1, startTime: "2026-11-27T19:00:00Z" }), pods: [pod("p", "1", { phase: "Running" })] }));
+  const running = decideStatus(
+    observe({
+      job: job({ active: 1, startTime: "2026-11-27T19:00:00Z" }),
+      pods: [pod("p", "1", { phase: "Running" })],
+    }),
+  );
   assert.equal(running.status.phase, "Running");
   assert.equal(running.status.startTime, "2026-11-27T19:00:00Z");
   assert.equal(cond(running, "Progressing")?.reason, Reason.Training);
@@ -42,14 +70,26 @@ test("a new Job with a pending pod is Pending; a running pod makes it Running", 
 test("training done with evaluation enabled is Evaluating; a retry is Resumed", () => {
   const l = lft();
   l.status = { progress: { step: 300, totalSteps: 300 } };
-  const ev = decideStatus(observe({ lft: l, job: job({ active: 1 }), pods: [pod("p", "1", { phase: "Running" })] }));
+  const ev = decideStatus(
+    observe({ lft: l, job: job({ active: 1 }), pods: [pod("p", "1", { phase: "Running" })] }),
+  );
   assert.equal(ev.status.phase, "Evaluating");
-  const retry = decideStatus(observe({ job: job({ active: 1, failed: 1 }), pods: [pod("p", "1", { phase: "Running" })] }));
+  const retry = decideStatus(
+    observe({ job: job({ active: 1, failed: 1 }), pods: [pod("p", "1", { phase: "Running" })] }),
+  );
   assert.equal(cond(retry, "Progressing")?.reason, Reason.Resumed);
 });
 
 test("a complete Job is Succeeded with its completion time", () => {
-  const d = decideStatus(observe({ job: job({ succeeded: 1, completionTime: "2026-11-27T21:00:00Z", conditions: [{ type: "Complete", status: "True" }] }) }));
+  const d = decideStatus(
+    observe({
+      job: job({
+        succeeded: 1,
+        completionTime: "2026-11-27T21:00:00Z",
+        conditions: [{ type: "Complete", status: "True" }],
+      }),
+    }),
+  );
   assert.equal(d.status.phase, "Succeeded");
   assert.equal(d.status.completionTime, "2026-11-27T21:00:00Z");
   assert.equal(cond(d, "Succeeded")?.reason, Reason.AdapterReady);
@@ -62,8 +102,18 @@ for (const [exit, reason, termReason] of [
   [137, Reason.OOMKilled, "OOMKilled"],
 ] as const) {
   test(`a failed Job whose trainer exited ${exit} (${termReason}) fails with ${reason}`, () => {
-    const failedJob = job({ failed: 1, conditions: [{ type: "Failed", status: "True", reason: "PodFailurePolicy" }] });
-    const d = decideStatus(observe({ job: failedJob, pods: [pod("p1", "2026-11-27T19:00:00Z", terminated(exit, termReason, "layer 31 q_proj: NaN"))] }));
+    const failedJob = job({
+      failed: 1,
+      conditions: [{ type: "Failed", status: "True", reason: "PodFailurePolicy" }],
+    });
+    const d = decideStatus(
+      observe({
+        job: failedJob,
+        pods: [
+          pod("p1", "2026-11-27T19:00:00Z", terminated(exit, termReason, "layer 31 q_proj: NaN")),
+        ],
+      }),
+    );
     assert.equal(d.status.phase, "Failed");
     assert.equal(d.status.failure?.reason, reason);
     assert.equal(d.status.failure?.exitCode, exit);
@@ -74,24 +124,55 @@ for (const [exit, reason, termReason] of [
 }
 
 test("the newest failed pod decides; BackoffLimitExceeded with generic errors", () => {
-  const failedJob = job({ failed: 2, conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded" }] });
-  const d = decideStatus(observe({ job: failedJob, pods: [pod("old", "2026-11-27T19:00:00Z", terminated(4)), pod("new", "2026-11-27T19:30:00Z", terminated(1))] }));
+  const failedJob = job({
+    failed: 2,
+    conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded" }],
+  });
+  const d = decideStatus(
+    observe({
+      job: failedJob,
+      pods: [
+        pod("old", "2026-11-27T19:00:00Z", terminated(4)),
+        pod("new", "2026-11-27T19:30:00Z", terminated(1)),
+      ],
+    }),
+  );
   assert.equal(d.status.failure?.reason, Reason.BackoffLimitExceeded);
   assert.match(d.status.failure?.message ?? "", /pod new/);
 });
 
 test("an image that cannot be pulled fails the run and stops the Job", () => {
-  const d = decideStatus(observe({
-    job: job({ active: 1 }),
-    pods: [pod("p", "1", { phase: "Pending", containerStatuses: [{ name: "trainer", state: { waiting: { reason: "ImagePullBackOff", message: "Back-off pulling image \"x\"" } } }] })],
-  }));
+  const d = decideStatus(
+    observe({
+      job: job({ active: 1 }),
+      pods: [
+        pod("p", "1", {
+          phase: "Pending",
+          containerStatuses: [
+            {
+              name: "trainer",
+              state: {
+                waiting: { reason: "ImagePullBackOff", message: 'Back-off pulling image "x"' },
+              },
+            },
+          ],
+        }),
+      ],
+    }),
+  );
   assert.equal(d.status.phase, "Failed");
   assert.equal(d.status.failure?.reason, Reason.ImagePullFailed);
   assert.equal(d.stopJob, true);
 });
 
 test("invalid spec: Failed, Validated False, no Job", () => {
-  const l = lft({ training: { precision: "bf16" }, resources: { gpuProduct: undefined, nodeSelector: { "nvidia.com/gpu.product": "Tesla-V100-PCIE-16GB" } } });
+  const l = lft({
+    training: { precision: "bf16" },
+    resources: {
+      gpuProduct: undefined,
+      nodeSelector: { "nvidia.com/gpu.product": "Tesla-V100-PCIE-16GB" },
+    },
+  });
   const d = decideStatus(observe({ lft: l }));
   assert.equal(d.status.phase, "Failed");
   assert.equal(cond(d, "Validated")?.status, "False");
@@ -112,17 +193,36 @@ test("suspended: by spec (own Job), queued by Kueue, and no Job while suspended 
 
 test("a finished run keeps its result when its Job is gone", () => {
   const l = lft();
-  l.status = { phase: "Failed", failure: { reason: "ImagePullFailed", message: "x" }, jobName: "alpaca-7b-train" };
+  l.status = {
+    phase: "Failed",
+    failure: { reason: "ImagePullFailed", message: "x" },
+    jobName: "alpaca-7b-train",
+  };
   const d = decideStatus(observe({ lft: l }));
   assert.equal(d.status.phase, "Failed");
   assert.equal(d.status.failure?.reason, "ImagePullFailed");
 });
 
 test("lastTransitionTime changes only when a condition's status changes", () => {
-  const first = mergeConditions(undefined, { Validated: { status: "True", reason: "SpecValid", message: "" } }, 1, "t1");
-  const same = mergeConditions(first, { Validated: { status: "True", reason: "SpecValid", message: "new text" } }, 2, "t2");
+  const first = mergeConditions(
+    undefined,
+    { Validated: { status: "True", reason: "SpecValid", message: "" } },
+    1,
+    "t1",
+  );
+  const same = mergeConditions(
+    first,
+    { Validated: { status: "True", reason: "SpecValid", message: "new text" } },
+    2,
+    "t2",
+  );
   assert.equal(same[0]?.lastTransitionTime, "t1");
   assert.equal(same[0]?.observedGeneration, 2);
-  const flipped = mergeConditions(first, { Validated: { status: "False", reason: "InvalidSpec", message: "" } }, 2, "t3");
+  const flipped = mergeConditions(
+    first,
+    { Validated: { status: "False", reason: "InvalidSpec", message: "" } },
+    2,
+    "t3",
+  );
   assert.equal(flipped[0]?.lastTransitionTime, "t3");
 });

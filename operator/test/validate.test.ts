@@ -28,7 +28,9 @@ test("the derived shape of a 7B model is Llama-7B-like", () => {
 test("memory: checkpointing, micro-batch and quantization move the estimate the right way", () => {
   const base = lft({ training: { gradientCheckpointing: false, microBatchSize: 4 } }).spec;
   const ckpt = lft({ training: { gradientCheckpointing: true, microBatchSize: 4 } }).spec;
-  const mb1 = lft({ training: { gradientCheckpointing: false, microBatchSize: 1, batchSize: 128 } }).spec;
+  const mb1 = lft({
+    training: { gradientCheckpointing: false, microBatchSize: 1, batchSize: 128 },
+  }).spec;
   const int8 = lft({ training: { gradientCheckpointing: true, quantization: "int8" } }).spec;
   const e = (s: typeof base) => estimateMemory(7e9, s, "fp16");
   assert.ok(e(ckpt).activations < e(base).activations / 5);
@@ -44,7 +46,13 @@ test("memory: checkpointing, micro-batch and quantization move the estimate the 
 
 test("bf16 on a V100 named through the node selector is refused with a clear message", () => {
   const v = validateForCluster(
-    lft({ training: { precision: "bf16" }, resources: { gpuProduct: undefined, nodeSelector: { "nvidia.com/gpu.product": "Tesla-V100-SXM2-16GB" } } }),
+    lft({
+      training: { precision: "bf16" },
+      resources: {
+        gpuProduct: undefined,
+        nodeSelector: { "nvidia.com/gpu.product": "Tesla-V100-SXM2-16GB" },
+      },
+    }),
   );
   assert.equal(v.ok, false);
   assert.equal(v.reason, Reason.PrecisionUnsupported);
@@ -52,15 +60,23 @@ test("bf16 on a V100 named through the node selector is refused with a clear mes
 });
 
 test("bf16 against the pool's default GPU product is refused too", () => {
-  const v = validateForCluster(lft({ training: { precision: "bf16" }, resources: { gpuProduct: undefined } }), { defaultGpuProduct: "Tesla-T4" });
+  const v = validateForCluster(
+    lft({ training: { precision: "bf16" }, resources: { gpuProduct: undefined } }),
+    { defaultGpuProduct: "Tesla-T4" },
+  );
   assert.equal(v.reason, Reason.PrecisionUnsupported);
 });
 
 test("13B without checkpointing on a 32 GB V100 is refused and says by how much", () => {
-  const v = validateForCluster(lft({ modelPath: "llama-2-13b-hf", training: { gradientCheckpointing: false } }));
+  const v = validateForCluster(
+    lft({ modelPath: "llama-2-13b-hf", training: { gradientCheckpointing: false } }),
+  );
   assert.equal(v.ok, false);
   assert.equal(v.reason, Reason.InsufficientGPUMemory);
-  const m = /needs about ([\d.]+) GiB but Tesla-V100-SXM2-32GB has 32 GiB: over by ([\d.]+) GiB/.exec(v.message);
+  const m =
+    /needs about ([\d.]+) GiB but Tesla-V100-SXM2-32GB has 32 GiB: over by ([\d.]+) GiB/.exec(
+      v.message,
+    );
   assert.ok(m, v.message);
   assert.ok(Math.abs(Number(m[1]) - 32 - Number(m[2])) < 0.2);
   assert.match(v.message, /gradientCheckpointing: true/);
@@ -75,19 +91,30 @@ test("13B fp16 with checkpointing fits a 32 GB V100, and says so", () => {
 
 test("7B fp16 without checkpointing does not fit a 16 GB V100; int8 with checkpointing does", () => {
   const product = { gpuProduct: "Tesla-V100-SXM2-16GB" };
-  const refused = validateForCluster(lft({ resources: product, training: { gradientCheckpointing: false } }));
+  const refused = validateForCluster(
+    lft({ resources: product, training: { gradientCheckpointing: false } }),
+  );
   assert.equal(refused.reason, Reason.InsufficientGPUMemory);
   assert.match(refused.message, /over by 1[0-9]\.[0-9] GiB/);
-  assert.equal(validateForCluster(lft({ resources: product, training: { quantization: "int8" } })).ok, true);
+  assert.equal(
+    validateForCluster(lft({ resources: product, training: { quantization: "int8" } })).ok,
+    true,
+  );
 });
 
 test("int8 on a V100 for 13B warns but runs", () => {
-  const v = validateForCluster(lft({ modelPath: "llama-2-13b-hf", training: { quantization: "int8" } }));
+  const v = validateForCluster(
+    lft({ modelPath: "llama-2-13b-hf", training: { quantization: "int8" } }),
+  );
   assert.equal(v.ok, true);
   assert.equal(v.reason, Reason.QuantizationWarning);
   assert.equal(v.warnings.length, 1);
   assert.match(v.warnings[0] ?? "", /overflow/);
-  assert.equal(validateForCluster(lft({ training: { quantization: "int8" } })).reason, Reason.SpecValid, "7B int8 is fine");
+  assert.equal(
+    validateForCluster(lft({ training: { quantization: "int8" } })).reason,
+    Reason.SpecValid,
+    "7B int8 is fine",
+  );
 });
 
 test("the annotation overrides the name, and a bad annotation names itself", () => {
@@ -103,7 +130,9 @@ test("unknown model size or GPU skips the memory check and says why", () => {
   const v = validateForCluster(lft({ modelPath: "my-model" }));
   assert.equal(v.ok, true);
   assert.match(v.message, /model size unknown/);
-  const cpu = validateForCluster(lft({ training: { precision: "fp32" }, resources: { gpus: 0, gpuProduct: undefined } }));
+  const cpu = validateForCluster(
+    lft({ training: { precision: "fp32" }, resources: { gpus: 0, gpuProduct: undefined } }),
+  );
   assert.equal(cpu.ok, true);
   assert.match(cpu.message, /CPU run/);
 });

@@ -5,7 +5,14 @@ import { z } from "zod";
 const base = { time: z.string() };
 
 export const CoreEventSchema = z.discriminatedUnion("event", [
-  z.object({ event: z.literal("start"), ...base, total_steps: z.number(), resumed_from_step: z.number().default(0) }).passthrough(),
+  z
+    .object({
+      event: z.literal("start"),
+      ...base,
+      total_steps: z.number(),
+      resumed_from_step: z.number().default(0),
+    })
+    .passthrough(),
   z
     .object({
       event: z.literal("step"),
@@ -19,7 +26,9 @@ export const CoreEventSchema = z.discriminatedUnion("event", [
       eta_s: z.number(),
     })
     .passthrough(),
-  z.object({ event: z.literal("eval"), ...base, step: z.number(), val_loss: z.number() }).passthrough(),
+  z
+    .object({ event: z.literal("eval"), ...base, step: z.number(), val_loss: z.number() })
+    .passthrough(),
   z
     .object({
       event: z.literal("checkpoint"),
@@ -30,8 +39,20 @@ export const CoreEventSchema = z.discriminatedUnion("event", [
       val_loss: z.number().nullable().optional(),
     })
     .passthrough(),
-  z.object({ event: z.literal("overflow"), ...base, step: z.number(), loss_scale: z.number() }).passthrough(),
-  z.object({ event: z.literal("done"), ...base, step: z.number(), adapter_dir: z.string() }).passthrough(),
-  z.object({ event: z.literal("error"), ...base, code: z.number(), kind: z.string(), message: z.string() }).passthrough(),
+  z
+    .object({ event: z.literal("overflow"), ...base, step: z.number(), loss_scale: z.number() })
+    .passthrough(),
+  z
+    .object({ event: z.literal("done"), ...base, step: z.number(), adapter_dir: z.string() })
+    .passthrough(),
+  z
+    .object({
+      event: z.literal("error"),
+      ...base,
+      code: z.number(),
+      kind: z.string(),
+      message: z.string(),
+    })
+    .passthrough(),
 ]);
 export type CoreEvent = z.infer<typeof CoreEventSchema>;

@@ -8,12 +8,17 @@ import { writeFileSync } from "node:fs";
 import { readLoraFineTuneFile, TRAINER_EXIT_CODES } from "@loraforge/crds";
 import { z } from "zod";
 import { inClusterTarget, type KubeTarget, patchStatus } from "./kube.ts";
-import { type TrainingPipeline, TrainingFailure } from "./pipeline.ts";
+import { TrainingFailure, type TrainingPipeline } from "./pipeline.ts";
 import { StatusReporter } from "./reporter.ts";
 
-export { CoreEventSchema, type CoreEvent } from "./events.ts";
+export { type CoreEvent, CoreEventSchema } from "./events.ts";
 export { inClusterTarget, type KubeTarget, patchStatus } from "./kube.ts";
-export { type TrainingPipeline, type TrainingResult, type TrainingRun, TrainingFailure } from "./pipeline.ts";
+export {
+  TrainingFailure,
+  type TrainingPipeline,
+  type TrainingResult,
+  type TrainingRun,
+} from "./pipeline.ts";
 export { StatusReporter } from "./reporter.ts";
 
 const EnvSchema = z.object({
@@ -36,7 +41,8 @@ export interface JobDeps {
 export function parseJobArgs(argv: readonly string[]): { spec: string } {
   const i = argv.indexOf("--spec");
   const spec = i >= 0 ? argv[i + 1] : undefined;
-  if (!spec) throw new TrainingFailure("usage: loraforge job --spec FILE", TRAINER_EXIT_CODES.usage);
+  if (!spec)
+    throw new TrainingFailure("usage: loraforge job --spec FILE", TRAINER_EXIT_CODES.usage);
   return { spec };
 }
 
@@ -54,7 +60,10 @@ export async function runJob(argv: readonly string[], deps: JobDeps): Promise<nu
     const e = EnvSchema.safeParse(env);
     if (!e.success) {
       const first = e.error.issues[0];
-      throw new TrainingFailure(`environment: ${first?.path.join(".")}: ${first?.message}`, TRAINER_EXIT_CODES.usage);
+      throw new TrainingFailure(
+        `environment: ${first?.path.join(".")}: ${first?.message}`,
+        TRAINER_EXIT_CODES.usage,
+      );
     }
     terminationLog = e.data.LORAFORGE_TERMINATION_LOG;
     let lft: ReturnType<typeof readLoraFineTuneFile>;
@@ -65,7 +74,11 @@ export async function runJob(argv: readonly string[], deps: JobDeps): Promise<nu
     }
     const name = lft.metadata.name;
     const namespace = e.data.LORAFORGE_RUN_NAMESPACE ?? lft.metadata.namespace;
-    if (!namespace) throw new TrainingFailure(`${spec}: metadata.namespace is missing`, TRAINER_EXIT_CODES.invalidInput);
+    if (!namespace)
+      throw new TrainingFailure(
+        `${spec}: metadata.namespace is missing`,
+        TRAINER_EXIT_CODES.invalidInput,
+      );
     const target = deps.target ?? inClusterTarget(env);
     reporter = new StatusReporter({
       send: (status) => patchStatus(target, namespace, name, status),
@@ -84,7 +97,10 @@ export async function runJob(argv: readonly string[], deps: JobDeps): Promise<nu
     });
     reporter.setResult(result);
     const reported = await reporter.close();
-    if (!reported) log("loraforge job: the final status could not be written (the result is in the output location)");
+    if (!reported)
+      log(
+        "loraforge job: the final status could not be written (the result is in the output location)",
+      );
     return 0;
   } catch (error) {
     const code = error instanceof TrainingFailure ? error.exitCode : TRAINER_EXIT_CODES.internal;

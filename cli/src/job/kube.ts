@@ -18,7 +18,10 @@ export interface KubeTarget {
 export function inClusterTarget(env: NodeJS.ProcessEnv = process.env, dir = SA_DIR): KubeTarget {
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT ?? "443";
-  if (!host) throw new Error("KUBERNETES_SERVICE_HOST is not set: `loraforge job` runs inside a Kubernetes pod");
+  if (!host)
+    throw new Error(
+      "KUBERNETES_SERVICE_HOST is not set: `loraforge job` runs inside a Kubernetes pod",
+    );
   const server = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
   return {
     server,
@@ -42,7 +45,13 @@ export function statusPath(namespace: string, name: string) {
 }
 
 /** PATCH (merge) the status subresource; resolves on 2xx, rejects otherwise. */
-export function patchStatus(target: KubeTarget, namespace: string, name: string, status: unknown, timeoutMs = 10_000): Promise<void> {
+export function patchStatus(
+  target: KubeTarget,
+  namespace: string,
+  name: string,
+  status: unknown,
+  timeoutMs = 10_000,
+): Promise<void> {
   const url = new URL(statusPath(namespace, name), target.server);
   const body = JSON.stringify({ status });
   const token = typeof target.token === "string" ? target.token : target.token();
@@ -77,7 +86,9 @@ export function patchStatus(target: KubeTarget, namespace: string, name: string,
         res.on("error", reject);
       },
     );
-    req.on("timeout", () => req.destroy(new Error(`PATCH ${url.pathname} timed out after ${timeoutMs} ms`)));
+    req.on("timeout", () =>
+      req.destroy(new Error(`PATCH ${url.pathname} timed out after ${timeoutMs} ms`)),
+    );
     req.on("error", reject);
     req.end(body);
   });

@@ -16,7 +16,10 @@ export interface TrainingRun {
   signal: AbortSignal;
 }
 
-export type TrainingResult = Pick<LoraFineTuneStatus, "adapter" | "selectedCheckpoint" | "evaluation">;
+export type TrainingResult = Pick<
+  LoraFineTuneStatus,
+  "adapter" | "selectedCheckpoint" | "evaluation"
+>;
 
 export type TrainingPipeline = (run: TrainingRun) => Promise<TrainingResult>;
 

@@ -6,7 +6,10 @@
 import type { CheckpointStatus, LoraFineTuneStatus, Progress } from "@loraforge/crds";
 import type { CoreEvent } from "./events.ts";
 
-type TrainerStatus = Pick<LoraFineTuneStatus, "progress" | "checkpoints" | "selectedCheckpoint" | "adapter" | "evaluation">;
+type TrainerStatus = Pick<
+  LoraFineTuneStatus,
+  "progress" | "checkpoints" | "selectedCheckpoint" | "adapter" | "evaluation"
+>;
 
 export interface ReporterOptions {
   /** Sends a merge patch of status. */
@@ -43,7 +46,12 @@ export class StatusReporter {
     const at = e.time;
     switch (e.event) {
       case "start":
-        this.progress = { ...(this.progress ?? { step: 0 }), step: e.resumed_from_step, totalSteps: e.total_steps, updatedAt: at };
+        this.progress = {
+          ...(this.progress ?? { step: 0 }),
+          step: e.resumed_from_step,
+          totalSteps: e.total_steps,
+          updatedAt: at,
+        };
         break;
       case "step": {
         const totalSteps = e.total_steps;
@@ -64,21 +72,32 @@ export class StatusReporter {
         break;
       }
       case "eval":
-        if (this.progress && Number.isFinite(e.val_loss)) this.progress = { ...this.progress, valLoss: e.val_loss, updatedAt: at };
+        if (this.progress && Number.isFinite(e.val_loss))
+          this.progress = { ...this.progress, valLoss: e.val_loss, updatedAt: at };
         break;
       case "overflow":
-        if (this.progress) this.progress = { ...this.progress, lossScale: e.loss_scale, updatedAt: at };
+        if (this.progress)
+          this.progress = { ...this.progress, lossScale: e.loss_scale, updatedAt: at };
         break;
       case "checkpoint": {
         const c: CheckpointStatus = { step: e.step, path: e.path, createdAt: at };
         if (typeof e.train_loss === "number") c.trainLoss = e.train_loss;
         if (typeof e.val_loss === "number") c.valLoss = e.val_loss;
-        this.checkpoints = [...this.checkpoints.filter((x) => x.step !== e.step), c].slice(-(this.opts.maxCheckpoints ?? 50));
+        this.checkpoints = [...this.checkpoints.filter((x) => x.step !== e.step), c].slice(
+          -(this.opts.maxCheckpoints ?? 50),
+        );
         this.dirty = true;
         return this.flushSoon(true); // a checkpoint is worth reporting now
       }
       case "done":
-        if (this.progress) this.progress = { ...this.progress, step: e.step, percent: 100, etaSeconds: 0, updatedAt: at };
+        if (this.progress)
+          this.progress = {
+            ...this.progress,
+            step: e.step,
+            percent: 100,
+            etaSeconds: 0,
+            updatedAt: at,
+          };
         break;
       case "error":
         break;
@@ -108,10 +127,13 @@ export class StatusReporter {
     if (this.timer) return;
     // Even an urgent report respects the interval: the API server's load is bounded.
     void urgent;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.flush();
-    }, Math.max(wait, 0));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        void this.flush();
+      },
+      Math.max(wait, 0),
+    );
     this.timer.unref();
   }
 
@@ -135,7 +157,9 @@ export class StatusReporter {
       .catch((error: unknown) => {
         this.failed++;
         this.dirty = true; // resend with the next change or the final flush
-        this.opts.log?.(`status update failed (training continues): ${error instanceof Error ? error.message : String(error)}`);
+        this.opts.log?.(
+          `status update failed (training continues): ${error instanceof Error ? error.message : String(error)}`,
+        );
         if (!this.timer) {
           this.timer = setTimeout(() => {
             this.timer = undefined;

@@ -95,11 +95,18 @@ function pvcMounts(spec: LoraFineTuneSpec): Mounts {
       name: claimVolume(claim),
       persistentVolumeClaim: { claimName: claim, readOnly: !writable },
     });
-    volumeMounts.push({ name: claimVolume(claim), mountPath: `${PVC_ROOT}/${claim}`, readOnly: !writable });
+    volumeMounts.push({
+      name: claimVolume(claim),
+      mountPath: `${PVC_ROOT}/${claim}`,
+      readOnly: !writable,
+    });
   }
   if (model.image) {
     // An OCI image as a read-only volume (Kubernetes ImageVolume, beta since 1.33).
-    volumes.push({ name: "model-image", image: { reference: model.image.reference, pullPolicy: "IfNotPresent" } });
+    volumes.push({
+      name: "model-image",
+      image: { reference: model.image.reference, pullPolicy: "IfNotPresent" },
+    });
     volumeMounts.push({ name: "model-image", mountPath: "/mnt/model-image", readOnly: true });
     env.push({ name: ENV.modelDir, value: `/mnt/model-image/${model.image.path}` });
   }
@@ -121,14 +128,17 @@ function withNodeAffinity(
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([key, value]) => ({ key, operator: "In", values: [value] }));
   if (expressions.length === 0) return affinity;
-  const base = (affinity ?? {}) as Record<string, any>;
-  const nodeAffinity = (base.nodeAffinity ?? {}) as Record<string, any>;
+  const base: Record<string, unknown> = affinity ?? {};
+  const nodeAffinity = (base.nodeAffinity ?? {}) as Record<string, unknown>;
   const required = nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution as
     | { nodeSelectorTerms?: { matchExpressions?: unknown[] }[] }
     | undefined;
   const terms = required?.nodeSelectorTerms?.length ? required.nodeSelectorTerms : [{}];
   // Terms are ORed: the selector must hold in each of them.
-  const merged = terms.map((t) => ({ ...t, matchExpressions: [...(t.matchExpressions ?? []), ...expressions] }));
+  const merged = terms.map((t) => ({
+    ...t,
+    matchExpressions: [...(t.matchExpressions ?? []), ...expressions],
+  }));
   return {
     ...base,
     nodeAffinity: {
@@ -160,7 +170,8 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
   }
 
   const selector: Record<string, string> = { ...(spec.resources.nodeSelector ?? {}) };
-  if (settings.gpuProduct && spec.resources.gpus > 0) selector[GPU_PRODUCT_LABEL] = settings.gpuProduct;
+  if (settings.gpuProduct && spec.resources.gpus > 0)
+    selector[GPU_PRODUCT_LABEL] = settings.gpuProduct;
 
   const podSpec: Record<string, unknown> = {
     restartPolicy: "Never", // required by podFailurePolicy; retries are new pods

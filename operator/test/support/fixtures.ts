@@ -29,7 +29,10 @@ export function manifest(o: FixtureOptions = {}) {
     },
     spec: {
       baseModel: { source: { pvc: { claimName: "models", path: o.modelPath ?? "llama-2-7b-hf" } } },
-      dataset: { source: { pvc: { claimName: "datasets", path: "alpaca/cleaned.json" } }, ...(o.dataset ?? {}) },
+      dataset: {
+        source: { pvc: { claimName: "datasets", path: "alpaca/cleaned.json" } },
+        ...(o.dataset ?? {}),
+      },
       ...(o.lora ? { lora: o.lora } : {}),
       training: { precision: "fp16", gradientCheckpointing: true, ...(o.training ?? {}) },
       resources: { gpus: 1, gpuProduct: "Tesla-V100-SXM2-32GB", ...(o.resources ?? {}) },
@@ -44,5 +47,8 @@ export function manifest(o: FixtureOptions = {}) {
 /** Parsed (defaulted) LoraFineTune. */
 export function lft(o: FixtureOptions = {}): LoraFineTune {
   const m = manifest(o);
-  return parseLoraFineTune({ ...m, metadata: { ...m.metadata, namespace: o.namespace ?? "ml", uid: o.uid ?? "uid-1" } });
+  return parseLoraFineTune({
+    ...m,
+    metadata: { ...m.metadata, namespace: o.namespace ?? "ml", uid: o.uid ?? "uid-1" },
+  });
 }

@@ -1,0 +1,147 @@
+// Benchmark: N LoraFineTunes → N Jobs. Starts its own API server (no controller manager,
+// so no pods: this measures the operator, not the Job controller), runs the bundled
+// operator as a plain node process, creates N resources, and reports the time until every
+// Job exists and every status is written, with the operator's peak RSS.
+//
+//   npm run bench -w @loraforge/operator -- [N=1000] [workers=8]
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { eventually, startCluster } from "@loraforge/test-k8s";
+import { z } from "zod";
+import { bundleOperator } from "../test/support/bundle.ts";
+import { installCrd } from "../test/support/cluster.ts";
+import { manifest } from "../test/support/fixtures.ts";
+
+const N = Number(process.argv[2] ?? 1000);
+const WORKERS = process.argv[3] ?? "8";
+const TARGET_S = 60;
+const TARGET_MB = 150;
+
+function rssKiB(pid: number): { rss: number; hwm: number } {
+  const text = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0);
+  return { rss: field("VmRSS"), hwm: field("VmHWM") };
+}
+
+async function main() {
+  const log = (l: string) => process.stderr.write(`${l}\n`);
+  const cluster = await startCluster({ controllerManager: false, log });
+  const client = cluster.client;
+  let op: ChildProcess | undefined;
+  try {
+    await installCrd(client);
+    const ns = "bench";
+    await client.create("/api/v1/namespaces", {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: ns },
+    });
+    const entry = bundleOperator();
+    op = spawn(process.execPath, [entry], {
+      env: {
+        ...process.env,
+        KUBECONFIG: cluster.kubeconfigPath,
+        LORAFORGE_TRAINER_IMAGE: "ghcr.io/loraforge/trainer:bench",
+        LORAFORGE_LEADER_ELECT: "false",
+        LORAFORGE_HTTP_PORT: "0",
+        LORAFORGE_WORKERS: WORKERS,
+        LORAFORGE_LOG_LEVEL: "warn",
+      },
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    const pid = op.pid as number;
+    await new Promise((r) => setTimeout(r, 1500));
+    const idle = rssKiB(pid);
+    let peak = idle.rss;
+    const sampler = setInterval(() => {
+      try {
+        peak = Math.max(peak, rssKiB(pid).rss);
+      } catch {
+        // exited
+      }
+    }, 100);
+
+    const t0 = Date.now();
+    // Create with bounded concurrency, as a user's kubectl/CI would.
+    let next = 0;
+    const creators = Array.from({ length: 16 }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= N) return;
+        await client.create(
+          `/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes`,
+          manifest({ name: `run-${i}` }),
+        );
+      }
+    });
+    await Promise.all(creators);
+    const created = (Date.now() - t0) / 1000;
+
+    const Count = z.object({
+      items: z.array(z.unknown()),
+      metadata: z.object({ remainingItemCount: z.number().optional() }),
+    });
+    const count = async (path: string) => {
+      const b = Count.parse(await client.get(`${path}?limit=1`));
+      return b.items.length + (b.metadata.remainingItemCount ?? 0);
+    };
+    await eventually(
+      `${N} Jobs`,
+      async () => ((await count(`/apis/batch/v1/namespaces/${ns}/jobs`)) >= N ? true : undefined),
+      { timeoutMs: 600_000, intervalMs: 250 },
+    );
+    const jobsAt = (Date.now() - t0) / 1000;
+    const Phases = z.object({
+      items: z.array(z.object({ status: z.object({ phase: z.string() }).partial().optional() })),
+    });
+    await eventually(
+      "every status written",
+      async () => {
+        const items = Phases.parse(
+          await client.get(`/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes`),
+        ).items;
+        return items.filter((i) => i.status?.phase === "Pending").length >= N ? true : undefined;
+      },
+      { timeoutMs: 600_000, intervalMs: 1000 },
+    );
+    const statusAt = (Date.now() - t0) / 1000;
+    clearInterval(sampler);
+    const final = rssKiB(pid);
+    peak = Math.max(peak, final.hwm);
+    const mb = (kib: number) => (kib / 1024).toFixed(0);
+
+    const rows = [
+      ["resources", String(N), ""],
+      ["operator workers", WORKERS, ""],
+      ["created by the client (s)", created.toFixed(1), ""],
+      [
+        "all Jobs exist (s)",
+        jobsAt.toFixed(1),
+        `≤ ${TARGET_S} s: ${jobsAt <= TARGET_S ? "met" : "MISSED"}`,
+      ],
+      ["all statuses written (s)", statusAt.toFixed(1), ""],
+      ["operator RSS idle (MB)", mb(idle.rss), ""],
+      [
+        "operator RSS peak (MB)",
+        mb(peak),
+        `≤ ${TARGET_MB} MB: ${peak / 1024 <= TARGET_MB ? "met" : "MISSED"}`,
+      ],
+      ["operator RSS after (MB)", mb(final.rss), ""],
+    ];
+    console.log(
+      `\nLoraFineTune → Job benchmark (kube-apiserver ${cluster.version}, ${cpus().length} CPUs, node ${process.version})\n`,
+    );
+    console.log("| measure | value | target |\n| --- | --- | --- |");
+    for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
+  } finally {
+    op?.kill("SIGKILL");
+    await cluster.stop();
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 1;
+});
