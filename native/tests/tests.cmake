@@ -69,3 +69,19 @@ set_tests_properties(numerics_nan_loss_no_adapter PROPERTIES FIXTURES_REQUIRED b
 # ---------------------------------------------------------------- determinism, kill + resume
 add_test(NAME determinism_resume COMMAND bash ${LF_TESTS}/determinism.sh ${CMAKE_BINARY_DIR})
 set_tests_properties(determinism_resume PROPERTIES TIMEOUT 300)
+
+# ---------------------------------------------------------------- whole model: gradcheck, merge
+add_executable(test_model tests/test_model.cpp)
+target_link_libraries(test_model PRIVATE lfcore)
+foreach(dtype F32 BF16 F16)
+  add_test(NAME model_setup_${dtype} COMMAND lf-devtool random-model --out ${CMAKE_BINARY_DIR}/tiny-model-${dtype}
+    --dim 32 --hidden 48 --layers 2 --heads 4 --kv-heads 2 --vocab 64 --dtype ${dtype})
+  set_tests_properties(model_setup_${dtype} PROPERTIES FIXTURES_SETUP tiny_model_${dtype})
+endforeach()
+# merged weights keep the model's dtype: exact for F32, to BF16/F16 rounding otherwise
+add_test(NAME model_gradcheck_merge_f32 COMMAND test_model ${CMAKE_BINARY_DIR}/tiny-model-F32 ${CMAKE_BINARY_DIR}/tiny-work-f32 1e-5)
+add_test(NAME model_gradcheck_merge_bf16 COMMAND test_model ${CMAKE_BINARY_DIR}/tiny-model-BF16 ${CMAKE_BINARY_DIR}/tiny-work-bf16 2e-2)
+add_test(NAME model_gradcheck_merge_f16 COMMAND test_model ${CMAKE_BINARY_DIR}/tiny-model-F16 ${CMAKE_BINARY_DIR}/tiny-work-f16 4e-3)
+set_tests_properties(model_gradcheck_merge_f32 PROPERTIES FIXTURES_REQUIRED tiny_model_F32 ENVIRONMENT "OMP_NUM_THREADS=1")
+set_tests_properties(model_gradcheck_merge_bf16 PROPERTIES FIXTURES_REQUIRED tiny_model_BF16 ENVIRONMENT "OMP_NUM_THREADS=1")
+set_tests_properties(model_gradcheck_merge_f16 PROPERTIES FIXTURES_REQUIRED tiny_model_F16 ENVIRONMENT "OMP_NUM_THREADS=1")

@@ -1,0 +1,137 @@
+// Whole-model checks on a small random Llama (written by lf-devtool):
+//  1. LoRA gradients of the full forward/backward (all 7 target modules, dropout 0.2, GQA,
+//     padding, prompt masks) against central finite differences of the loss with the same
+//     dropout masks: checks that forward and backward agree end to end, dropout included.
+//  2. merge: logits of the merged model == logits of base + adapter.
+//   test_model MODEL_DIR WORK_DIR MERGE_TOL
+// (the merged weights keep the model's dtype: a BF16 model's merge is exact only to BF16 rounding)
+#include <cmath>
+#include <cstdlib>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "error.h"
+#include "fsutil.h"
+#include "lora.h"
+#include "merge.h"
+#include "model.h"
+#include "model_dir.h"
+#include "rng.h"
+#include "trainer.h"
+
+using namespace lf;
+
+int main(int argc, char** argv) {
+    if (argc < 4) {
+        std::fprintf(stderr, "usage: test_model MODEL_DIR WORK_DIR MERGE_TOL\n");
+        return 2;
+    }
+    int fails = 0;
+    auto be = make_cpu_backend();
+    auto w = load_llama(argv[1]);
+    const LlamaConfig& mc = w->cfg;
+    LoraConfig lc;
+    lc.r = 4;
+    lc.alpha = 8;
+    lc.dropout = 0.2;
+    for (int m = 0; m < N_MODULES; m++) lc.target[m] = true;
+    Lora lora(*be, mc, lc);
+    lora.init_peft(5);
+    {  // B random so that every path carries gradient
+        std::vector<float> p = lora.params_host();
+        Rng r(6);
+        for (auto& s : lora.slots())
+            for (size_t i = 0; i < (size_t)s.out * lc.r; i++) p[s.b_off + i] = (float)(0.05 * r.normal());
+        lora.set_params_host(p);
+    }
+    Model model(*be, *w, &lora);
+    // two records of different lengths with prompt masks
+    Rng r(7);
+    std::vector<std::vector<int32_t>> toks(3);
+    std::vector<std::vector<uint8_t>> masks(3);
+    int lens[3] = {12, 7, 10};
+    for (int b = 0; b < 3; b++) {
+        for (int t = 0; t < lens[b]; t++) {
+            toks[b].push_back((int32_t)r.below(mc.vocab));
+            masks[b].push_back(t >= 3);
+        }
+    }
+    std::vector<RecordRef> recs;
+    for (int b = 0; b < 3; b++) recs.push_back({toks[b].data(), masks[b].data(), lens[b]});
+    MicroBatch mb = make_micro_batch(recs);
+    const int64_t count = count_targets(recs);
+    const uint64_t key = 42;
+    auto loss_at = [&]() { return model.run(mb, true, 0.0, key).loss_sum / count; };  // backward with scale 0: same dropout path
+    lora.zero_grads();
+    model.run(mb, true, 1.0 / count, key);
+    std::vector<float> g = lora.grads_host();
+    std::vector<float> p0 = lora.params_host();
+    // finite differences in fp32 on a sample of parameters from every slot
+    double worst = 0;
+    int checked = 0;
+    for (auto& s : lora.slots()) {
+        for (int isb = 0; isb < 2; isb++) {
+            size_t n = isb ? (size_t)s.out * lc.r : (size_t)lc.r * s.in;
+            size_t off = isb ? s.b_off : s.a_off;
+            for (int k = 0; k < 3; k++) {
+                size_t i = off + r.below(n);
+                const double h = 1e-2;
+                std::vector<float> p = p0;
+                p[i] = p0[i] + (float)h;
+                lora.set_params_host(p);
+                double lp = loss_at();
+                p[i] = p0[i] - (float)h;
+                lora.set_params_host(p);
+                double lm = loss_at();
+                double num = (lp - lm) / (2 * h);
+                double err = std::fabs(num - g[i]) / std::max(1e-2, std::fabs(num) + std::fabs(g[i]));
+                worst = std::max(worst, err);
+                checked++;
+            }
+        }
+    }
+    lora.set_params_host(p0);
+    bool ok = worst < 2e-2;
+    fails += !ok;
+    std::printf("model LoRA gradients (7 modules, dropout 0.2) vs fp32 finite differences: %d params, worst rel err %.2e (tol 2e-2) %s\n",
+                checked, worst, ok ? "ok" : "FAIL");
+
+    // merge: base+adapter logits == merged-model logits
+    std::string work = argv[2];
+    remove_tree(work);
+    LoraConfig lc0 = lc;
+    lc0.dropout = 0;
+    Lora lora0(*be, mc, lc0);
+    lora0.set_params_host(p0);
+    save_adapter(work + "/adapter", lora0, mc.n_layers, "test");
+    merge_adapter(argv[1], work + "/adapter", work + "/merged");
+    auto wm = load_llama(work + "/merged");
+    MicroBatch one = make_micro_batch({recs[0]});
+    std::vector<float> la((size_t)one.T * mc.vocab), lb(la.size()), lbase(la.size());
+    {
+        Model m(*be, *w, &lora0);
+        m.run(one, false, 0, 0, la.data());
+    }
+    {
+        Model m(*be, *wm, nullptr);
+        m.run(one, false, 0, 0, lb.data());
+    }
+    {
+        Model m(*be, *w, nullptr);
+        m.run(one, false, 0, 0, lbase.data());
+    }
+    double d = 0, mx = 0, change = 0;
+    for (size_t i = 0; i < la.size(); i++) {
+        d = std::max(d, (double)std::fabs(la[i] - lb[i]));
+        mx = std::max(mx, (double)std::fabs(la[i]));
+        change = std::max(change, (double)std::fabs(la[i] - lbase[i]));
+    }
+    const double tol = std::atof(argv[3]);
+    ok = d / mx < tol && change / mx > 1e-3;
+    fails += !ok;
+    std::printf("merge: max|adapter - merged| / max|logit| = %.2e (tol %.0e), adapter changes logits by %.2e: %s\n", d / mx, tol,
+                change / mx, ok ? "ok" : "FAIL");
+    return fails ? 1 : 0;
+}
