@@ -11,6 +11,8 @@ import { parse } from "yaml";
 import { z } from "zod";
 import { INPUT_DEFAULTS, MODES } from "../src/inputs.ts";
 
+/** The workflow expression action.yml defaults the token to. */
+const GITHUB_TOKEN_EXPRESSION = ["$", "{{ github.token }}"].join("");
 const ACTION = join(dirname(fileURLToPath(import.meta.url)), "..");
 const WORKFLOWS = join(ACTION, "..", "examples", "workflows");
 
@@ -37,7 +39,7 @@ describe("action.yml", () => {
     for (const [name, spec] of Object.entries(action.inputs)) {
       const expected =
         name === "github-token"
-          ? "${{ github.token }}"
+          ? GITHUB_TOKEN_EXPRESSION
           : INPUT_DEFAULTS[name as keyof typeof INPUT_DEFAULTS];
       assert.equal(spec.default.trim(), expected.trim(), `default of ${name}`);
     }
