@@ -22,7 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "golden"))
 
 
 def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    """Peak RSS of this process image. VmHWM, not ru_maxrss: Linux carries ru_maxrss across
+    fork+exec, so a child would report at least its parent's RSS at the time of the fork."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main() -> int:
