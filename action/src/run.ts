@@ -93,7 +93,7 @@ function forkGate(deps: Deps, target: PullRequestTarget): string | undefined {
   if (!target.fork) return undefined;
   const label = deps.inputs["trusted-label"];
   if (deps.env.eventName === "pull_request") {
-    return `This pull request comes from the fork ${target.headRepo}. Workflows run by pull_request events from forks get no secrets and a read-only token, so LoraForge only validated the changed datasets. Training starts from the privileged workflow once a maintainer approves it${label ? ` (label \`${label}\`` : " ("}or the environment approval; see action/README.md, "Security").`;
+    return `This pull request comes from the fork ${target.headRepo}. Workflows run by pull_request events from forks get no secrets and a read-only token, so LoraForge only validated the changed datasets. Training starts from the privileged workflow once a maintainer approves it (${label ? `the label \`${label}\` or ` : ""}an environment approval; see action/README.md, "Security").`;
   }
   if (deps.inputs["allow-fork-submit"]) return undefined;
   if (label && target.labels.includes(label)) return undefined;

@@ -207,4 +207,34 @@ describe("validation (no cluster)", () => {
     );
     assert.throws(() => inputs({ mode: "all" }), /input "github-token" is empty/);
   });
+
+  test("a push to a branch finds its changed datasets through the comparison, all pages", async () => {
+    const event = payload("synchronize");
+    const gh = await seededGitHub(event, [], {}, baseSpec("ml"));
+    servers.push(gh);
+    const before = event.pull_request.base.sha;
+    const after = event.pull_request.head.sha;
+    gh.comparisons.set(
+      `${REPO}@${before}...${after}`,
+      manyFiles(230, [{ at: 205, path: "datasets/a.json" }]),
+    );
+    gh.setFile(REPO, after, "datasets/a.json", validDataset(12));
+    const eventPath = writeEvent({
+      ref: "refs/heads/master",
+      before,
+      after,
+      repository: event.repository,
+    });
+    const reporter = recordingReporter();
+    const outcome = await run({
+      inputs: inputs({ "github-token": TOKEN, mode: "validate" }),
+      env: { eventName: "push", eventPath },
+      reporter,
+      github: octokitGitHub(TOKEN, gh.url),
+      openStore: noCluster,
+    });
+    assert.equal(outcome.result, "validated");
+    assert.deepEqual(outcome.datasets, ["datasets/a.json"]);
+    assert.equal(gh.calls("GET", /\/compare\//).length, 3);
+  });
 });
