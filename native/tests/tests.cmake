@@ -85,3 +85,21 @@ add_test(NAME model_gradcheck_merge_f16 COMMAND test_model ${CMAKE_BINARY_DIR}/t
 set_tests_properties(model_gradcheck_merge_f32 PROPERTIES FIXTURES_REQUIRED tiny_model_F32 ENVIRONMENT "OMP_NUM_THREADS=1")
 set_tests_properties(model_gradcheck_merge_bf16 PROPERTIES FIXTURES_REQUIRED tiny_model_BF16 ENVIRONMENT "OMP_NUM_THREADS=1")
 set_tests_properties(model_gradcheck_merge_f16 PROPERTIES FIXTURES_REQUIRED tiny_model_F16 ENVIRONMENT "OMP_NUM_THREADS=1")
+
+# ---------------------------------------------------------------- parsers under hostile input
+# replay of the seed corpus (bad-inputs files and their prefixes) with any compiler
+foreach(t safetensors shard)
+  add_executable(replay_${t} fuzz/fuzz_${t}.cpp fuzz/replay_main.cpp)
+  target_link_libraries(replay_${t} PRIVATE lfcore)
+  add_test(NAME fuzz_replay_${t} COMMAND replay_${t} ${LF_BAD} ${LF_BAD}/good ${LF_BAD}/truncated ${LF_BAD}/offsets_lie)
+  set_tests_properties(fuzz_replay_${t} PROPERTIES FIXTURES_REQUIRED bad_inputs)
+endforeach()
+# libFuzzer runs (clang + compiler-rt), 10 s per target; skipped from the suite when clang is missing
+find_program(LF_CLANGXX NAMES clang++-14 clang++)
+if(LF_CLANGXX)
+  add_test(NAME fuzz_libfuzzer COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run_fuzzers.sh ${LF_BAD} 10)
+  set_tests_properties(fuzz_libfuzzer PROPERTIES FIXTURES_REQUIRED bad_inputs TIMEOUT 300
+    ENVIRONMENT "FUZZ_WORK=${CMAKE_BINARY_DIR}/fuzz-work")
+else()
+  message(WARNING "clang++ not found: the libFuzzer test (fuzz_libfuzzer) is not registered")
+endif()
