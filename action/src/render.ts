@@ -191,12 +191,15 @@ export function renderInProgress(
   note = "",
 ): string {
   const phase = run.status?.phase ?? "Pending";
-  const icon = phase === "Running" || phase === "Evaluating" ? "🏃" : "⏳";
+  const running = phase === "Running" || phase === "Evaluating";
+  const state = running
+    ? "🏃 **Running**"
+    : phase === "Suspended"
+      ? "⏸️ **Suspended**"
+      : "⏳ **Queued**";
   const sections: Section[] = [
     { text: header(ctx) },
-    {
-      text: `${icon} **${phase === "Running" || phase === "Evaluating" ? "Running" : "Queued"}** — ${describeProgress(run)}.`,
-    },
+    { text: `${state} — ${describeProgress(run)}.` },
   ];
   if (cancelled.length > 0) {
     sections.push({
