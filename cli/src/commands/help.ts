@@ -1,0 +1,95 @@
+/** The help texts: what each command does, with an example, the flags, and what it writes. */
+export const MAIN_HELP = `loraforge: LoRA fine-tuning of Llama-family models, on this machine or on Kubernetes.
+
+Usage: loraforge <command> [options]      (loraforge help <command> for details)
+
+Commands:
+  validate <dataset>            check an Alpaca JSON/JSONL dataset; errors name record and line
+  prepare <dataset> ...         dataset -> token shards for the trainer (template, tokenize, mask)
+  train <spec.yaml>             run a LoraFineTune spec locally: prepare, train, pick the adapter
+  import llama2c <ckpt> <tok>   turn a llama2.c checkpoint + tokenizer into a Hugging Face model dir
+
+First run (no cluster, no GPU):   npm run demo
+`;
+
+export const COMMAND_HELP: Record<string, string> = {
+  validate: `loraforge validate <dataset> [options]
+
+Checks an Alpaca dataset (a JSON array of {instruction, input, output} records, or JSON Lines)
+and prints every problem with its file, line, record (counted from 0, as array indices) and field.
+Records with an empty instruction or output are rejected (left out, reported); unknown fields are
+warned about; duplicates and records shared by the training and validation splits are counted.
+Nothing is written. Exit code 0 when the dataset is usable, 3 when it is not.
+
+Options:
+  --format auto|json|jsonl   file format (default: from the first character)
+  --val-set-size N           also check the seeded train/validation split (default 2000)
+  --seed N                   seed of that split (default 42)
+  --model DIR                with the model's tokenizer: tokens per record, share truncated
+  --template NAME|FILE       alpaca (default), alpaca_short, or a template JSON file
+  --cutoff N                 cutoff length in tokens for the statistics (default 512)
+  --strict                   warnings count as errors
+  --json                     print the report as JSON (for scripts)
+
+Example:
+  loraforge validate data/alpaca.json --model models/llama-2-7b-hf
+`,
+  prepare: `loraforge prepare <dataset> --model DIR --out DIR [options]
+
+Turns a dataset into token shards (docs/CONTRACTS.md §3) for the trainer: validates it, splits off
+a seeded validation set, renders each record with the prompt template, tokenizes it with the
+model's own tokenizer.json (bos/eos checked), masks the prompt tokens out of the loss (unless
+--train-on-inputs), appends EOS, truncates at the cutoff. Writes DIR/train.lfs, DIR/val.lfs and
+DIR/manifest.json, or nothing at all when the dataset has an error.
+
+Options:
+  --model DIR                Hugging Face model directory (tokenizer.json, config.json)
+  --out DIR                  where the shards go
+  --template NAME|FILE       alpaca (default), alpaca_short, or an alpaca-lora template JSON file
+  --cutoff N                 maximum tokens per example (default 512)
+  --val-set-size N           validation records (default 2000, at most a fifth of the data)
+  --seed N                   seed of the split (default 42)
+  --train-on-inputs          also train on the prompt tokens (off: the prompt-repeater failure)
+  --no-eos                   do not append EOS (the model will not learn to stop)
+  --format auto|json|jsonl
+
+Example:
+  loraforge prepare examples/stories-instruct/stories.jsonl --model .cache/models/stories260K --out /tmp/shards
+`,
+  train: `loraforge train <spec.yaml> [options]
+
+Runs a LoraFineTune manifest (the same spec the operator runs) on this machine: prepares the data
+into <out>/data, runs the native trainer (native/build/loraforge-core, or $LORAFORGE_CORE) with a
+live progress line, writes <out>/metrics.jsonl and <out>/loss_curve.png, applies the spec's
+checkpointSelection (lowestTrainLoss by default; last; lowestEvalLoss) and copies the chosen
+adapter to <out>/adapter (PEFT format), then prints a summary.
+Ctrl-C stops after saving a checkpoint; running the same command again resumes from it.
+
+A local run reads files: a pvc source {claimName, path} is looked up in the directory given with
+--volume CLAIM=DIR (by default the spec file's own directory).
+
+Options:
+  --out DIR             output directory (default: spec.output.pvc on its volume)
+  --volume CLAIM=DIR    where a PersistentVolumeClaim's files are on this machine (repeatable)
+  --backend cpu|cuda    trainer backend (default cpu)
+  --threads N           CPU threads for the trainer (default: all cores)
+  --fresh               discard this output directory's checkpoints and start over
+  --quiet               no progress line
+  --verbose             also show the trainer's own log
+
+Example:
+  loraforge train examples/stories260k-demo.yaml --volume models=.cache/models --out .cache/runs/demo
+`,
+  import: `loraforge import llama2c <checkpoint.bin> <tokenizer.model|tokenizer.bin> --out DIR [--force]
+
+Converts a llama2.c checkpoint (version-0 export, as run.c reads it) and its sentencepiece
+tokenizer into a Hugging Face LlamaForCausalLM directory: config.json, model.safetensors (q/k
+rows permuted from llama2.c's interleaved RoPE to Hugging Face's rotate_half layout),
+tokenizer.json (a byte-fallback BPE that encodes exactly as sentencepiece does),
+tokenizer_config.json, generation_config.json. The directory appears whole or not at all;
+importing the same files again is a no-op.
+
+Example:
+  loraforge import llama2c ../shared/assets/stories260K/stories260K.bin ../shared/assets/stories260K/tok512.model --out .cache/models/stories260K
+`,
+};

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// `npm run demo`: the first thing to run. Imports stories260K (a 260K-parameter Llama trained on
+// TinyStories, from ../shared/assets), fine-tunes a LoRA adapter on CPU to follow "Write a story
+// about NAME and THING.", and prints the training and validation loss before and after.
+// Each step is an ordinary loraforge command, printed before it runs.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const assets = resolve(root, process.env.LORAFORGE_ASSETS ?? "../shared/assets");
+const cli = join(root, "cli", "bin", "loraforge.mjs");
+const rel = (p) => relative(process.cwd(), p) || ".";
+
+function loraforge(...args) {
+  console.log(`\n$ loraforge ${args.join(" ")}`);
+  const r = spawnSync(process.execPath, [cli, ...args], { stdio: "inherit", cwd: root });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+const ckpt = join(assets, "stories260K", "stories260K.bin");
+if (!existsSync(ckpt)) {
+  console.error(`stories260K not found at ${ckpt} (set LORAFORGE_ASSETS to the assets folder)`);
+  process.exit(3);
+}
+const started = Date.now();
+loraforge("import", "llama2c", rel(ckpt), rel(join(assets, "stories260K", "tok512.model")), "--out", ".cache/models/stories260K");
+loraforge("validate", "examples/stories-instruct/stories.jsonl", "--model", ".cache/models/stories260K", "--template", "alpaca_short", "--val-set-size", "48");
+loraforge(
+  "train",
+  "examples/stories260k-demo.yaml",
+  "--volume",
+  "models=.cache/models",
+  "--out",
+  ".cache/runs/stories260k-demo",
+  ...(process.argv.includes("--fresh") ? ["--fresh"] : []),
+);
+console.log(`\ndemo finished in ${((Date.now() - started) / 1000).toFixed(0)} s (run it again to see a completed run; add --fresh to retrain)`);
