@@ -16,7 +16,9 @@ Checks, in order:
      value unchanged (PEFT only warns about keys it does not recognise);
   3. on a probe input, `loraforge-core logits` without and with the adapter matches transformers /
      PeftModel: max |core - ref| / max |ref| <= --tol (1e-5) for logits and loss;
-  4. the adapter changes the logits at all (otherwise check 3 proves nothing).
+  4. the adapter changes the logits at all (otherwise check 3 proves nothing);
+  5. `loraforge-core merge` writes the weights PEFT's merge_and_unload() gives (<= 1e-6 relative
+     per tensor, every base tensor present).
 """
 
 import argparse
@@ -169,6 +171,36 @@ def check(core: Path, model_dir: Path, adapter_dir: Path, tokens: list[int] | No
     if effect == 0:
         raise Mismatch(f"{adapter_dir}: the adapter does not change the logits; the comparison proves nothing")
     print(f"adapter effect on the logits: {effect:.2e} (relative)")
+    check_merge(core, model_dir, adapter_dir, peft_model)
+
+
+def check_merge(core: Path, model_dir: Path, adapter_dir: Path, peft_model: PeftModel, tol: float = 1e-6) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "merged"
+        cmd = [str(core), "merge", "--model", str(model_dir), "--adapter", str(adapter_dir), "--out", str(out)]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise Mismatch(f"{' '.join(cmd)} exited {run.returncode}: {run.stderr.strip()[-800:]}")
+        files = sorted(out.glob("*.safetensors"))
+        if not files or not (out / "config.json").is_file():
+            raise Mismatch(f"{out}: merge wrote no config.json or no *.safetensors")
+        core_merged = {}
+        for f in files:
+            core_merged.update(load_file(str(f)))
+    ref = peft_model.merge_and_unload().state_dict()  # modifies peft_model: the last use of it
+    tied = peft_model.config.tie_word_embeddings
+    worst, worst_key = 0.0, ""
+    for k, v in ref.items():
+        if k not in core_merged:
+            if tied and k == "lm_head.weight":
+                continue
+            raise Mismatch(f"merge: tensor {k} missing from the core's merged model")
+        d = rel(core_merged[k].float(), v)
+        if d > worst:
+            worst, worst_key = d, k
+    if worst > tol:
+        raise Mismatch(f"merge: {worst_key} differs from PEFT's merge_and_unload by {worst:.2e} > {tol:g}")
+    print(f"merge: {len(core_merged)} tensors as PEFT's merge_and_unload (worst {worst:.2e}, {worst_key or '-'})")
 
 
 # ---------------------------------------------------------------------------------------------
