@@ -21,8 +21,8 @@ const PACKAGES = [
     goName: "kube-controller-manager",
     name: "kube-controller-manager",
   },
-  // etcd's main package is the module root `server/v3`, so `go build` names it "v3".
-  { pkg: "go.etcd.io/etcd/server/v3", goName: "v3", name: "etcd" },
+  // etcd's main package is the module root `server/v3`; `go build` names it "server".
+  { pkg: "go.etcd.io/etcd/server/v3", goName: "server", name: "etcd" },
 ] as const;
 
 export interface K8sBinaries {
