@@ -122,7 +122,15 @@ def to_hf(path: Path) -> LlamaForCausalLM:
 
 
 def check_greedy(model: LlamaForCausalLM, expected_path: Path) -> None:
-    expected = json.loads(expected_path.read_text())["greedy_token_ids_from_bos_64"]
+    """Greedy tokens from BOS must equal the reference's; so must the first logits (fp64 reference)."""
+    ref = json.loads(expected_path.read_text())
+    expected = ref["greedy_token_ids_from_bos_64"]
+    ref_logits = torch.tensor(ref["logits_first16_positions_of_greedy_seq_row0_first8"], dtype=torch.float64)
+    with torch.no_grad():
+        got_logits = model(torch.tensor([expected[:16]])).logits[0, 0, :8].double()
+    diff = float((got_logits - ref_logits).abs().max() / ref_logits.abs().max())
+    if diff > 1e-5:
+        raise ConversionError(f"logits at position 0 differ from {expected_path} by {diff:.1e} (relative)")
     with torch.no_grad():
         out = model.generate(torch.tensor([[1]]), max_new_tokens=len(expected) - 1, do_sample=False,
                              num_beams=1, pad_token_id=0)
