@@ -156,7 +156,7 @@ describe("LoraFineTune CRD on a real kube-apiserver", () => {
     assert.deepEqual(JSON.parse(JSON.stringify(parsed.value.spec)), manifest.spec);
   });
 
-  test(`${INVALID.length} invalid manifests: refused by both, naming the field`, async () => {
+  test(`${INVALID.length} invalid manifests: refused by both, naming the field`, async (t) => {
     assert.ok(INVALID.length >= 30);
     const disagreements: string[] = [];
     for (const c of INVALID) {
@@ -166,6 +166,7 @@ describe("LoraFineTune CRD on a real kube-apiserver", () => {
         metadata: { ...(manifest.metadata as object), namespace: ns },
       });
       const message = messageOf(res.body);
+      t.diagnostic(`${c.name} → ${res.status} ${message}`);
       const zod = safeParseLoraFineTune(manifest);
       // 422 Invalid; an unknown field under fieldValidation=Strict is a 400 BadRequest.
       if (![400, 422].includes(res.status) || !message.includes(c.field)) {
@@ -212,7 +213,7 @@ describe("LoraFineTune CRD on a real kube-apiserver", () => {
       { name: "checkpointSelection", patch: { checkpointSelection: "last" }, field: "spec.checkpointSelection" },
       { name: "resources.gpus", patch: { resources: { gpus: 2 } }, field: "spec.resources" },
       { name: "evaluation.samples", patch: { evaluation: { samples: 10 } }, field: "spec.evaluation" },
-      { name: "adding queueName", patch: { queueName: "v100-queue" }, field: "spec.queueName" },
+      { name: "queueName (added)", patch: { queueName: "v100-queue" }, field: "spec.queueName" },
     ];
     for (const u of UPDATES) {
       test(`changing ${u.name} is ${u.field ? "refused" : "allowed"} by both`, async () => {
