@@ -5,6 +5,7 @@
 import { InvalidLoraFineTuneError } from "@loraforge/crds";
 import { COMMAND_HELP, MAIN_HELP } from "./commands/help.ts";
 import { importCommand } from "./commands/importCmd.ts";
+import { jobCommand } from "./job/command.ts";
 import { consoleOut, type Out, printProblems, UsageError } from "./commands/output.ts";
 import { prepareCommand } from "./commands/prepare.ts";
 import { trainCommand } from "./commands/train.ts";
@@ -24,6 +25,7 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   prepare: prepareCommand,
   train: trainCommand,
   import: importCommand,
+  job: jobCommand,
 };
 
 export async function main(argv: string[], out: Out = consoleOut): Promise<number> {

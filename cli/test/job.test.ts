@@ -8,7 +8,9 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -25,6 +27,8 @@ import {
   StatusReporter,
   TrainingFailure,
 } from "../src/job/index.ts";
+
+import { ASSETS } from "./helpers.ts";
 
 const repo = join(import.meta.dirname, "..", "..");
 const t = () => new Date().toISOString();
@@ -78,7 +82,7 @@ describe("loraforge job against a real API server", () => {
       kind: "Namespace",
       metadata: { name: ns },
     });
-    for (const name of ["tuned", "throttled", "flaky", "other"]) {
+    for (const name of ["tuned", "throttled", "flaky", "other", "e2e"]) {
       const created = z
         .object({ metadata: z.object({ uid: z.string() }) })
         .parse(await c.create(`/apis/${API_VERSION}/namespaces/${ns}/lorafinetunes`, spec(name)));
@@ -279,5 +283,68 @@ describe("loraforge job against a real API server", () => {
       }),
       2,
     );
+  });
+
+  test("end to end: `loraforge job` trains stories260K on CPU through the native core and reports into status", { timeout: 180_000 }, async () => {
+    const work = mkdtempSync(join(tmpdir(), "lf-job-e2e-"));
+    const bin = join(repo, "cli", "bin", "loraforge.mjs");
+    const models = join(work, "models");
+    const imported = spawnSync(
+      process.execPath,
+      [bin, "import", "llama2c", join(ASSETS, "stories260K", "stories260K.bin"), join(ASSETS, "stories260K", "tok512.model"), "--out", join(models, "stories260K")],
+      { encoding: "utf8" },
+    );
+    assert.equal(imported.status, 0, imported.stderr);
+    const e2eSpec = {
+      ...spec("e2e"),
+      spec: {
+        baseModel: { source: { pvc: { claimName: "models", path: "stories260K" } } },
+        dataset: { source: { pvc: { claimName: "examples", path: "stories-instruct/stories.jsonl" } }, promptTemplate: "alpaca_short", valSetSize: 16, cutoffLen: 128 },
+        lora: { r: 4, alpha: 8, dropout: 0 },
+        training: { maxSteps: 6, batchSize: 8, microBatchSize: 8, warmupSteps: 1, evalSteps: 3, saveSteps: 3, learningRate: 0.003 },
+        resources: { gpus: 0 },
+        output: { pvc: { claimName: "runs", path: "e2e" } },
+      },
+    };
+    const specFile = join(work, "spec.yaml");
+    writeFileSync(specFile, stringify(e2eSpec));
+    const saDir = join(work, "sa");
+    mkdirSync(saDir);
+    const token = z.object({ status: z.object({ token: z.string() }) }).parse(
+      await cluster.client.create(`/api/v1/namespaces/${ns}/serviceaccounts/e2e-trainer/token`, { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: {} }),
+    ).status.token;
+    writeFileSync(join(saDir, "token"), token);
+    writeFileSync(join(saDir, "ca.crt"), cluster.caPem);
+    const out = join(work, "runs", "e2e");
+    const url = new URL(cluster.server);
+    const child = spawn(process.execPath, [bin, "job", "--spec", specFile], {
+      env: {
+        ...process.env,
+        KUBERNETES_SERVICE_HOST: url.hostname,
+        KUBERNETES_SERVICE_PORT: url.port,
+        LORAFORGE_SA_DIR: saDir,
+        LORAFORGE_MODEL_DIR: join(models, "stories260K"),
+        LORAFORGE_DATASET_PATH: join(repo, "examples", "stories-instruct", "stories.jsonl"),
+        LORAFORGE_OUTPUT_DIR: out,
+        LORAFORGE_STATUS_INTERVAL_S: "1",
+        LORAFORGE_TERMINATION_LOG: join(work, "termination-log"),
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    assert.equal(code, 0, stderr.slice(-2000));
+    const s = await statusOf("e2e");
+    assert.equal(s.progress.step, 6);
+    assert.equal(s.progress.totalSteps, 6);
+    assert.ok(Number.isFinite(s.progress.loss));
+    assert.ok(s.checkpoints.length >= 1, "checkpoints reported");
+    const adapterFile = join(out, "adapter", "adapter_model.safetensors");
+    assert.equal(s.adapter.digest, `sha256:${createHash("sha256").update(readFileSync(adapterFile)).digest("hex")}`);
+    assert.equal(s.adapter.sizeBytes, readFileSync(adapterFile).length);
+    assert.equal(s.selectedCheckpoint.policy, "lowestTrainLoss");
   });
 });

@@ -90,7 +90,7 @@ function niceTicks(lo: number, hi: number, n: number): number[] {
   return ticks;
 }
 
-const fmt = (v: number) => (Math.abs(v) >= 100 || Number.isInteger(v) ? String(Math.round(v)) : v.toPrecision(3));
+const fmt = (v: number) => (Math.abs(v) >= 100 ? String(Math.round(v)) : String(Number(v.toPrecision(3))));
 
 export function renderLossCurve(series: Series[], width = 800, height = 480): Buffer {
   const c = new Canvas(width, height);

@@ -1,0 +1,91 @@
+// The real pipeline behind `loraforge job`: the cli's runTraining (the same function
+// `loraforge train` runs), on the locations the operator mounted into the Job.
+
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { TRAINER_EXIT_CODES } from "@loraforge/crds";
+import type { LocalPaths } from "../train/resolve.ts";
+import { runTraining } from "../train/run.ts";
+import { CoreEventSchema } from "./events.ts";
+import { type TrainingPipeline, type TrainingResult, TrainingFailure } from "./pipeline.ts";
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/** Errors of bad input carry `problems` (dataset, tokenizer) or name a field: exit 3. */
+function asFailure(e: unknown): TrainingFailure {
+  if (e instanceof TrainingFailure) return e;
+  const err = e instanceof Error ? e : new Error(String(e));
+  const problems = (err as { problems?: { message?: string; where?: string }[] }).problems;
+  const detail = Array.isArray(problems)
+    ? problems
+        .slice(0, 5)
+        .map((p) => JSON.stringify(p))
+        .join("; ")
+    : "";
+  const inputErrors = ["DatasetError", "TokenizerError", "TemplateError", "ShardError", "LocalRunError", "RunSetupError", "RunConfigError", "InvalidLoraFineTuneError"];
+  const code = inputErrors.includes(err.name) ? TRAINER_EXIT_CODES.invalidInput : TRAINER_EXIT_CODES.internal;
+  return new TrainingFailure(detail ? `${err.message}: ${detail}` : err.message, code);
+}
+
+export function cliPipeline(log: (line: string) => void): TrainingPipeline {
+  return async (run) => {
+    const { spec } = run.lft;
+    if (!run.modelDir || !run.datasetPath) {
+      throw new TrainingFailure(
+        "this trainer reads the model and dataset from PVC mounts (LORAFORGE_MODEL_DIR, LORAFORGE_DATASET_PATH); uri, git and image sources are not fetched yet",
+        TRAINER_EXIT_CODES.invalidInput,
+      );
+    }
+    const paths: LocalPaths = {
+      modelDir: run.modelDir,
+      datasetFile: run.datasetPath,
+      outDir: run.outputDir,
+      baseModelName: spec.baseModel.name ?? spec.baseModel.source.pvc?.path ?? run.modelDir,
+    };
+    const dataPvc = spec.dataset.source.pvc;
+    if (spec.dataset.customTemplatePath && dataPvc && run.datasetPath.endsWith(dataPvc.path)) {
+      const volumeRoot = run.datasetPath.slice(0, run.datasetPath.length - dataPvc.path.length);
+      paths.customTemplateFile = join(volumeRoot, spec.dataset.customTemplatePath);
+    }
+    let summary: Awaited<ReturnType<typeof runTraining>>;
+    try {
+      summary = await runTraining(spec, {
+        paths,
+        backend: spec.resources.gpus > 0 ? "cuda" : "cpu",
+        signal: run.signal,
+        onMessage: log,
+        onEvent: (e) => {
+          const parsed = CoreEventSchema.safeParse(e);
+          if (parsed.success) run.onEvent(parsed.data);
+        },
+      });
+    } catch (e) {
+      throw asFailure(e);
+    }
+    if (summary.status !== "done" || !summary.adapterDir) {
+      const why = summary.error?.message ?? `the trainer stopped (${summary.status})`;
+      throw new TrainingFailure(why, summary.exitCode || TRAINER_EXIT_CODES.internal);
+    }
+    const file = join(summary.adapterDir, "adapter_model.safetensors");
+    const result: TrainingResult = {
+      adapter: {
+        path: summary.adapterDir,
+        digest: `sha256:${await sha256File(file)}`,
+        sizeBytes: (await stat(file)).size,
+        // The core checks every adapter it saves (non-empty, finite, changes the logits)
+        // and exits 5 otherwise, so a finished run's adapter passed.
+        verified: true,
+      },
+    };
+    if (summary.selection) {
+      result.selectedCheckpoint = { step: summary.selection.step, path: summary.selection.dir, policy: spec.checkpointSelection };
+    }
+    return result;
+  };
+}
