@@ -56,9 +56,9 @@ public:
     virtual void rmsnorm_backward(float* dx, const float* dout, const float* x, const float* w, const float* rstd, int N, int C) = 0;
     virtual void rope_forward(float* x, const float* cos, const float* sin, int B, int T, int nh, int hd) = 0;
     virtual void rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int nh, int hd) = 0;
-    virtual void attention_forward(float* out, float* P, const float* q, const float* k, const float* v, const int* lens,
+    virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens,
                                    int B, int T, int H, int KV, int hd, int window) = 0;
-    virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* P, const float* q,
+    virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
                                     const float* k, const float* v, const int* lens, int B, int T, int H, int KV, int hd,
                                     int window) = 0;
     virtual void swiglu_forward(float* h, const float* g, const float* u, int64_t n) = 0;

@@ -1,6 +1,9 @@
 // The CPU backend: fp32, OpenBLAS sgemm for matmuls, OpenMP for the rest.
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
+
+#include <algorithm>
 
 #include <cmath>
 #include <cstdlib>
@@ -13,6 +16,7 @@
 extern "C" void openblas_set_num_threads(int);
 
 namespace lf {
+static const int g_omp_default = omp_get_max_threads();  // before anything changes it
 
 const char* op_name(Op op) {
     static const char* names[] = {"matmul_forward", "matmul_backward_input", "matmul_backward_weight",
@@ -23,6 +27,78 @@ const char* op_name(Op op) {
     return names[(int)op];
 }
 
+namespace ops {
+
+// Cephes expf: exp(x) = 2^n * exp(r), r = x - n ln2, degree-6 polynomial, within 2 ulp of expf;
+// inputs below -87 give 0. An AVX2 path and a scalar path do the same IEEE operations in the same
+// order (no FMA), so the result does not depend on which one runs.
+static inline float exp_scalar(float v0) {
+    const float keep = v0 >= -87.0f ? 1.0f : 0.0f;
+    const float v = std::min(std::max(v0, -87.0f), 88.0f);
+    const float fn = std::floor(v * 1.44269504088896341f + 0.5f);
+    float r = v - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const float y = p * r * r + r + 1.0f;
+    const int32_t e = ((int32_t)fn + 127) << 23;
+    float scale;
+    std::memcpy(&scale, &e, 4);
+    return y * scale * keep;
+}
+
+__attribute__((target("avx2"))) static void vexp_avx2(float* x, int n) {
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f), one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v0 = _mm256_loadu_ps(x + i);
+        const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(v0, lo, _CMP_GE_OQ), one);
+        const __m256 v = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
+        const __m256 fn = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f)));
+        __m256 r = _mm256_sub_ps(v, _mm256_mul_ps(fn, _mm256_set1_ps(0.693359375f)));
+        r = _mm256_sub_ps(r, _mm256_mul_ps(fn, _mm256_set1_ps(-2.12194440e-4f)));
+        __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+        const __m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), one);
+        const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fn), _mm256_set1_epi32(127)), 23);
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), keep));
+    }
+    for (; i < n; i++) x[i] = exp_scalar(x[i]);
+}
+
+void vexp_f32(float* x, int n) {
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2) {
+        vexp_avx2(x, n);
+        return;
+    }
+    for (int i = 0; i < n; i++) x[i] = exp_scalar(x[i]);
+}
+
+// OpenBLAS forks its threads for every GEMM above a small size. A fork/join costs little on an
+// idle machine but milliseconds on a busy one, so GEMMs smaller than kGemmParallelMin run on
+// one thread. Inside an OpenMP parallel region OpenBLAS is single-threaded anyway.
+static int g_blas_threads = 0;  // what set_threads asked for (0: OpenMP default)
+static int g_blas_current = -1;
+void blas_threads_for(double mnk) {
+    if (omp_in_parallel()) return;
+    int want = mnk < kGemmParallelMin ? 1 : (g_blas_threads > 0 ? g_blas_threads : omp_get_max_threads());
+    if (want != g_blas_current) {
+        openblas_set_num_threads(want);
+        omp_set_num_threads(g_blas_threads > 0 ? g_blas_threads : g_omp_default);
+        g_blas_current = want;
+    }
+}
+}  // namespace ops
+
 namespace {
 class CpuBackend : public Backend {
 public:
@@ -31,7 +107,8 @@ public:
     void set_threads(int n) override {
         if (n > 0) {
             omp_set_num_threads(n);
-            openblas_set_num_threads(n);
+            ops::g_blas_threads = n;
+            ops::g_blas_current = -1;
         }
     }
     float* alloc(size_t n) override {
@@ -85,14 +162,14 @@ public:
     void rope_backward(float* dx, const float* c, const float* s, int B, int T, int nh, int hd) override {
         ops::rope_backward(dx, c, s, B, T, nh, hd);
     }
-    void attention_forward(float* out, float* P, const float* q, const float* k, const float* v, const int* lens, int B,
+    void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens, int B,
                            int T, int H, int KV, int hd, int window) override {
-        ops::attention_forward(out, P, q, k, v, lens, B, T, H, KV, hd, window);
+        ops::attention_forward(out, lse, q, k, v, lens, B, T, H, KV, hd, window);
     }
-    void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* P, const float* q,
+    void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
                             const float* k, const float* v, const int* lens, int B, int T, int H, int KV, int hd,
                             int window) override {
-        ops::attention_backward(dq, dk, dv, dout, P, q, k, v, lens, B, T, H, KV, hd, window);
+        ops::attention_backward(dq, dk, dv, dout, lse, q, k, v, lens, B, T, H, KV, hd, window);
     }
     void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override { ops::swiglu_forward(h, g, u, n); }
     void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {

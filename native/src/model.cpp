@@ -93,7 +93,7 @@ void Model::reserve(int B, int T) {
         a.q = buf(N * Q);
         a.k = buf(N * KVd);
         a.v = buf(N * KVd);
-        a.P = buf((size_t)B * c.n_heads * T * T);
+        a.lse = buf((size_t)B * c.n_heads * T);
         a.att = buf(N * Q);
         a.res_mid = buf(N * C);
         a.rstd2 = buf(N);
@@ -235,7 +235,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
         check(a.v, (size_t)N * KVd, l, module_hf_path(l, MOD_V), "output");
         be_.rope_forward(a.q, cos_dev_, sin_dev_, B, T, H, hd);
         be_.rope_forward(a.k, cos_dev_, sin_dev_, B, T, KV, hd);
-        be_.attention_forward(a.att, a.P, a.q, a.k, a.v, mb.lens.data(), B, T, H, KV, hd, window);
+        be_.attention_forward(a.att, a.lse, a.q, a.k, a.v, mb.lens.data(), B, T, H, KV, hd, window);
         check(a.att, (size_t)N * Q, l, p + ".self_attn", "output");
         // res_mid = res_in + o_proj(att)
         be_.matmul_forward(a.res_mid, a.att, L.wo, N, Q, C, 1.0f, 0.0f);
@@ -313,7 +313,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
         // attention: res_mid = res_in + o(att)
         be_.matmul_backward_input(datt_, dres_, L.wo, N, Q, C, 1.0f, 0.0f);
         lora_backward(l, MOD_O, a.att, dres_, datt_, N, key, train);
-        be_.attention_backward(dq_, dk_, dv_, datt_, a.P, a.q, a.k, a.v, mb.lens.data(), B, T, H, KV, hd, window);
+        be_.attention_backward(dq_, dk_, dv_, datt_, a.lse, a.q, a.k, a.v, mb.lens.data(), B, T, H, KV, hd, window);
         check(dq_, (size_t)N * Q, l, p + ".self_attn", "query gradient");
         be_.rope_backward(dq_, cos_dev_, sin_dev_, B, T, H, hd);
         be_.rope_backward(dk_, cos_dev_, sin_dev_, B, T, KV, hd);

@@ -49,7 +49,7 @@ public:
 
 private:
     struct LayerActs {
-        float *res_in, *rstd1, *xn1, *q, *k, *v, *P, *att, *res_mid, *rstd2, *xn2, *g, *u, *h;
+        float *res_in, *rstd1, *xn1, *q, *k, *v, *lse, *att, *res_mid, *rstd2, *xn2, *g, *u, *h;
     };
     struct SlotActs {
         float *xd = nullptr, *z = nullptr;

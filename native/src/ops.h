@@ -17,6 +17,14 @@
 namespace lf {
 namespace ops {
 
+// x[i] = exp(x[i]) for fp32, vectorized (Cephes-style polynomial, within 2 ulp of expf; inputs
+// below -87 give 0). Double uses std::exp. Defined in backend_cpu.cpp.
+void vexp_f32(float* x, int n);
+inline void vexp(float* x, int n) { vexp_f32(x, n); }
+inline void vexp(double* x, int n) {
+    for (int i = 0; i < n; i++) x[i] = std::exp(x[i]);
+}
+
 // Ops smaller than this many element-operations run on one thread: a parallel region costs a
 // barrier, and on a busy machine (CI shares 2 cores) a barrier can cost milliseconds.
 constexpr int64_t kParallelMin = 1 << 16;
@@ -26,13 +34,19 @@ constexpr int64_t kParallelMinRows = 1 << 18;       // cross-entropy N*V
 // ---------------------------------------------------------------------------------------------
 // GEMM (row-major): C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C
 
+// GEMMs below this many multiply-adds run on one BLAS thread (see kParallelMin)
+constexpr double kGemmParallelMin = 1 << 24;
+void blas_threads_for(double mnk);  // backend_cpu.cpp: 1 thread for small GEMMs, all otherwise
+
 inline void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
                  int ldb, float beta, float* C, int ldc) {
+    blas_threads_for((double)M * N * K);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
                 lda, B, ldb, beta, C, ldc);
 }
 inline void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B,
                  int ldb, double beta, double* C, int ldc) {
+    blas_threads_for((double)M * N * K);
     cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
                 lda, B, ldb, beta, C, ldc);
 }
@@ -129,86 +143,122 @@ void rope_backward(T* dx, const float* cosT, const float* sinT, int B, int Tn, i
 
 // ---------------------------------------------------------------------------------------------
 // Causal GQA attention with right padding. q: [B, T, H, hd]; k, v: [B, T, KV, hd];
-// out: [B, T, H, hd]; P: [B, H, T, T] softmax probabilities (saved for backward).
+// out: [B, T, H, hd]; lse: [B, H, T] log-sum-exp of each query's scores (saved for backward,
+// which recomputes the probabilities instead of storing [B, H, T, T]).
 // Query t of row b sees keys j <= min(t, len[b]-1) (and j > t - window when window > 0):
-// the same mask HF builds from a right-padded attention_mask.
+// the same mask HF builds from a right-padded attention_mask. Queries are processed in blocks
+// of kAttnBlock rows, each against only the keys it can see.
 
+constexpr int kAttnBlock = 64;
 inline int attn_first_key(int t, int window) { return window > 0 ? std::max(0, t - window + 1) : 0; }
 inline int attn_last_key(int t, int len) { return std::min(t, len - 1); }
 
+// S[nb, nk] = scale * Q_blk K^T, then P = softmax over the visible keys (0 elsewhere); lse per row
 template <class T>
-void attention_forward(T* out, T* P, const T* q, const T* k, const T* v, const int* lens, int B, int Tn, int H,
+void attn_probs(T* S, T* lse_out, const T* qblk, int qs, const T* kb, int ks, int t0, int nb, int nk, int hd, int len,
+                int window, T scale, bool recompute) {
+    gemm(false, true, nb, nk, hd, scale, qblk, qs, kb, ks, (T)0, S, nk);
+    for (int i = 0; i < nb; i++) {
+        const int t = t0 + i;
+        T* row = S + (int64_t)i * nk;
+        const int j0 = attn_first_key(t, window), j1 = attn_last_key(t, len);
+        if (recompute) {
+            const T l = lse_out[i];
+            for (int j = j0; j <= j1; j++) row[j] -= l;
+            vexp(row + j0, j1 - j0 + 1);
+            for (int j = 0; j < j0; j++) row[j] = (T)0;
+            for (int j = j1 + 1; j < nk; j++) row[j] = (T)0;
+            continue;
+        }
+        T mx = -INFINITY;
+        for (int j = j0; j <= j1; j++) mx = std::max(mx, row[j]);
+        for (int j = j0; j <= j1; j++) row[j] -= mx;
+        vexp(row + j0, j1 - j0 + 1);
+        double sum = 0;
+        for (int j = j0; j <= j1; j++) sum += row[j];
+        const T inv = (T)(1.0 / sum);
+        for (int j = 0; j < j0; j++) row[j] = (T)0;
+        for (int j = j0; j <= j1; j++) row[j] *= inv;
+        for (int j = j1 + 1; j < nk; j++) row[j] = (T)0;
+        lse_out[i] = mx + (T)std::log(sum);
+    }
+}
+
+template <class T>
+void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const int* lens, int B, int Tn, int H,
                        int KV, int hd, int window = 0) {
     const int group = H / KV;
     const T scale = (T)(1.0 / std::sqrt((double)hd));
     const int qs = H * hd, ks = KV * hd;
-#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * H * Tn * Tn * hd >= kParallelMinAttention)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < H; h++) {
-            const int kvh = h / group;
-            const T* qb = q + (int64_t)b * Tn * qs + h * hd;
-            const T* kb = k + (int64_t)b * Tn * ks + kvh * hd;
-            const T* vb = v + (int64_t)b * Tn * ks + kvh * hd;
-            T* S = P + ((int64_t)b * H + h) * Tn * Tn;
-            // S = scale * Q K^T
-            gemm(false, true, Tn, Tn, hd, scale, qb, qs, kb, ks, (T)0, S, Tn);
-            for (int t = 0; t < Tn; t++) {
-                T* row = S + (int64_t)t * Tn;
-                int j0 = attn_first_key(t, window), j1 = attn_last_key(t, lens[b]);
-                T mx = -INFINITY;
-                for (int j = j0; j <= j1; j++) mx = std::max(mx, row[j]);
-                double sum = 0;
-                for (int j = j0; j <= j1; j++) { T e = std::exp(row[j] - mx); row[j] = e; sum += e; }
-                T inv = (T)(1.0 / sum);
-                for (int j = 0; j < Tn; j++) row[j] = (j >= j0 && j <= j1) ? row[j] * inv : (T)0;
+#pragma omp parallel if ((int64_t)B * H * Tn * Tn * hd >= kParallelMinAttention)
+    {
+        std::vector<T> S((size_t)kAttnBlock * Tn);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++) {
+            for (int h = 0; h < H; h++) {
+                const int kvh = h / group, len = lens[b];
+                const T* kb = k + (int64_t)b * Tn * ks + kvh * hd;
+                const T* vb = v + (int64_t)b * Tn * ks + kvh * hd;
+                for (int t0 = 0; t0 < Tn; t0 += kAttnBlock) {
+                    const int nb = std::min(kAttnBlock, Tn - t0);
+                    const int nk = std::min(t0 + nb, len);  // keys 0 .. nk-1 can be visible
+                    const T* qblk = q + ((int64_t)b * Tn + t0) * qs + h * hd;
+                    T* lrow = lse + ((int64_t)b * H + h) * Tn + t0;
+                    attn_probs(S.data(), lrow, qblk, qs, kb, ks, t0, nb, nk, hd, len, window, scale, false);
+                    gemm(false, false, nb, hd, nk, (T)1, S.data(), nk, vb, ks, (T)0, out + ((int64_t)b * Tn + t0) * qs + h * hd, qs);
+                }
             }
-            // out = P V
-            gemm(false, false, Tn, hd, Tn, (T)1, S, Tn, vb, ks, (T)0, out + (int64_t)b * Tn * qs + h * hd, qs);
         }
     }
 }
 
 // dq: [B,T,H,hd] (overwritten); dk, dv: [B,T,KV,hd] (overwritten). The heads of one KV group are
-// accumulated in order by one thread.
+// accumulated in a fixed order by one thread.
 template <class T>
-void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* P, const T* q, const T* k, const T* v,
+void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* lse, const T* q, const T* k, const T* v,
                         const int* lens, int B, int Tn, int H, int KV, int hd, int window = 0) {
-    (void)window;  // masked entries of P are 0, which zeroes their gradient
     const int group = H / KV;
     const T scale = (T)(1.0 / std::sqrt((double)hd));
     const int qs = H * hd, ks = KV * hd;
-    (void)lens;
 #pragma omp parallel if ((int64_t)B * H * Tn * Tn * hd >= kParallelMinAttention)
     {
-        std::vector<T> dS((size_t)Tn * Tn);
+        std::vector<T> P((size_t)kAttnBlock * Tn), dS((size_t)kAttnBlock * Tn), lrow(kAttnBlock);
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++) {
             for (int kvh = 0; kvh < KV; kvh++) {
+                const int len = lens[b];
                 const T* kb = k + (int64_t)b * Tn * ks + kvh * hd;
                 const T* vb = v + (int64_t)b * Tn * ks + kvh * hd;
                 T* dkb = dk + (int64_t)b * Tn * ks + kvh * hd;
                 T* dvb = dv + (int64_t)b * Tn * ks + kvh * hd;
+                for (int t = 0; t < Tn; t++) {
+                    std::fill(dkb + (int64_t)t * ks, dkb + (int64_t)t * ks + hd, (T)0);
+                    std::fill(dvb + (int64_t)t * ks, dvb + (int64_t)t * ks + hd, (T)0);
+                }
                 for (int g = 0; g < group; g++) {
                     const int h = kvh * group + g;
-                    const T* qb = q + (int64_t)b * Tn * qs + h * hd;
-                    const T* dob = dout + (int64_t)b * Tn * qs + h * hd;
-                    const T* Pb = P + ((int64_t)b * H + h) * Tn * Tn;
-                    T beta = g == 0 ? (T)0 : (T)1;
-                    // dV += P^T dOut
-                    gemm(true, false, Tn, hd, Tn, (T)1, Pb, Tn, dob, qs, beta, dvb, ks);
-                    // dP = dOut V^T
-                    gemm(false, true, Tn, Tn, hd, (T)1, dob, qs, vb, ks, (T)0, dS.data(), Tn);
-                    // dS = P * (dP - sum_j P dP)
-                    for (int t = 0; t < Tn; t++) {
-                        const T* pr = Pb + (int64_t)t * Tn;
-                        T* dr = dS.data() + (int64_t)t * Tn;
-                        double dot = 0;
-                        for (int j = 0; j < Tn; j++) dot += (double)pr[j] * dr[j];
-                        for (int j = 0; j < Tn; j++) dr[j] = pr[j] * (dr[j] - (T)dot);
+                    for (int t0 = 0; t0 < Tn; t0 += kAttnBlock) {
+                        const int nb = std::min(kAttnBlock, Tn - t0);
+                        const int nk = std::min(t0 + nb, len);
+                        const T* qblk = q + ((int64_t)b * Tn + t0) * qs + h * hd;
+                        const T* doblk = dout + ((int64_t)b * Tn + t0) * qs + h * hd;
+                        std::copy(lse + ((int64_t)b * H + h) * Tn + t0, lse + ((int64_t)b * H + h) * Tn + t0 + nb, lrow.begin());
+                        attn_probs(P.data(), lrow.data(), qblk, qs, kb, ks, t0, nb, nk, hd, len, window, scale, true);
+                        // dV += P^T dOut
+                        gemm(true, false, nk, hd, nb, (T)1, P.data(), nk, doblk, qs, (T)1, dvb, ks);
+                        // dP = dOut V^T ; dS = P * (dP - sum_j P dP)
+                        gemm(false, true, nb, nk, hd, (T)1, doblk, qs, vb, ks, (T)0, dS.data(), nk);
+                        for (int i = 0; i < nb; i++) {
+                            const T* pr = P.data() + (int64_t)i * nk;
+                            T* dr = dS.data() + (int64_t)i * nk;
+                            double dot = 0;
+                            for (int j = 0; j < nk; j++) dot += (double)pr[j] * dr[j];
+                            for (int j = 0; j < nk; j++) dr[j] = pr[j] * (dr[j] - (T)dot);
+                        }
+                        // dQ = scale dS K ; dK += scale dS^T Q
+                        gemm(false, false, nb, hd, nk, scale, dS.data(), nk, kb, ks, (T)0, dq + ((int64_t)b * Tn + t0) * qs + h * hd, qs);
+                        gemm(true, false, nk, hd, nb, scale, dS.data(), nk, qblk, qs, (T)1, dkb, ks);
                     }
-                    // dQ = scale dS K ; dK += scale dS^T Q
-                    gemm(false, false, Tn, hd, Tn, scale, dS.data(), Tn, kb, ks, (T)0, dq + (int64_t)b * Tn * qs + h * hd, qs);
-                    gemm(true, false, Tn, hd, Tn, scale, dS.data(), Tn, qb, qs, beta, dkb, ks);
                 }
             }
         }

@@ -248,16 +248,17 @@ void test_rope() {
 void test_attention(int window) {
     if (!want_op(Op::AttentionForward) && !want_op(Op::AttentionBackward)) return;
     std::printf("attention (GQA 4/2, right padding%s)\n", window ? ", sliding window 3" : "");
-    const int B = 2, T = 6, H = 4, KV = 2, hd = 4;
-    std::vector<int> lens = {6, 4};  // second row padded
+    // T > the kernel's query block so that blocks and the causal key limit are exercised
+    const int B = 2, T = ops::kAttnBlock + 7, H = 4, KV = 2, hd = 4;
+    std::vector<int> lens = {T, T - 9};  // second row padded
     Vec q = randv(B * T * H * hd, 31), k = randv(B * T * KV * hd, 32), v = randv(B * T * KV * hd, 33);
     auto fwd = [&](const std::vector<Vec>& in) {
-        Vec out(B * T * H * hd), P((size_t)B * H * T * T);
+        Vec out(B * T * H * hd), P((size_t)B * H * T);
         ops::attention_forward(out.data(), P.data(), in[0].data(), in[1].data(), in[2].data(), lens.data(), B, T, H, KV, hd, window);
         return out;
     };
     auto bwd = [&](const std::vector<Vec>& in, const Vec& d) {
-        Vec out(B * T * H * hd), P((size_t)B * H * T * T);
+        Vec out(B * T * H * hd), P((size_t)B * H * T);
         ops::attention_forward(out.data(), P.data(), in[0].data(), in[1].data(), in[2].data(), lens.data(), B, T, H, KV, hd, window);
         Vec dq(q.size()), dk(k.size()), dv(v.size());
         ops::attention_backward(dq.data(), dk.data(), dv.data(), d.data(), P.data(), in[0].data(), in[1].data(), in[2].data(),
@@ -268,13 +269,13 @@ void test_attention(int window) {
     // the mask: a padded query sees only real keys; a real query never sees later keys
     {
         Vec q2 = q, k2 = k, v2 = v;
-        for (int d = 0; d < KV * hd; d++) v2[((size_t)1 * T + 5) * KV * hd + d] += 100.0;  // padding key of row 1
-        for (int d = 0; d < KV * hd; d++) v2[((size_t)0 * T + 5) * KV * hd + d] += 100.0;  // last key of row 0
+        for (int d = 0; d < KV * hd; d++) v2[((size_t)1 * T + T - 1) * KV * hd + d] += 100.0;  // padding key of row 1
+        for (int d = 0; d < KV * hd; d++) v2[((size_t)0 * T + T - 1) * KV * hd + d] += 100.0;  // last key of row 0
         Vec a = fwd({q, k, v}), b = fwd({q2, k2, v2});
         double leak = 0;
         for (int b_ = 0; b_ < B; b_++)
             for (int t = 0; t < T; t++) {
-                if (b_ == 0 && t == 5) continue;  // row 0 position 5 does see its own key
+                if (b_ == 0 && t == T - 1) continue;  // row 0's last position does see its own key
                 for (int i = 0; i < H * hd; i++) {
                     size_t idx = ((size_t)b_ * T + t) * H * hd + i;
                     leak = std::max(leak, std::fabs(a[idx] - b[idx]));
@@ -284,12 +285,12 @@ void test_attention(int window) {
     }
     Vec R = randv(B * T * H * hd, 34);
     backend_check(Op::AttentionForward, 1e-5, {fwd({q, k, v})}, [&](Backend& be) {
-        Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T * T);
+        Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T);
         be.attention_forward(bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window);
         return std::vector<Vec>{bo.get()};
     });
     backend_check(Op::AttentionBackward, 1e-5, bwd({q, k, v}, R), [&](Backend& be) {
-        Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T * T), bR(be, R);
+        Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T), bR(be, R);
         Buf dq(be, q.size()), dk(be, k.size()), dv(be, v.size());
         be.attention_forward(bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window);
         be.attention_backward(dq.p, dk.p, dv.p, bR.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window);
@@ -438,6 +439,30 @@ void test_adamw() {
     });
 }
 
+void test_vexp() {
+    if (!g_op_filter.empty() && g_op_filter != "vexp") return;
+    std::printf("vexp (fp32 exp used by softmax)\n");
+    std::vector<float> x;
+    for (double v = -90.0; v <= 88.0; v += 0.0137) x.push_back((float)v);
+    std::vector<float> y = x;
+    ops::vexp(y.data(), (int)y.size());
+    double worst = 0;
+    for (size_t i = 0; i < x.size(); i++) {
+        double ref = std::exp((double)x[i]);
+        if (x[i] < -87.0f) { worst = std::max(worst, (double)y[i] == 0.0 ? 0.0 : 1.0); continue; }
+        worst = std::max(worst, std::fabs(y[i] - ref) / ref);
+    }
+    result("vexp vs exp (f64) over [-87, 88], relative", worst, 3e-7);
+    // one element at a time takes the scalar path: it must give the same bits as the vector path
+    int differ = 0;
+    for (size_t i = 0; i < x.size(); i++) {
+        float one = x[i];
+        ops::vexp(&one, 1);
+        differ += std::memcmp(&one, &y[i], 4) != 0;
+    }
+    result("vexp scalar path == vector path, bit for bit", differ, 0);
+}
+
 void test_embedding() {
     if (!want_op(Op::Embedding)) return;
     std::printf("embedding\n");
@@ -469,9 +494,14 @@ void run_perf() {
     {
         Vec q = randv((size_t)N * H * hd, 3), k = randv((size_t)N * H * hd, 4), v = randv((size_t)N * H * hd, 5);
         std::vector<int> lens(B, T);
-        perf(Op::AttentionForward, "B8 T256 H6 hd48", 4.0 * B * H * T * T * hd, [&](Backend& be) {
-            Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T * T);
+        perf(Op::AttentionForward, "B8 T256 H6 hd48 (causal)", 2.0 * B * H * T * T * hd, [&](Backend& be) {
+            Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T);
             be.attention_forward(bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, H, hd, 0);
+        });
+        perf(Op::AttentionBackward, "B8 T256 H6 hd48 (causal)", 4.0 * B * H * T * T * hd, [&](Backend& be) {
+            Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T), dq(be, q.size()), dk(be, q.size()), dv(be, q.size());
+            be.attention_forward(bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, H, hd, 0);
+            be.attention_backward(dq.p, dk.p, dv.p, bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, H, hd, 0);
         });
     }
     {
@@ -511,6 +541,7 @@ int main(int argc, char** argv) {
     test_dropout();
     test_adamw();
     test_embedding();
+    test_vexp();
     std::printf("%d passed, %d failed, %d skipped\n", g_pass, g_fail, g_skip);
     return g_fail ? 1 : 0;
 }
