@@ -41,10 +41,12 @@ const ListSchema = z.object({
   items: z.array(
     z
       .object({
-        metadata: z.object({
-          name: z.string(),
-          labels: z.record(z.string(), z.string()).optional(),
-        }),
+        metadata: z
+          .object({
+            name: z.string(),
+            labels: z.record(z.string(), z.string()).optional(),
+          })
+          .passthrough(),
       })
       .passthrough(),
   ),

@@ -168,7 +168,11 @@ export function succeeded(
   evalLoss: number,
   exactMatch: number,
   checkpoints = 3,
+  /** A second run: its own losses, ROUGE-L, selected step and adapter. */
+  variant?: { lossShift: number; rougeL: number; selectedStep: number; output: string },
 ): LoraFineTuneStatus {
+  const shift = variant?.lossShift ?? 0;
+  const selected = variant?.selectedStep ?? 600;
   return {
     phase: "Succeeded",
     startTime: "2026-11-27T10:00:00Z",
@@ -176,18 +180,23 @@ export function succeeded(
     checkpoints: Array.from({ length: checkpoints }, (_, i) => ({
       step: (i + 1) * 200,
       path: `checkpoints/checkpoint-${(i + 1) * 200}`,
-      trainLoss: 1.9 - i * 0.25,
-      valLoss: 1.95 - i * 0.2,
+      trainLoss: Number((1.9 - i * 0.25 + shift).toFixed(4)),
+      valLoss: Number((1.95 - i * 0.2 + shift).toFixed(4)),
     })),
     selectedCheckpoint: {
-      step: 600,
-      path: "checkpoints/checkpoint-600",
+      step: selected,
+      path: `checkpoints/checkpoint-${selected}`,
       policy: "lowestTrainLoss",
     },
-    adapter: { path: "pvc://runs/hello/adapter", digest, sizeBytes: 4_194_304, verified: true },
+    adapter: {
+      path: `pvc://runs/${variant?.output ?? "hello-alpaca-master-f95f852-ee02ac"}/adapter`,
+      digest: variant ? `sha256:${"cd".repeat(32)}` : digest,
+      sizeBytes: 4_194_304,
+      verified: true,
+    },
     evaluation: {
       base: { evalLoss: 2.4, exactMatch: 0.05, rougeL: 0.21, promptRepetition: 0.3 },
-      tuned: { evalLoss, exactMatch, rougeL: 0.48, promptRepetition: 0.02 },
+      tuned: { evalLoss, exactMatch, rougeL: variant?.rougeL ?? 0.48, promptRepetition: 0.02 },
       samples: 64,
     },
   };

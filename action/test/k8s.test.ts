@@ -227,7 +227,12 @@ describe("LoraFineTune runs on a real API server", () => {
       await k.patchStatus(name, running);
       await new Promise((r) => setTimeout(r, 2500));
       await k.patchStatus(name, {
-        ...succeeded(1.5, 0.42),
+        ...succeeded(1.5, 0.42, 4, {
+          lossShift: -0.12,
+          rougeL: 0.51,
+          selectedStep: 800,
+          output: name,
+        }),
         startTime: "2026-11-27T10:00:00Z",
         completionTime: "2026-11-27T10:31:05Z",
       });
@@ -255,6 +260,12 @@ describe("LoraFineTune runs on a real API server", () => {
     );
     assert.match(body, /\| eval loss \| 1\.6200 \| 1\.5000 \| -0\.1200 🟢 \|/);
     assert.match(body, /\| run time \| 42m 30s \| 31m 5s \| −11m 25s \|/);
+    assert.match(body, /\| training loss \| 1\.4000 \| 1\.0300 \| -0\.3700 🟢 \|/);
+    assert.match(
+      body,
+      /\| selected checkpoint \| step 600 \(lowestTrainLoss\) \| step 800 \(lowestTrainLoss\) \| \|/,
+    );
+    assert.match(body, /x-axis "step" \[200, 400, 600, 800\]/);
     assert.equal(reporter.summaries.at(-1), body, "the job summary has the same content");
     if (process.env.LORAFORGE_SAMPLE_COMMENT) {
       const { writeFileSync } = await import("node:fs");

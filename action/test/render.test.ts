@@ -45,7 +45,7 @@ describe("the comment", () => {
     assert.match(table, /\| training loss \| 1\.4000 \| 1\.4000 \|/);
     assert.match(table, /\| selected checkpoint \| step 600 \(lowestTrainLoss\) \|/);
     assert.match(table, /\| run time \| 42m 30s \| 42m 30s \|/);
-    assert.match(table, /pvc:\/\/runs\/hello\/adapter` \(4\.0 MiB/);
+    assert.match(table, /pvc:\/\/runs\/hello-alpaca-master-f95f852-ee02ac\/adapter` \(4\.0 MiB/);
     const worse = resultTable(view("pr", succeeded(1.7, 0.3)), view("base", succeeded(1.6, 0.4)));
     assert.match(worse, /\| eval loss \| 1\.6000 \| 1\.7000 \| \+0\.1000 🔴 \|/);
     assert.match(worse, /\| exact match \| 40\.0% \| 30\.0% \| -10\.0 pp 🔴 \|/);
