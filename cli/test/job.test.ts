@@ -7,9 +7,8 @@
 // job's reporting, not training.
 
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { spawn, spawnSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -285,13 +284,23 @@ describe("loraforge job against a real API server", () => {
     );
   });
 
-  test("end to end: `loraforge job` trains stories260K on CPU through the native core and reports into status", { timeout: 180_000 }, async () => {
+  test("end to end: `loraforge job` trains stories260K on CPU through the native core and reports into status", {
+    timeout: 180_000,
+  }, async () => {
     const work = mkdtempSync(join(tmpdir(), "lf-job-e2e-"));
     const bin = join(repo, "cli", "bin", "loraforge.mjs");
     const models = join(work, "models");
     const imported = spawnSync(
       process.execPath,
-      [bin, "import", "llama2c", join(ASSETS, "stories260K", "stories260K.bin"), join(ASSETS, "stories260K", "tok512.model"), "--out", join(models, "stories260K")],
+      [
+        bin,
+        "import",
+        "llama2c",
+        join(ASSETS, "stories260K", "stories260K.bin"),
+        join(ASSETS, "stories260K", "tok512.model"),
+        "--out",
+        join(models, "stories260K"),
+      ],
       { encoding: "utf8" },
     );
     assert.equal(imported.status, 0, imported.stderr);
@@ -299,9 +308,22 @@ describe("loraforge job against a real API server", () => {
       ...spec("e2e"),
       spec: {
         baseModel: { source: { pvc: { claimName: "models", path: "stories260K" } } },
-        dataset: { source: { pvc: { claimName: "examples", path: "stories-instruct/stories.jsonl" } }, promptTemplate: "alpaca_short", valSetSize: 16, cutoffLen: 128 },
+        dataset: {
+          source: { pvc: { claimName: "examples", path: "stories-instruct/stories.jsonl" } },
+          promptTemplate: "alpaca_short",
+          valSetSize: 16,
+          cutoffLen: 128,
+        },
         lora: { r: 4, alpha: 8, dropout: 0 },
-        training: { maxSteps: 6, batchSize: 8, microBatchSize: 8, warmupSteps: 1, evalSteps: 3, saveSteps: 3, learningRate: 0.003 },
+        training: {
+          maxSteps: 6,
+          batchSize: 8,
+          microBatchSize: 8,
+          warmupSteps: 1,
+          evalSteps: 3,
+          saveSteps: 3,
+          learningRate: 0.003,
+        },
         resources: { gpus: 0 },
         output: { pvc: { claimName: "runs", path: "e2e" } },
       },
@@ -311,7 +333,11 @@ describe("loraforge job against a real API server", () => {
     const saDir = join(work, "sa");
     mkdirSync(saDir);
     const token = z.object({ status: z.object({ token: z.string() }) }).parse(
-      await cluster.client.create(`/api/v1/namespaces/${ns}/serviceaccounts/e2e-trainer/token`, { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: {} }),
+      await cluster.client.create(`/api/v1/namespaces/${ns}/serviceaccounts/e2e-trainer/token`, {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: {},
+      }),
     ).status.token;
     writeFileSync(join(saDir, "token"), token);
     writeFileSync(join(saDir, "ca.crt"), cluster.caPem);
@@ -343,7 +369,10 @@ describe("loraforge job against a real API server", () => {
     assert.ok(Number.isFinite(s.progress.loss));
     assert.ok(s.checkpoints.length >= 1, "checkpoints reported");
     const adapterFile = join(out, "adapter", "adapter_model.safetensors");
-    assert.equal(s.adapter.digest, `sha256:${createHash("sha256").update(readFileSync(adapterFile)).digest("hex")}`);
+    assert.equal(
+      s.adapter.digest,
+      `sha256:${createHash("sha256").update(readFileSync(adapterFile)).digest("hex")}`,
+    );
     assert.equal(s.adapter.sizeBytes, readFileSync(adapterFile).length);
     assert.equal(s.selectedCheckpoint.policy, "lowestTrainLoss");
   });

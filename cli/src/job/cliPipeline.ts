@@ -9,7 +9,7 @@ import { TRAINER_EXIT_CODES } from "@loraforge/crds";
 import type { LocalPaths } from "../train/resolve.ts";
 import { runTraining } from "../train/run.ts";
 import { CoreEventSchema } from "./events.ts";
-import { type TrainingPipeline, type TrainingResult, TrainingFailure } from "./pipeline.ts";
+import { TrainingFailure, type TrainingPipeline, type TrainingResult } from "./pipeline.ts";
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
@@ -28,8 +28,19 @@ function asFailure(e: unknown): TrainingFailure {
         .map((p) => JSON.stringify(p))
         .join("; ")
     : "";
-  const inputErrors = ["DatasetError", "TokenizerError", "TemplateError", "ShardError", "LocalRunError", "RunSetupError", "RunConfigError", "InvalidLoraFineTuneError"];
-  const code = inputErrors.includes(err.name) ? TRAINER_EXIT_CODES.invalidInput : TRAINER_EXIT_CODES.internal;
+  const inputErrors = [
+    "DatasetError",
+    "TokenizerError",
+    "TemplateError",
+    "ShardError",
+    "LocalRunError",
+    "RunSetupError",
+    "RunConfigError",
+    "InvalidLoraFineTuneError",
+  ];
+  const code = inputErrors.includes(err.name)
+    ? TRAINER_EXIT_CODES.invalidInput
+    : TRAINER_EXIT_CODES.internal;
   return new TrainingFailure(detail ? `${err.message}: ${detail}` : err.message, code);
 }
 
@@ -84,7 +95,11 @@ export function cliPipeline(log: (line: string) => void): TrainingPipeline {
       },
     };
     if (summary.selection) {
-      result.selectedCheckpoint = { step: summary.selection.step, path: summary.selection.dir, policy: spec.checkpointSelection };
+      result.selectedCheckpoint = {
+        step: summary.selection.step,
+        path: summary.selection.dir,
+        policy: spec.checkpointSelection,
+      };
     }
     return result;
   };

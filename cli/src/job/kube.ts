@@ -15,7 +15,10 @@ export interface KubeTarget {
 }
 
 /** The in-cluster API server and the pod's ServiceAccount credentials. */
-export function inClusterTarget(env: NodeJS.ProcessEnv = process.env, dir = env.LORAFORGE_SA_DIR ?? SA_DIR): KubeTarget {
+export function inClusterTarget(
+  env: NodeJS.ProcessEnv = process.env,
+  dir = env.LORAFORGE_SA_DIR ?? SA_DIR,
+): KubeTarget {
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT ?? "443";
   if (!host)
