@@ -196,16 +196,29 @@ describe("operator lifecycle against a real API server", () => {
     // with the operator's status writes (which carry resourceVersion preconditions).
     const trainer = (async () => {
       for (let i = 1; i <= 40; i++) {
-        await env.client.patch(`${lftPath(env.ns, "busy")}/status`, { status: { progress: { step: i, totalSteps: 1000 } } }, "merge");
+        await env.client.patch(
+          `${lftPath(env.ns, "busy")}/status`,
+          { status: { progress: { step: i, totalSteps: 1000 } } },
+          "merge",
+        );
         if (i === 10) await podRunning(env, pod.metadata.name);
       }
     })();
     const user = (async () => {
-      for (let i = 1; i <= 20; i++) await env.client.patch(lftPath(env.ns, "busy"), { metadata: { labels: { edit: String(i) } } }, "merge");
+      for (let i = 1; i <= 20; i++)
+        await env.client.patch(
+          lftPath(env.ns, "busy"),
+          { metadata: { labels: { edit: String(i) } } },
+          "merge",
+        );
     })();
     await Promise.all([trainer, user]);
     const l = await waitPhase(env, "busy", "Running");
-    assert.equal(l.status?.progress?.step, 40, "the trainer's last progress survived every operator write");
+    assert.equal(
+      l.status?.progress?.step,
+      40,
+      "the trainer's last progress survived every operator write",
+    );
     assert.equal((l.metadata as { labels?: Record<string, string> }).labels?.edit, "20");
     assert.equal(condition(l, "Admitted")?.status, "True");
     assert.equal(condition(l, "Progressing")?.status, "True");
