@@ -378,7 +378,8 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
 
     const int64_t n = (int64_t)train.records.size();
     const int64_t spe = (n + t.batch_size - 1) / t.batch_size;
-    const int64_t total = bench ? topt.bench_steps : (t.max_steps > 0 ? t.max_steps : spe * t.epochs);
+    // bench: one untimed warm-up step, then bench_steps timed ones
+    const int64_t total = bench ? topt.bench_steps + 1 : (t.max_steps > 0 ? t.max_steps : spe * t.epochs);
 
     Lora lora(*be, mc, cfg.lora);
     lora.init_peft(hash_combine(t.seed, 0x10A1A17ull));
@@ -515,8 +516,8 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
         Json j = Json::object();
         j.set("backend", Json::of(be->name()));
         j.set("threads", Json::of(threads));
-        j.set("steps", Json::of(total));
-        j.set("timed_steps", Json::of(total > 1 ? total - 1 : total));
+        j.set("warmup_steps", Json::of((int64_t)1));
+        j.set("timed_steps", Json::of(total - 1));
         j.set("tokens", Json::of(bench_tokens));
         j.set("seconds", Json::of(secs));
         j.set("tokens_per_s", Json::of(secs > 0 ? bench_tokens / secs : 0.0));
