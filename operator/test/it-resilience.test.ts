@@ -23,7 +23,7 @@ import {
 } from "./support/cluster.ts";
 import { manifest } from "./support/fixtures.ts";
 
-class Proxy {
+class TcpProxy {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   port = 0;
@@ -56,11 +56,11 @@ class Proxy {
 describe("informers restart after the API server was unreachable", () => {
   let env: Env;
   let op: Operator;
-  let proxy: Proxy;
+  let proxy: TcpProxy;
   before(async () => {
     env = await setup("resilience");
     const url = new URL(env.cluster.server);
-    proxy = new Proxy({ host: url.hostname, port: Number(url.port) });
+    proxy = new TcpProxy({ host: url.hostname, port: Number(url.port) });
     await proxy.listen();
     const kubeconfig = join(mkdtempSync(join(tmpdir(), "lf-proxy-")), "kubeconfig.yaml");
     writeFileSync(
