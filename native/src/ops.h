@@ -295,25 +295,36 @@ void swiglu_backward(T* dg, T* du, const T* dh, const T* g, const T* u, int64_t 
 template <class T>
 double cross_entropy(T* dlogits, const T* logits, const int* targets, int N, int V, double grad_scale,
                      double* row_loss) {
-#pragma omp parallel for schedule(static) if ((int64_t)N * V >= kParallelMinRows)
-    for (int n = 0; n < N; n++) {
-        const T* l = logits + (int64_t)n * V;
-        int t = targets[n];
-        if (t < 0) {
-            row_loss[n] = 0;
-            if (dlogits) std::fill(dlogits + (int64_t)n * V, dlogits + (int64_t)(n + 1) * V, (T)0);
-            continue;
-        }
-        T mx = l[0];
-        for (int i = 1; i < V; i++) mx = std::max(mx, l[i]);
-        double sum = 0;
-        for (int i = 0; i < V; i++) sum += std::exp((double)(l[i] - mx));
-        double lse = (double)mx + std::log(sum);
-        row_loss[n] = lse - (double)l[t];
-        if (dlogits) {
-            T* d = dlogits + (int64_t)n * V;
-            for (int i = 0; i < V; i++) d[i] = (T)(std::exp((double)l[i] - lse) * grad_scale);
-            d[t] -= (T)grad_scale;
+#pragma omp parallel if ((int64_t)N * V >= kParallelMinRows)
+    {
+        std::vector<T> scratch(dlogits ? 0 : V);
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const T* l = logits + (int64_t)n * V;
+            const int t = targets[n];
+            T* e = dlogits ? dlogits + (int64_t)n * V : scratch.data();  // may alias l
+            if (t < 0) {
+                row_loss[n] = 0;
+                if (dlogits) std::fill(e, e + V, (T)0);
+                continue;
+            }
+            T mx = l[0];
+            for (int i = 1; i < V; i++) mx = std::max(mx, l[i]);
+            const double lt = (double)l[t];
+            for (int i = 0; i < V; i++) e[i] = l[i] - mx;
+            vexp(e, V);
+            // four interleaved partial sums in double, combined in a fixed order
+            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            int i = 0;
+            for (; i + 4 <= V; i += 4) { s0 += e[i]; s1 += e[i + 1]; s2 += e[i + 2]; s3 += e[i + 3]; }
+            for (; i < V; i++) s0 += e[i];
+            const double sum = (s0 + s1) + (s2 + s3);
+            row_loss[n] = (double)mx + std::log(sum) - lt;
+            if (dlogits) {
+                const T k = (T)(grad_scale / sum);  // softmax * grad_scale = exp(l - mx) * k
+                for (int j = 0; j < V; j++) e[j] *= k;
+                e[t] -= (T)grad_scale;
+            }
         }
     }
     double s = 0;
