@@ -120,7 +120,7 @@ export async function run(deps: Deps): Promise<Outcome> {
     files = await github.pullRequestFiles(owner, repo, target.number);
     if ((target.changedFiles ?? files.length) > MAX_PR_FILES || files.length >= MAX_PR_FILES) {
       reporter.warning(
-        `${where} changes ${target.changedFiles ?? "at least"} ${MAX_PR_FILES} files; GitHub lists only the first ${MAX_PR_FILES}, so a dataset changed beyond those is not seen`,
+        `${where} changes ${target.changedFiles ?? `at least ${MAX_PR_FILES}`} files; GitHub lists only the first ${MAX_PR_FILES}, so a dataset changed beyond those is not seen`,
       );
     }
   } else if (ZERO_SHA.test(target.before)) {

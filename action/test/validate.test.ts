@@ -237,4 +237,33 @@ describe("validation (no cluster)", () => {
     assert.deepEqual(outcome.datasets, ["datasets/a.json"]);
     assert.equal(gh.calls("GET", /\/compare\//).length, 3);
   });
+
+  test("a PR over GitHub's 3,000-file limit: datasets listed within it are found, and it warns", async () => {
+    const event = payload("synchronize");
+    event.pull_request.changed_files = 3500;
+    const files = manyFiles(3500, [
+      { at: 2990, path: "datasets/seen.json" },
+      { at: 3200, path: "datasets/unseen.json" },
+    ]);
+    const gh = await seededGitHub(
+      event,
+      files,
+      { "datasets/seen.json": validDataset(20) },
+      baseSpec("ml"),
+    );
+    servers.push(gh);
+    const reporter = recordingReporter();
+    const outcome = await run({
+      inputs: inputs({ "github-token": TOKEN, mode: "validate" }),
+      env: { eventName: "pull_request", eventPath: writeEvent(event) },
+      reporter,
+      github: octokitGitHub(TOKEN, gh.url),
+      openStore: noCluster,
+    });
+    assert.deepEqual(outcome.datasets, ["datasets/seen.json"]);
+    assert.match(
+      reporter.lines.find((l) => l.level === "warning")?.message ?? "",
+      /changes 3500 files; GitHub lists only the first 3000/,
+    );
+  });
 });
