@@ -25,8 +25,24 @@ if (!existsSync(ckpt)) {
   process.exit(3);
 }
 const started = Date.now();
-loraforge("import", "llama2c", rel(ckpt), rel(join(assets, "stories260K", "tok512.model")), "--out", ".cache/models/stories260K");
-loraforge("validate", "examples/stories-instruct/stories.jsonl", "--model", ".cache/models/stories260K", "--template", "alpaca_short", "--val-set-size", "48");
+loraforge(
+  "import",
+  "llama2c",
+  rel(ckpt),
+  rel(join(assets, "stories260K", "tok512.model")),
+  "--out",
+  ".cache/models/stories260K",
+);
+loraforge(
+  "validate",
+  "examples/stories-instruct/stories.jsonl",
+  "--model",
+  ".cache/models/stories260K",
+  "--template",
+  "alpaca_short",
+  "--val-set-size",
+  "48",
+);
 loraforge(
   "train",
   "examples/stories260k-demo.yaml",
@@ -36,4 +52,6 @@ loraforge(
   ".cache/runs/stories260k-demo",
   ...(process.argv.includes("--fresh") ? ["--fresh"] : []),
 );
-console.log(`\ndemo finished in ${((Date.now() - started) / 1000).toFixed(0)} s (run it again to see a completed run; add --fresh to retrain)`);
+console.log(
+  `\ndemo finished in ${((Date.now() - started) / 1000).toFixed(0)} s (run it again to see a completed run; add --fresh to retrain)`,
+);

@@ -5,12 +5,12 @@
 import { InvalidLoraFineTuneError } from "@loraforge/crds";
 import { COMMAND_HELP, MAIN_HELP } from "./commands/help.ts";
 import { importCommand } from "./commands/importCmd.ts";
-import { jobCommand } from "./job/command.ts";
 import { consoleOut, type Out, printProblems, UsageError } from "./commands/output.ts";
 import { prepareCommand } from "./commands/prepare.ts";
 import { trainCommand } from "./commands/train.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { DatasetError } from "./dataset/problems.ts";
+import { jobCommand } from "./job/command.ts";
 import { Llama2cError } from "./llama2c/checkpoint.ts";
 import { SentencePieceError } from "./llama2c/sentencepiece.ts";
 import { TemplateError } from "./prompt/templates.ts";
@@ -57,7 +57,10 @@ export async function main(argv: string[], out: Out = consoleOut): Promise<numbe
 }
 
 function reportError(e: unknown, command: string, out: Out): number {
-  if (e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))) {
+  if (
+    e instanceof UsageError ||
+    (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
+  ) {
     out.error(`loraforge ${command}: ${e.message}`);
     out.error(`(loraforge help ${command} for usage)`);
     return 2;

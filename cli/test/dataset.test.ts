@@ -8,7 +8,8 @@ import { importLlama2c } from "../src/llama2c/import.ts";
 import { prepareDataset } from "../src/prepare/prepare.ts";
 import { ASSETS, tempDir } from "./helpers.ts";
 
-const rec = (instruction: unknown, output: unknown, input: unknown = "") => JSON.stringify({ instruction, input, output });
+const rec = (instruction: unknown, output: unknown, input: unknown = "") =>
+  JSON.stringify({ instruction, input, output });
 const good = rec("Say hi.", "Hi!");
 const goodPretty = `  {\n    "instruction": "Say hi.",\n    "input": "",\n    "output": "Hi!"\n  }`;
 
@@ -25,7 +26,13 @@ interface Case {
 /** Malformed datasets: each must give an error naming its line (and record, field when there is one). */
 const CASES: Case[] = [
   { name: "empty file", file: "a.json", content: "", line: 1, message: /the file is empty/ },
-  { name: "only whitespace", file: "a.jsonl", content: "\n  \n\t\n", line: 1, message: /only whitespace/ },
+  {
+    name: "only whitespace",
+    file: "a.jsonl",
+    content: "\n  \n\t\n",
+    line: 1,
+    message: /only whitespace/,
+  },
   {
     name: "UTF-8 byte-order mark",
     file: "a.json",
@@ -43,7 +50,11 @@ const CASES: Case[] = [
   {
     name: "invalid UTF-8 on line 3",
     file: "a.jsonl",
-    content: Buffer.concat([Buffer.from(`${good}\n${good}\n{"instruction": "caf`), Buffer.from([0xc3, 0x28]), Buffer.from(`", "output": "x"}\n`)]),
+    content: Buffer.concat([
+      Buffer.from(`${good}\n${good}\n{"instruction": "caf`),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from(`", "output": "x"}\n`),
+    ]),
     line: 3,
     message: /invalid UTF-8 at byte \d+ \(0xc3\)/,
   },
@@ -86,12 +97,43 @@ const CASES: Case[] = [
     record: 0,
     message: /expected ',' or '\]' after record 0/,
   },
-  { name: "JSON: trailing comma", file: "a.json", content: `[\n${good},\n]`, line: 3, message: /trailing comma/ },
-  { name: "JSON: unterminated array", file: "a.json", content: `[\n${good},\n${good}\n`, line: 4, message: /missing '\]'/ },
-  { name: "JSON: text after the array", file: "a.json", content: `[${good}]\nextra`, line: 2, message: /after the closing/ },
+  {
+    name: "JSON: trailing comma",
+    file: "a.json",
+    content: `[\n${good},\n]`,
+    line: 3,
+    message: /trailing comma/,
+  },
+  {
+    name: "JSON: unterminated array",
+    file: "a.json",
+    content: `[\n${good},\n${good}\n`,
+    line: 4,
+    message: /missing '\]'/,
+  },
+  {
+    name: "JSON: text after the array",
+    file: "a.json",
+    content: `[${good}]\nextra`,
+    line: 2,
+    message: /after the closing/,
+  },
   { name: "JSON: empty array", file: "a.json", content: "[]\n", line: 1, message: /no records/ },
-  { name: "not JSON at all", file: "a.json", content: "instruction,output\nhi,hello\n", line: 1, message: /starts with 'i'/ },
-  { name: "NaN is not JSON", file: "a.json", content: `[\n${good},\n{"instruction": "x", "output": NaN}\n]`, line: 3, record: 1, message: /invalid JSON/ },
+  {
+    name: "not JSON at all",
+    file: "a.json",
+    content: "instruction,output\nhi,hello\n",
+    line: 1,
+    message: /starts with 'i'/,
+  },
+  {
+    name: "NaN is not JSON",
+    file: "a.json",
+    content: `[\n${good},\n{"instruction": "x", "output": NaN}\n]`,
+    line: 3,
+    record: 1,
+    message: /invalid JSON/,
+  },
   {
     name: "raw control character in a string",
     file: "a.json",
@@ -100,13 +142,67 @@ const CASES: Case[] = [
     record: 2,
     message: /Bad control character/,
   },
-  { name: "missing output", file: "a.jsonl", content: `${good}\n{"instruction": "x", "input": ""}\n`, line: 2, record: 1, field: "output", message: /is missing/ },
-  { name: "missing instruction", file: "a.jsonl", content: `{"output": "x"}\n`, line: 1, record: 0, field: "instruction", message: /is missing/ },
-  { name: "output is a number", file: "a.jsonl", content: `${good}\n${good}\n${rec("x", 42)}\n`, line: 3, record: 2, field: "output", message: /must be a string/ },
-  { name: "instruction is null", file: "a.json", content: `[${good},\n${rec(null, "y")}]`, line: 2, record: 1, field: "instruction", message: /must be a string/ },
-  { name: "input is a list", file: "a.jsonl", content: `${rec("x", "y", ["a"])}\n`, line: 1, record: 0, field: "input", message: /must be a string, null or absent/ },
-  { name: "a record that is an array", file: "a.json", content: `[\n${good},\n["x", "y"]\n]`, line: 3, record: 1, message: /found an array/ },
-  { name: "a record that is a string", file: "a.jsonl", content: `${good}\n"just text"\n`, line: 2, record: 1, message: /found string/ },
+  {
+    name: "missing output",
+    file: "a.jsonl",
+    content: `${good}\n{"instruction": "x", "input": ""}\n`,
+    line: 2,
+    record: 1,
+    field: "output",
+    message: /is missing/,
+  },
+  {
+    name: "missing instruction",
+    file: "a.jsonl",
+    content: `{"output": "x"}\n`,
+    line: 1,
+    record: 0,
+    field: "instruction",
+    message: /is missing/,
+  },
+  {
+    name: "output is a number",
+    file: "a.jsonl",
+    content: `${good}\n${good}\n${rec("x", 42)}\n`,
+    line: 3,
+    record: 2,
+    field: "output",
+    message: /must be a string/,
+  },
+  {
+    name: "instruction is null",
+    file: "a.json",
+    content: `[${good},\n${rec(null, "y")}]`,
+    line: 2,
+    record: 1,
+    field: "instruction",
+    message: /must be a string/,
+  },
+  {
+    name: "input is a list",
+    file: "a.jsonl",
+    content: `${rec("x", "y", ["a"])}\n`,
+    line: 1,
+    record: 0,
+    field: "input",
+    message: /must be a string, null or absent/,
+  },
+  {
+    name: "a record that is an array",
+    file: "a.json",
+    content: `[\n${good},\n["x", "y"]\n]`,
+    line: 3,
+    record: 1,
+    message: /found an array/,
+  },
+  {
+    name: "a record that is a string",
+    file: "a.jsonl",
+    content: `${good}\n"just text"\n`,
+    line: 2,
+    record: 1,
+    message: /found string/,
+  },
   {
     name: "a huge record",
     file: "a.jsonl",
@@ -115,7 +211,13 @@ const CASES: Case[] = [
     record: 1,
     message: /over the limit of 1048576/,
   },
-  { name: "every record empty", file: "a.jsonl", content: `${rec("x", "")}\n${rec("  ", "y")}\n`, line: 0, message: /no usable records/ },
+  {
+    name: "every record empty",
+    file: "a.jsonl",
+    content: `${rec("x", "")}\n${rec("  ", "y")}\n`,
+    line: 0,
+    message: /no usable records/,
+  },
 ];
 
 describe("malformed datasets", () => {
@@ -172,7 +274,10 @@ describe("malformed datasets", () => {
 
 describe("records that are usable with warnings", () => {
   test("empty output is rejected by index, the rest is kept", () => {
-    const r = validateBytes(Buffer.from(`${good}\n${rec("x", " ")}\n${good.replace("hi", "ho")}\n`), "d.jsonl");
+    const r = validateBytes(
+      Buffer.from(`${good}\n${rec("x", " ")}\n${good.replace("hi", "ho")}\n`),
+      "d.jsonl",
+    );
     assert.equal(r.ok, true);
     assert.equal(r.stats.rejected, 1);
     assert.equal(r.stats.usable, 2);
@@ -180,12 +285,17 @@ describe("records that are usable with warnings", () => {
     assert.equal(w?.record, 1);
     assert.equal(w?.line, 2);
     assert.equal(w?.severity, "warning");
-    assert.equal(validateBytes(Buffer.from(`${good}\n${rec("x", " ")}\n`), "d.jsonl", { strict: true }).ok, false);
+    assert.equal(
+      validateBytes(Buffer.from(`${good}\n${rec("x", " ")}\n`), "d.jsonl", { strict: true }).ok,
+      false,
+    );
   });
 
   test("unknown fields are warned about, null and absent input are no input", () => {
     const r = validateBytes(
-      Buffer.from(`[{"instruction": "a", "output": "b", "history": []}, {"instruction": "c", "input": null, "output": "d"}]`),
+      Buffer.from(
+        `[{"instruction": "a", "output": "b", "history": []}, {"instruction": "c", "input": null, "output": "d"}]`,
+      ),
       "d.json",
     );
     assert.equal(r.ok, true);
@@ -201,7 +311,9 @@ describe("records that are usable with warnings", () => {
 
   test("duplicates and train/validation overlap are counted", () => {
     const lines = Array.from({ length: 20 }, (_, i) => rec(`task ${i % 10}`, `answer ${i % 10}`));
-    const r = validateBytes(Buffer.from(lines.join("\n")), "d.jsonl", { split: { valSetSize: 4, seed: 1 } });
+    const r = validateBytes(Buffer.from(lines.join("\n")), "d.jsonl", {
+      split: { valSetSize: 4, seed: 1 },
+    });
     assert.equal(r.stats.duplicates, 10);
     assert.equal(r.stats.split?.val, 4);
     assert.ok((r.stats.split?.overlap ?? 0) > 0);
@@ -235,7 +347,10 @@ describe("seeded validation split", () => {
     assert.deepEqual(a, splitTrainVal(items, 10, 42));
     assert.notDeepEqual(a.val, splitTrainVal(items, 10, 43).val);
     assert.equal(a.val.length, 10);
-    assert.deepEqual([...a.train, ...a.val].sort((x, y) => x - y), items);
+    assert.deepEqual(
+      [...a.train, ...a.val].sort((x, y) => x - y),
+      items,
+    );
   });
   test("capped at a fifth of the data; 0 disables it", () => {
     assert.equal(splitTrainVal(items, 2000, 1).val.length, 20);
@@ -246,7 +361,9 @@ describe("seeded validation split", () => {
 test("the dataset module has no side effects on import (no output, no exit)", async () => {
   const mod = await import("../src/dataset/index.ts");
   assert.equal(typeof mod.validate, "function");
-  const src = (await readdir(join(import.meta.dirname, "..", "src", "dataset"))).filter((f) => f.endsWith(".ts"));
+  const src = (await readdir(join(import.meta.dirname, "..", "src", "dataset"))).filter((f) =>
+    f.endsWith(".ts"),
+  );
   const { readFile } = await import("node:fs/promises");
   for (const f of src) {
     const text = await readFile(join(import.meta.dirname, "..", "src", "dataset", f), "utf8");

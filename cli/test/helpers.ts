@@ -1,6 +1,6 @@
-import { mkdtemp, copyFile, writeFile, rm } from "node:fs/promises";
+import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -9,7 +9,9 @@ export const REPO_ROOT = resolve(CLI_ROOT, "..");
 export const ASSETS = resolve(REPO_ROOT, "..", "shared", "assets");
 export const GOLDEN = join(CLI_ROOT, "test", "golden");
 
-export async function tempDir(prefix = "lf-test-"): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+export async function tempDir(
+  prefix = "lf-test-",
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
@@ -21,7 +23,12 @@ export async function llama2TokenizerDir(dir: string): Promise<string> {
   await copyFile(join(src, "tokenizer_config.json"), join(dir, "tokenizer_config.json"));
   await writeFile(
     join(dir, "config.json"),
-    JSON.stringify({ architectures: ["LlamaForCausalLM"], vocab_size: 32000, bos_token_id: 1, eos_token_id: 2 }),
+    JSON.stringify({
+      architectures: ["LlamaForCausalLM"],
+      vocab_size: 32000,
+      bos_token_id: 1,
+      eos_token_id: 2,
+    }),
   );
   return dir;
 }

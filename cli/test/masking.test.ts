@@ -17,7 +17,9 @@ interface GoldenConfig {
 }
 
 describe("masking and truncation vs alpaca-lora's generate_and_tokenize_prompt (Python)", async () => {
-  const golden = JSON.parse(await readFile(join(GOLDEN, "alpaca_lora_masking.json"), "utf8")) as { configs: GoldenConfig[] };
+  const golden = JSON.parse(await readFile(join(GOLDEN, "alpaca_lora_masking.json"), "utf8")) as {
+    configs: GoldenConfig[];
+  };
   let tmp: Awaited<ReturnType<typeof tempDir>>;
   let tok: ModelTokenizer;
   before(async () => {
@@ -36,7 +38,11 @@ describe("masking and truncation vs alpaca-lora's generate_and_tokenize_prompt (
     test(`${c.template}, cutoff ${c.cutoff_len}, trainOnInputs ${c.train_on_inputs}: same ids, same masks`, () => {
       const template = CompiledTemplate.compile(BUILTIN_TEMPLATES[c.template]);
       c.records.forEach((r, i) => {
-        const ex = buildExample(r, template, tok, { cutoffLen: c.cutoff_len, trainOnInputs: c.train_on_inputs, addEos: true });
+        const ex = buildExample(r, template, tok, {
+          cutoffLen: c.cutoff_len,
+          trainOnInputs: c.train_on_inputs,
+          addEos: true,
+        });
         assert.deepEqual(ex.ids, c.input_ids[i], `record ${i}: ids`);
         const labels = (c.labels[i] as number[]).map((l) => (l === -100 ? 0 : 1));
         assert.deepEqual(Array.from(ex.mask), labels, `record ${i}: mask`);
@@ -47,7 +53,11 @@ describe("masking and truncation vs alpaca-lora's generate_and_tokenize_prompt (
   test("EOS is appended when it fits and not when the cutoff is reached", () => {
     const template = CompiledTemplate.compile(BUILTIN_TEMPLATES.alpaca);
     const r = { instruction: "Say hi.", input: "", output: "Hi!" };
-    const ex = buildExample(r, template, tok, { cutoffLen: 512, trainOnInputs: false, addEos: true });
+    const ex = buildExample(r, template, tok, {
+      cutoffLen: 512,
+      trainOnInputs: false,
+      addEos: true,
+    });
     assert.equal(ex.ids[0], tok.bosId);
     assert.equal(ex.ids[ex.ids.length - 1], tok.eosId);
     assert.equal(ex.mask[ex.mask.length - 1], 1, "EOS is a training target");
@@ -55,11 +65,19 @@ describe("masking and truncation vs alpaca-lora's generate_and_tokenize_prompt (
     assert.equal(ex.promptLength, prompt.length);
     assert.ok(Array.from(ex.mask.subarray(0, prompt.length)).every((m) => m === 0));
     assert.ok(Array.from(ex.mask.subarray(prompt.length)).every((m) => m === 1));
-    const cut = buildExample(r, template, tok, { cutoffLen: ex.ids.length - 1, trainOnInputs: false, addEos: true });
+    const cut = buildExample(r, template, tok, {
+      cutoffLen: ex.ids.length - 1,
+      trainOnInputs: false,
+      addEos: true,
+    });
     assert.equal(cut.ids.length, ex.ids.length - 1);
     assert.notEqual(cut.ids[cut.ids.length - 1], tok.eosId);
     assert.equal(cut.truncated, true);
-    const noEos = buildExample(r, template, tok, { cutoffLen: 512, trainOnInputs: false, addEos: false });
+    const noEos = buildExample(r, template, tok, {
+      cutoffLen: 512,
+      trainOnInputs: false,
+      addEos: false,
+    });
     assert.deepEqual(noEos.ids, ex.ids.slice(0, -1));
   });
 });

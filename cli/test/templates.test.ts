@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ALPACA, BUILTIN_TEMPLATES, CompiledTemplate, parseTemplateFile, TemplateError } from "../src/prompt/templates.ts";
+import {
+  ALPACA,
+  BUILTIN_TEMPLATES,
+  CompiledTemplate,
+  parseTemplateFile,
+  TemplateError,
+} from "../src/prompt/templates.ts";
 
 describe("prompt templates", () => {
   const alpaca = CompiledTemplate.compile(ALPACA);
@@ -38,17 +44,51 @@ describe("prompt templates", () => {
     assert.equal(t.render("a", "b", "c"), "Aufgabe: a\nEingabe: b\n{json}\nAntwort: c");
   });
   const bad: [string, Record<string, unknown>, RegExp][] = [
-    ["unknown placeholder", { prompt_input: "{instruction} {input} {output}", prompt_no_input: "{instruction}", response_split: "x" }, /unknown placeholder \{output\}/],
-    ["no {input} in prompt_input", { prompt_input: "{instruction}", prompt_no_input: "{instruction}", response_split: "x" }, /has no \{input\}/],
-    ["missing response_split", { prompt_input: "{instruction}{input}", prompt_no_input: "{instruction}" }, /response_split/],
-    ["unknown key", { prompt_input: "{instruction}{input}", prompt_no_input: "{instruction}", response_split: "x", extra: 1 }, /extra/],
-    ["single }", { prompt_input: "{instruction}{input} }", prompt_no_input: "{instruction}", response_split: "x" }, /single '\}'/],
+    [
+      "unknown placeholder",
+      {
+        prompt_input: "{instruction} {input} {output}",
+        prompt_no_input: "{instruction}",
+        response_split: "x",
+      },
+      /unknown placeholder \{output\}/,
+    ],
+    [
+      "no {input} in prompt_input",
+      { prompt_input: "{instruction}", prompt_no_input: "{instruction}", response_split: "x" },
+      /has no \{input\}/,
+    ],
+    [
+      "missing response_split",
+      { prompt_input: "{instruction}{input}", prompt_no_input: "{instruction}" },
+      /response_split/,
+    ],
+    [
+      "unknown key",
+      {
+        prompt_input: "{instruction}{input}",
+        prompt_no_input: "{instruction}",
+        response_split: "x",
+        extra: 1,
+      },
+      /extra/,
+    ],
+    [
+      "single }",
+      {
+        prompt_input: "{instruction}{input} }",
+        prompt_no_input: "{instruction}",
+        response_split: "x",
+      },
+      /single '\}'/,
+    ],
   ];
   for (const [name, json, re] of bad) {
     test(`a bad custom template is refused: ${name}`, () => {
       assert.throws(
         () => parseTemplateFile(JSON.stringify(json), "t.json"),
-        (e: unknown) => e instanceof TemplateError && re.test(e.message + JSON.stringify(e.problems)),
+        (e: unknown) =>
+          e instanceof TemplateError && re.test(e.message + JSON.stringify(e.problems)),
       );
     });
   }

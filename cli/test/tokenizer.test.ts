@@ -2,7 +2,11 @@ import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { loadModelTokenizer, type ModelTokenizer, TokenizerError } from "../src/tokenizer/tokenizer.ts";
+import {
+  loadModelTokenizer,
+  type ModelTokenizer,
+  TokenizerError,
+} from "../src/tokenizer/tokenizer.ts";
 import { GOLDEN, llama2TokenizerDir, tempDir } from "./helpers.ts";
 
 describe("Llama-2 tokenizer.json vs the Rust tokenizers library", () => {
@@ -33,7 +37,9 @@ describe("Llama-2 tokenizer.json vs the Rust tokenizers library", () => {
       const ours = tok.encode(s);
       const theirs = golden.ids[i] as number[];
       if (ours.join(",") !== theirs.join(","))
-        mismatches.push(`#${i} ${JSON.stringify(s.slice(0, 60))}: ours [${ours.slice(0, 12)}] python [${theirs.slice(0, 12)}]`);
+        mismatches.push(
+          `#${i} ${JSON.stringify(s.slice(0, 60))}: ours [${ours.slice(0, 12)}] python [${theirs.slice(0, 12)}]`,
+        );
     });
     assert.deepEqual(mismatches, []);
   });
@@ -47,7 +53,10 @@ describe("special-token checks", () => {
       const tc = JSON.parse(await readFile(join(dir, "tokenizer_config.json"), "utf8"));
       tc.eos_token = "<s>";
       await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify(tc));
-      await writeFile(join(dir, "config.json"), JSON.stringify({ vocab_size: 32000, bos_token_id: 1, eos_token_id: 1 }));
+      await writeFile(
+        join(dir, "config.json"),
+        JSON.stringify({ vocab_size: 32000, bos_token_id: 1, eos_token_id: 1 }),
+      );
       await assert.rejects(loadModelTokenizer(dir), (e: unknown) => {
         assert.ok(e instanceof TokenizerError);
         assert.match(e.message, /bos and eos are the same token/);
@@ -62,7 +71,10 @@ describe("special-token checks", () => {
     const tmp = await tempDir();
     try {
       const dir = await llama2TokenizerDir(tmp.dir);
-      await writeFile(join(dir, "config.json"), JSON.stringify({ vocab_size: 32000, bos_token_id: 0, eos_token_id: 2 }));
+      await writeFile(
+        join(dir, "config.json"),
+        JSON.stringify({ vocab_size: 32000, bos_token_id: 0, eos_token_id: 2 }),
+      );
       await assert.rejects(loadModelTokenizer(dir), /bos_token_id.*disagree/s);
     } finally {
       await tmp.cleanup();
@@ -73,7 +85,10 @@ describe("special-token checks", () => {
     const tmp = await tempDir();
     try {
       const dir = await llama2TokenizerDir(tmp.dir);
-      await writeFile(join(dir, "config.json"), JSON.stringify({ vocab_size: 512, bos_token_id: 1, eos_token_id: 2 }));
+      await writeFile(
+        join(dir, "config.json"),
+        JSON.stringify({ vocab_size: 512, bos_token_id: 1, eos_token_id: 2 }),
+      );
       await assert.rejects(loadModelTokenizer(dir), /32000 ids but the model's vocab_size is 512/);
     } finally {
       await tmp.cleanup();

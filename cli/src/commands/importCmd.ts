@@ -9,8 +9,12 @@ export async function importCommand(args: string[], out: Out): Promise<number> {
     options: { out: { type: "string" }, force: { type: "boolean" } },
   });
   if (positionals[0] !== "llama2c")
-    throw new UsageError(`import knows one source format, llama2c (got "${positionals[0] ?? ""}")`, "import");
-  if (positionals.length !== 3) throw new UsageError("import llama2c takes a checkpoint and a tokenizer", "import");
+    throw new UsageError(
+      `import knows one source format, llama2c (got "${positionals[0] ?? ""}")`,
+      "import",
+    );
+  if (positionals.length !== 3)
+    throw new UsageError("import llama2c takes a checkpoint and a tokenizer", "import");
   if (!values.out) throw new UsageError("import llama2c needs --out DIR", "import");
   const r = await importLlama2c({
     checkpoint: positionals[1] as string,

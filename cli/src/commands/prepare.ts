@@ -20,7 +20,8 @@ export async function prepareCommand(args: string[], out: Out): Promise<number> 
     },
   });
   if (positionals.length !== 1) throw new UsageError("prepare takes one dataset file", "prepare");
-  if (!values.model) throw new UsageError("prepare needs --model DIR (the model whose tokenizer to use)", "prepare");
+  if (!values.model)
+    throw new UsageError("prepare needs --model DIR (the model whose tokenizer to use)", "prepare");
   if (!values.out) throw new UsageError("prepare needs --out DIR", "prepare");
   const format = formatFlag(values.format);
   const t0 = performance.now();
@@ -41,6 +42,8 @@ export async function prepareCommand(args: string[], out: Out): Promise<number> 
   out.info(
     `${r.reused ? "already prepared" : "prepared"} in ${((performance.now() - t0) / 1000).toFixed(2)} s: train ${fmtInt(m.train.records)} records / ${fmtInt(m.train.tokens)} tokens (${fmtInt(m.train.trainedTokens)} trained on), validation ${fmtInt(m.val.records)} / ${fmtInt(m.val.tokens)}; ${m.train.truncated + m.val.truncated} truncated at ${m.inputs.cutoffLen}`,
   );
-  out.info(`bos ${m.special.bos}, eos ${m.special.eos}, pad ${m.special.pad}; shards in ${values.out}`);
+  out.info(
+    `bos ${m.special.bos}, eos ${m.special.eos}, pad ${m.special.pad}; shards in ${values.out}`,
+  );
   return 0;
 }

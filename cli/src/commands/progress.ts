@@ -49,7 +49,8 @@ export class ProgressView {
         if (this.tty) {
           this.stream.write(`\r${text.padEnd(this.lastLen)}`);
           this.lastLen = text.length;
-        } else if (e.step % this.every === 0 || e.step === e.total_steps || e.step === 1) this.line(text);
+        } else if (e.step % this.every === 0 || e.step === e.total_steps || e.step === 1)
+          this.line(text);
         break;
       }
       case "eval":
@@ -62,7 +63,9 @@ export class ProgressView {
         this.line(`  fp16 overflow at step ${e.step}: loss scale now ${e.loss_scale}`);
         break;
       case "error":
-        this.line(`trainer error (${e.kind}): ${e.message}${e.file ? ` [${e.file}]` : ""}${e.tensor ? ` tensor ${e.tensor}` : ""}${e.field ? ` field ${e.field}` : ""}`);
+        this.line(
+          `trainer error (${e.kind}): ${e.message}${e.file ? ` [${e.file}]` : ""}${e.tensor ? ` tensor ${e.tensor}` : ""}${e.field ? ` field ${e.field}` : ""}`,
+        );
         break;
       case "done":
         this.clear();

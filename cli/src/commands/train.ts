@@ -3,14 +3,23 @@ import { readLoraFineTuneFile } from "@loraforge/crds";
 import { resolveLocalPaths } from "../train/resolve.ts";
 import { type RunSummary, runTraining } from "../train/run.ts";
 import type { Backend } from "../train/runConfig.ts";
-import { fmtDuration, fmtInt, fmtNum, intFlag, type Out, printProblems, UsageError } from "./output.ts";
+import {
+  fmtDuration,
+  fmtInt,
+  fmtNum,
+  intFlag,
+  type Out,
+  printProblems,
+  UsageError,
+} from "./output.ts";
 import { ProgressView } from "./progress.ts";
 
 export function parseVolumes(values: string[] | undefined): Record<string, string> {
   const volumes: Record<string, string> = {};
   for (const v of values ?? []) {
     const eq = v.indexOf("=");
-    if (eq <= 0 || eq === v.length - 1) throw new UsageError(`--volume wants CLAIM=DIR, got "${v}"`, "train");
+    if (eq <= 0 || eq === v.length - 1)
+      throw new UsageError(`--volume wants CLAIM=DIR, got "${v}"`, "train");
     volumes[v.slice(0, eq)] = v.slice(eq + 1);
   }
   return volumes;
@@ -33,7 +42,8 @@ export async function trainCommand(args: string[], out: Out): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("train takes one spec file", "train");
   const specFile = positionals[0] as string;
   const backend = values.backend ?? "cpu";
-  if (backend !== "cpu" && backend !== "cuda") throw new UsageError(`--backend must be cpu or cuda, got "${backend}"`, "train");
+  if (backend !== "cpu" && backend !== "cuda")
+    throw new UsageError(`--backend must be cpu or cuda, got "${backend}"`, "train");
   const lft = readLoraFineTuneFile(specFile);
   const paths = resolveLocalPaths(lft.spec, {
     specFile,
@@ -46,7 +56,8 @@ export async function trainCommand(args: string[], out: Out): Promise<number> {
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
-    if (interrupts === 1) view.line(`${sig}: stopping after the trainer saves a checkpoint (again to stop at once)`);
+    if (interrupts === 1)
+      view.line(`${sig}: stopping after the trainer saves a checkpoint (again to stop at once)`);
     controller.abort();
     if (interrupts > 1) process.exit(130);
   };
@@ -54,7 +65,9 @@ export async function trainCommand(args: string[], out: Out): Promise<number> {
   process.on("SIGTERM", onSignal);
   let summary: RunSummary;
   try {
-    out.info(`${lft.metadata.name}: model ${paths.modelDir}, dataset ${paths.datasetFile}, output ${paths.outDir}`);
+    out.info(
+      `${lft.metadata.name}: model ${paths.modelDir}, dataset ${paths.datasetFile}, output ${paths.outDir}`,
+    );
     summary = await runTraining(lft.spec, {
       paths,
       backend: backend as Backend,
@@ -85,14 +98,24 @@ export function printSummary(out: Out, s: RunSummary): void {
     a !== null && b !== null && a > 0 ? ` (${(((b - a) / a) * 100).toFixed(1)}%)` : "";
   out.info("");
   if (s.status === "interrupted") {
-    out.info(`stopped at step ${s.step}/${s.totalSteps}; the last checkpoint is kept. Run the same command again to resume.`);
+    out.info(
+      `stopped at step ${s.step}/${s.totalSteps}; the last checkpoint is kept. Run the same command again to resume.`,
+    );
   } else if (s.status === "failed") {
-    out.error(`training failed (exit code ${s.exitCode}${s.error ? `, ${s.error.kind}: ${s.error.message}` : ""}); see ${s.files.coreLog}`);
+    out.error(
+      `training failed (exit code ${s.exitCode}${s.error ? `, ${s.error.kind}: ${s.error.message}` : ""}); see ${s.files.coreLog}`,
+    );
   } else {
-    out.info(`done: ${s.step} steps in ${fmtDuration(s.elapsedS)}${s.tokensPerS ? `, ${fmtInt(s.tokensPerS)} tokens/s` : ""}`);
+    out.info(
+      `done: ${s.step} steps in ${fmtDuration(s.elapsedS)}${s.tokensPerS ? `, ${fmtInt(s.tokensPerS)} tokens/s` : ""}`,
+    );
   }
-  out.info(`  validation loss  before ${fmtNum(s.valLoss.before)}  after ${fmtNum(s.valLoss.after)}${drop(s.valLoss.before, s.valLoss.after)}`);
-  out.info(`  training loss    first step ${fmtNum(s.trainLoss.first)}  last steps ${fmtNum(s.trainLoss.last)}${drop(s.trainLoss.first, s.trainLoss.last)}`);
+  out.info(
+    `  validation loss  before ${fmtNum(s.valLoss.before)}  after ${fmtNum(s.valLoss.after)}${drop(s.valLoss.before, s.valLoss.after)}`,
+  );
+  out.info(
+    `  training loss    first step ${fmtNum(s.trainLoss.first)}  last steps ${fmtNum(s.trainLoss.last)}${drop(s.trainLoss.first, s.trainLoss.last)}`,
+  );
   if (s.selection) {
     out.info(
       `  adapter          ${s.adapterDir}  (${s.selection.applied}: ${s.selection.kind} at step ${s.selection.step}, train loss ${fmtNum(s.selection.trainLoss)}, validation loss ${fmtNum(s.selection.valLoss)})`,

@@ -9,11 +9,14 @@ export function templateChoice(value: string | undefined): TemplateChoice {
   if (value === undefined || value === "alpaca") return { name: "alpaca" };
   if (value === "alpaca_short") return { name: "alpaca_short" };
   if (value.endsWith(".json")) return { name: "custom", file: value };
-  throw new UsageError(`--template must be alpaca, alpaca_short or a template .json file, got "${value}"`);
+  throw new UsageError(
+    `--template must be alpaca, alpaca_short or a template .json file, got "${value}"`,
+  );
 }
 
 export function formatFlag(value: string | undefined): DatasetFormat | undefined {
-  if (value === undefined || value === "auto" || value === "json" || value === "jsonl") return value;
+  if (value === undefined || value === "auto" || value === "json" || value === "jsonl")
+    return value;
   throw new UsageError(`--format must be auto, json or jsonl, got "${value}"`);
 }
 
@@ -46,7 +49,10 @@ export async function validateCommand(args: string[], out: Out): Promise<number>
     : undefined;
   const report = await validateFile(file, {
     ...(format ? { format } : {}),
-    split: { valSetSize: intFlag(values["val-set-size"], "val-set-size") ?? 2000, seed: intFlag(values.seed, "seed") ?? 42 },
+    split: {
+      valSetSize: intFlag(values["val-set-size"], "val-set-size") ?? 2000,
+      seed: intFlag(values.seed, "seed") ?? 42,
+    },
     ...(values.strict ? { strict: true } : {}),
     ...(tokens ? { tokens } : {}),
   });
@@ -60,7 +66,10 @@ export async function validateCommand(args: string[], out: Out): Promise<number>
   out.info(
     `${file}: ${report.format}, ${fmtInt(s.records)} records, ${fmtInt(s.usable)} usable, ${fmtInt(s.rejected)} rejected, ${fmtInt(s.withInput)} with input, ${fmtInt(s.duplicates)} duplicates`,
   );
-  if (s.split) out.info(`split: ${fmtInt(s.split.train)} train / ${fmtInt(s.split.val)} validation, ${s.split.overlap} in both`);
+  if (s.split)
+    out.info(
+      `split: ${fmtInt(s.split.train)} train / ${fmtInt(s.split.val)} validation, ${s.split.overlap} in both`,
+    );
   if (s.tokens) {
     const t = s.tokens;
     out.info(

@@ -1,4 +1,4 @@
-import { LineIndex } from "./lines.ts";
+import type { LineIndex } from "./lines.ts";
 
 /**
  * Splits a top-level JSON array into its elements without parsing them, so that each element

@@ -1,5 +1,5 @@
-import { LineIndex } from "./lines.ts";
 import { scanJsonArray } from "./jsonArray.ts";
+import { LineIndex } from "./lines.ts";
 import type { Problem } from "./problems.ts";
 import { AlpacaRecordSchema, type DatasetRecord, KNOWN_FIELDS } from "./record.ts";
 import { firstInvalidUtf8, lineOfByte } from "./utf8.ts";
@@ -37,8 +37,12 @@ export function parseDataset(
 ): ParsedDataset {
   const maxRecordBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
   const problems: Problem[] = [];
-  const result = (format: "json" | "jsonl", records: DatasetRecord[], total: number, rejected: number) =>
-    ({ file, format, records, total, rejected, problems }) satisfies ParsedDataset;
+  const result = (
+    format: "json" | "jsonl",
+    records: DatasetRecord[],
+    total: number,
+    rejected: number,
+  ) => ({ file, format, records, total, rejected, problems }) satisfies ParsedDataset;
   const fallbackFormat = options.format === "jsonl" ? "jsonl" : "json";
   const error = (message: string, extra: Partial<Problem> = {}) => {
     problems.push({ file, message, severity: "error", ...extra });
@@ -105,7 +109,9 @@ export function parseDataset(
       const rec = scan.elements.length;
       error(`invalid JSON: ${scan.message}`, {
         line: scan.line,
-        ...(rec > 0 || scan.message.startsWith("expected ',' or ']'") ? { record: Math.max(0, rec - 1) } : {}),
+        ...(rec > 0 || scan.message.startsWith("expected ',' or ']'")
+          ? { record: Math.max(0, rec - 1) }
+          : {}),
       });
       return result(format, [], 0, 0);
     }
@@ -176,7 +182,9 @@ function parseJson(
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
     const m = /at position (\d+)/.exec(message);
-    const cleaned = message.replace(/ in JSON at position \d+.*$/s, "").replace(/^JSON\.parse: /, "");
+    const cleaned = message
+      .replace(/ in JSON at position \d+.*$/s, "")
+      .replace(/^JSON\.parse: /, "");
     return m?.[1] !== undefined
       ? { ok: false, message: cleaned, offset: Number(m[1]) }
       : { ok: false, message: cleaned };
@@ -226,11 +234,21 @@ function checkRecord(
   const input = parsed.data.input ?? "";
   let reject = false;
   if (instruction.trim() === "") {
-    problems.push({ ...at, field: "instruction", message: "is empty: record rejected", severity: "warning" });
+    problems.push({
+      ...at,
+      field: "instruction",
+      message: "is empty: record rejected",
+      severity: "warning",
+    });
     reject = true;
   }
   if (output.trim() === "") {
-    problems.push({ ...at, field: "output", message: "is empty: record rejected", severity: "warning" });
+    problems.push({
+      ...at,
+      field: "output",
+      message: "is empty: record rejected",
+      severity: "warning",
+    });
     reject = true;
   }
   if (reject) return "rejected";

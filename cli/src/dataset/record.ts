@@ -2,7 +2,9 @@ import { z } from "zod";
 
 /** One Alpaca record as written in a dataset file. `input` may be absent or null (no input). */
 export const AlpacaRecordSchema = z.object({
-  instruction: z.string({ error: (i) => (i.input === undefined ? "is missing" : "must be a string") }),
+  instruction: z.string({
+    error: (i) => (i.input === undefined ? "is missing" : "must be a string"),
+  }),
   input: z.string({ error: "must be a string, null or absent" }).nullish(),
   output: z.string({ error: (i) => (i.input === undefined ? "is missing" : "must be a string") }),
 });

@@ -67,7 +67,8 @@ export interface ValidateOptions extends ParseOptions {
 export function summarize(values: readonly number[]): Summary {
   if (values.length === 0) return { min: 0, mean: 0, p50: 0, p95: 0, max: 0 };
   const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+  const at = (q: number) =>
+    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
   let sum = 0;
   for (const v of sorted) sum += v;
   return {
@@ -85,13 +86,21 @@ const recordKey = (r: DatasetRecord) => `${r.instruction}\u0000${r.input}\u0000$
  * Validates a dataset held in memory. Pure: no printing, no exit, nothing written. The report's
  * `ok` is false when any problem is an error (or, with `strict`, a warning).
  */
-export function validateBytes(bytes: Uint8Array, file: string, options: ValidateOptions = {}): ValidationReport {
+export function validateBytes(
+  bytes: Uint8Array,
+  file: string,
+  options: ValidateOptions = {},
+): ValidationReport {
   const parsed = parseDataset(bytes, file, options);
   const problems = [...parsed.problems];
   const records = parsed.records;
 
   if (!hasErrors(problems) && parsed.total > 0 && records.length === 0) {
-    problems.push({ file, message: "no usable records: every record was rejected", severity: "error" });
+    problems.push({
+      file,
+      message: "no usable records: every record was rejected",
+      severity: "error",
+    });
   }
 
   const seen = new Map<string, DatasetRecord>();
@@ -202,12 +211,17 @@ export function validateBytes(bytes: Uint8Array, file: string, options: Validate
     };
   }
 
-  const ok = !problems.some((p) => p.severity === "error" || (options.strict === true && p.severity === "warning"));
+  const ok = !problems.some(
+    (p) => p.severity === "error" || (options.strict === true && p.severity === "warning"),
+  );
   return { file, format: parsed.format, ok, problems, stats, records };
 }
 
 /** Reads and validates a dataset file. A file that cannot be read is reported, not thrown. */
-export async function validateFile(path: string, options: ValidateOptions = {}): Promise<ValidationReport> {
+export async function validateFile(
+  path: string,
+  options: ValidateOptions = {},
+): Promise<ValidationReport> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
@@ -217,7 +231,9 @@ export async function validateFile(path: string, options: ValidateOptions = {}):
       file: path,
       format: options.format === "jsonl" ? "jsonl" : "json",
       ok: false,
-      problems: [{ file: path, message: `cannot read: ${(e as Error).message}`, severity: "error" }],
+      problems: [
+        { file: path, message: `cannot read: ${(e as Error).message}`, severity: "error" },
+      ],
       stats: {
         records: 0,
         rejected: 0,

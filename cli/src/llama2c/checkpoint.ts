@@ -29,7 +29,8 @@ export class Llama2cError extends Error {
 const HEADER_BYTES = 28;
 
 export function readConfig(buf: Buffer, file: string): Llama2cConfig {
-  if (buf.length < HEADER_BYTES) throw new Llama2cError(file, `only ${buf.length} bytes: not a llama2.c checkpoint`);
+  if (buf.length < HEADER_BYTES)
+    throw new Llama2cError(file, `only ${buf.length} bytes: not a llama2.c checkpoint`);
   const f = (i: number) => buf.readInt32LE(4 * i);
   const rawVocab = f(5);
   const c: Llama2cConfig = {
@@ -42,13 +43,16 @@ export function readConfig(buf: Buffer, file: string): Llama2cConfig {
     seqLen: f(6),
     sharedClassifier: rawVocab > 0,
   };
-  const bad = (what: string) => new Llama2cError(file, `implausible header (${what}); is this a llama2.c .bin (version 0)?`);
+  const bad = (what: string) =>
+    new Llama2cError(file, `implausible header (${what}); is this a llama2.c .bin (version 0)?`);
   for (const [k, v] of Object.entries(c)) {
     if (typeof v === "number" && (v <= 0 || v > 1 << 20)) throw bad(`${k} = ${v}`);
   }
   if (c.dim % c.nHeads !== 0) throw bad(`dim ${c.dim} is not a multiple of n_heads ${c.nHeads}`);
-  if (c.nHeads % c.nKvHeads !== 0) throw bad(`n_heads ${c.nHeads} is not a multiple of n_kv_heads ${c.nKvHeads}`);
-  if ((c.dim / c.nHeads) % 2 !== 0) throw bad(`head size ${c.dim / c.nHeads} is odd (RoPE needs pairs)`);
+  if (c.nHeads % c.nKvHeads !== 0)
+    throw bad(`n_heads ${c.nHeads} is not a multiple of n_kv_heads ${c.nKvHeads}`);
+  if ((c.dim / c.nHeads) % 2 !== 0)
+    throw bad(`head size ${c.dim / c.nHeads} is odd (RoPE needs pairs)`);
   return c;
 }
 
@@ -91,7 +95,12 @@ export function expectedSize(c: Llama2cConfig): number {
  * i + head_size/2. Permuting the rows of wq/wk per head, [n, hs/2, 2, in] -> [n, 2, hs/2, in],
  * makes the HF model compute the same thing (FORMAT.md, checked there to 2e-14).
  */
-export function permuteRope(w: Float32Array, nHeads: number, rowsPerHead: number, cols: number): Float32Array {
+export function permuteRope(
+  w: Float32Array,
+  nHeads: number,
+  rowsPerHead: number,
+  cols: number,
+): Float32Array {
   const out = new Float32Array(w.length);
   const half = rowsPerHead / 2;
   for (let h = 0; h < nHeads; h++) {
@@ -107,7 +116,10 @@ export function permuteRope(w: Float32Array, nHeads: number, rowsPerHead: number
 }
 
 /** Converts a checkpoint to Hugging Face LlamaForCausalLM tensors (names and RoPE layout). */
-export function convertCheckpoint(buf: Buffer, file: string): { config: Llama2cConfig; tensors: F32Tensor[] } {
+export function convertCheckpoint(
+  buf: Buffer,
+  file: string,
+): { config: Llama2cConfig; tensors: F32Tensor[] } {
   const c = readConfig(buf, file);
   const expected = expectedSize(c);
   if (buf.length !== expected) {
@@ -132,12 +144,23 @@ export function convertCheckpoint(buf: Buffer, file: string): { config: Llama2cC
   const get = (name: string) => arrays.get(name) as Float32Array;
   const headSize = c.dim / c.nHeads;
   const kvDim = c.nKvHeads * headSize;
-  const layer = (name: string, l: number, size: number) => get(name).subarray(l * size, (l + 1) * size);
-  const tensors: F32Tensor[] = [{ name: "model.embed_tokens.weight", shape: [c.vocabSize, c.dim], data: get("token_embedding_table") }];
+  const layer = (name: string, l: number, size: number) =>
+    get(name).subarray(l * size, (l + 1) * size);
+  const tensors: F32Tensor[] = [
+    {
+      name: "model.embed_tokens.weight",
+      shape: [c.vocabSize, c.dim],
+      data: get("token_embedding_table"),
+    },
+  ];
   for (let l = 0; l < c.nLayers; l++) {
     const p = `model.layers.${l}`;
     tensors.push(
-      { name: `${p}.input_layernorm.weight`, shape: [c.dim], data: layer("rms_att_weight", l, c.dim) },
+      {
+        name: `${p}.input_layernorm.weight`,
+        shape: [c.dim],
+        data: layer("rms_att_weight", l, c.dim),
+      },
       {
         name: `${p}.self_attn.q_proj.weight`,
         shape: [c.dim, c.dim],
@@ -148,16 +171,41 @@ export function convertCheckpoint(buf: Buffer, file: string): { config: Llama2cC
         shape: [kvDim, c.dim],
         data: permuteRope(layer("wk", l, kvDim * c.dim), c.nKvHeads, headSize, c.dim),
       },
-      { name: `${p}.self_attn.v_proj.weight`, shape: [kvDim, c.dim], data: layer("wv", l, kvDim * c.dim) },
-      { name: `${p}.self_attn.o_proj.weight`, shape: [c.dim, c.dim], data: layer("wo", l, c.dim * c.dim) },
-      { name: `${p}.post_attention_layernorm.weight`, shape: [c.dim], data: layer("rms_ffn_weight", l, c.dim) },
-      { name: `${p}.mlp.gate_proj.weight`, shape: [c.hiddenDim, c.dim], data: layer("w1", l, c.hiddenDim * c.dim) },
-      { name: `${p}.mlp.down_proj.weight`, shape: [c.dim, c.hiddenDim], data: layer("w2", l, c.dim * c.hiddenDim) },
-      { name: `${p}.mlp.up_proj.weight`, shape: [c.hiddenDim, c.dim], data: layer("w3", l, c.hiddenDim * c.dim) },
+      {
+        name: `${p}.self_attn.v_proj.weight`,
+        shape: [kvDim, c.dim],
+        data: layer("wv", l, kvDim * c.dim),
+      },
+      {
+        name: `${p}.self_attn.o_proj.weight`,
+        shape: [c.dim, c.dim],
+        data: layer("wo", l, c.dim * c.dim),
+      },
+      {
+        name: `${p}.post_attention_layernorm.weight`,
+        shape: [c.dim],
+        data: layer("rms_ffn_weight", l, c.dim),
+      },
+      {
+        name: `${p}.mlp.gate_proj.weight`,
+        shape: [c.hiddenDim, c.dim],
+        data: layer("w1", l, c.hiddenDim * c.dim),
+      },
+      {
+        name: `${p}.mlp.down_proj.weight`,
+        shape: [c.dim, c.hiddenDim],
+        data: layer("w2", l, c.dim * c.hiddenDim),
+      },
+      {
+        name: `${p}.mlp.up_proj.weight`,
+        shape: [c.hiddenDim, c.dim],
+        data: layer("w3", l, c.hiddenDim * c.dim),
+      },
     );
   }
   tensors.push({ name: "model.norm.weight", shape: [c.dim], data: get("rms_final_weight") });
-  if (!c.sharedClassifier) tensors.push({ name: "lm_head.weight", shape: [c.vocabSize, c.dim], data: get("wcls") });
+  if (!c.sharedClassifier)
+    tensors.push({ name: "lm_head.weight", shape: [c.vocabSize, c.dim], data: get("wcls") });
   return { config: c, tensors };
 }
 

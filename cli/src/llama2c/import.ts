@@ -3,7 +3,11 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { encodeSafetensors } from "../safetensors/safetensors.ts";
 import { convertCheckpoint, hfConfig } from "./checkpoint.ts";
-import { parseLlama2cTokenizer, parseSentencePieceModel, type SentencePieceModel } from "./sentencepiece.ts";
+import {
+  parseLlama2cTokenizer,
+  parseSentencePieceModel,
+  type SentencePieceModel,
+} from "./sentencepiece.ts";
 import { buildTokenizerConfig, buildTokenizerJson } from "./tokenizerJson.ts";
 
 export interface ImportOptions {
@@ -60,9 +64,17 @@ export async function importLlama2c(opts: ImportOptions): Promise<ImportResult> 
     "tokenizer_config.json": `${JSON.stringify(buildTokenizerConfig(sp, c.seqLen), null, 2)}\n`,
   };
   const digests = Object.fromEntries(
-    Object.entries(files).map(([name, data]) => [name, sha256(typeof data === "string" ? Buffer.from(data) : data)]),
+    Object.entries(files).map(([name, data]) => [
+      name,
+      sha256(typeof data === "string" ? Buffer.from(data) : data),
+    ]),
   );
-  const manifest = { importer: "loraforge import llama2c", source, n_params: nParams, files: digests };
+  const manifest = {
+    importer: "loraforge import llama2c",
+    source,
+    n_params: nParams,
+    files: digests,
+  };
   files["import.json"] = `${JSON.stringify(manifest, null, 2)}\n`;
 
   // Re-running the same import is a no-op, but only if every file would come out the same.
@@ -75,12 +87,16 @@ export async function importLlama2c(opts: ImportOptions): Promise<ImportResult> 
     () => false,
   );
   if (exists && !opts.force && existing === undefined) {
-    throw new Error(`${opts.outDir} already exists and is not an imported model; choose another directory or pass --force`);
+    throw new Error(
+      `${opts.outDir} already exists and is not an imported model; choose another directory or pass --force`,
+    );
   }
   if (exists && !opts.force) {
     const prev = JSON.parse(existing as string) as { source?: unknown };
     if (JSON.stringify(prev.source) !== JSON.stringify(source))
-      throw new Error(`${opts.outDir} holds an import of other files; choose another directory or pass --force`);
+      throw new Error(
+        `${opts.outDir} holds an import of other files; choose another directory or pass --force`,
+      );
     // Same sources, different output (a newer importer): replace it.
   }
 

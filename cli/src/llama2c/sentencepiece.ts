@@ -78,7 +78,8 @@ class Reader {
         if (this.pos > this.buf.length) this.fail("fixed64 runs past the end");
       } else if (wire === 2) {
         const len = Number(this.varint());
-        if (this.pos + len > this.buf.length) this.fail(`field ${no}: length ${len} runs past the end`);
+        if (this.pos + len > this.buf.length)
+          this.fail(`field ${no}: length ${len} runs past the end`);
         yield { no, wire, bytes: this.buf.subarray(this.pos, this.pos + len) };
         this.pos += len;
       } else if (wire === 5) {
@@ -134,7 +135,11 @@ export function parseSentencePieceModel(buf: Uint8Array, file: string): Sentence
         } else if (g.no === 2 && g.fixed32 !== undefined) p.score = g.fixed32;
         else if (g.no === 3 && g.varint !== undefined) {
           const t = PIECE_TYPES[Number(g.varint)];
-          if (!t) throw new SentencePieceError(file, `piece ${model.pieces.length} has unknown type ${g.varint}`);
+          if (!t)
+            throw new SentencePieceError(
+              file,
+              `piece ${model.pieces.length} has unknown type ${g.varint}`,
+            );
           p.type = t;
         }
       }
@@ -156,13 +161,17 @@ export function parseSentencePieceModel(buf: Uint8Array, file: string): Sentence
       for (const g of new Reader(f.bytes, file).fields()) {
         if (g.no === 1 && g.bytes) model.normalizer.name = utf8.decode(g.bytes);
         else if (g.no === 2 && g.bytes) model.normalizer.hasCharsmap = g.bytes.length > 0;
-        else if (g.no === 3 && g.varint !== undefined) model.normalizer.addDummyPrefix = g.varint !== 0n;
-        else if (g.no === 4 && g.varint !== undefined) model.normalizer.removeExtraWhitespaces = g.varint !== 0n;
-        else if (g.no === 5 && g.varint !== undefined) model.normalizer.escapeWhitespaces = g.varint !== 0n;
+        else if (g.no === 3 && g.varint !== undefined)
+          model.normalizer.addDummyPrefix = g.varint !== 0n;
+        else if (g.no === 4 && g.varint !== undefined)
+          model.normalizer.removeExtraWhitespaces = g.varint !== 0n;
+        else if (g.no === 5 && g.varint !== undefined)
+          model.normalizer.escapeWhitespaces = g.varint !== 0n;
       }
     }
   }
-  if (model.pieces.length === 0) throw new SentencePieceError(file, "no pieces: not a sentencepiece model");
+  if (model.pieces.length === 0)
+    throw new SentencePieceError(file, "no pieces: not a sentencepiece model");
   return model;
 }
 
@@ -173,15 +182,21 @@ export function parseSentencePieceModel(buf: Uint8Array, file: string): Sentence
  * sentencepiece's trainer defaults (what llama2.c's train_vocab produced: BPE, byte fallback,
  * dummy prefix, extra whitespace removed).
  */
-export function parseLlama2cTokenizer(buf: Buffer, vocabSize: number, file: string): SentencePieceModel {
+export function parseLlama2cTokenizer(
+  buf: Buffer,
+  vocabSize: number,
+  file: string,
+): SentencePieceModel {
   const pieces: Piece[] = [];
   let at = 4;
   for (let i = 0; i < vocabSize; i++) {
-    if (at + 8 > buf.length) throw new SentencePieceError(file, `ends after ${i} of ${vocabSize} tokens`);
+    if (at + 8 > buf.length)
+      throw new SentencePieceError(file, `ends after ${i} of ${vocabSize} tokens`);
     const score = buf.readFloatLE(at);
     const len = buf.readInt32LE(at + 4);
     at += 8;
-    if (len < 0 || at + len > buf.length) throw new SentencePieceError(file, `token ${i}: bad length ${len}`);
+    if (len < 0 || at + len > buf.length)
+      throw new SentencePieceError(file, `token ${i}: bad length ${len}`);
     let text: string;
     try {
       text = utf8.decode(buf.subarray(at, at + len));
@@ -201,7 +216,11 @@ export function parseLlama2cTokenizer(buf: Buffer, vocabSize: number, file: stri
     else text = text.replaceAll(" ", "\u2581");
     pieces.push({ piece: text, score, type });
   }
-  if (at !== buf.length) throw new SentencePieceError(file, `${buf.length - at} bytes left after ${vocabSize} tokens: wrong vocabulary size?`);
+  if (at !== buf.length)
+    throw new SentencePieceError(
+      file,
+      `${buf.length - at} bytes left after ${vocabSize} tokens: wrong vocabulary size?`,
+    );
   const id = (p: string) => pieces.findIndex((x) => x.piece === p);
   return {
     pieces,

@@ -10,14 +10,20 @@ import { SentencePieceError, type SentencePieceModel } from "./sentencepiece.ts"
 
 export function buildTokenizerJson(sp: SentencePieceModel, file: string): Record<string, unknown> {
   if (sp.modelType !== "bpe")
-    throw new SentencePieceError(file, `model_type is ${sp.modelType}; only BPE sentencepiece models are converted`);
+    throw new SentencePieceError(
+      file,
+      `model_type is ${sp.modelType}; only BPE sentencepiece models are converted`,
+    );
   if (sp.normalizer.hasCharsmap || !["identity", ""].includes(sp.normalizer.name))
     throw new SentencePieceError(
       file,
       `normalization rule "${sp.normalizer.name}" is not supported (only "identity", as llama2.c and Llama use)`,
     );
   if (!sp.normalizer.escapeWhitespaces)
-    throw new SentencePieceError(file, "escape_whitespaces is off; only '\u2581'-escaped models are supported");
+    throw new SentencePieceError(
+      file,
+      "escape_whitespaces is off; only '\u2581'-escaped models are supported",
+    );
   const piece = (id: number, what: string) => {
     const p = sp.pieces[id];
     if (!p) throw new SentencePieceError(file, `${what} id ${id} is not a piece`);
@@ -29,7 +35,8 @@ export function buildTokenizerJson(sp: SentencePieceModel, file: string): Record
 
   const vocab: Record<string, number> = {};
   sp.pieces.forEach((p, id) => {
-    if (Object.hasOwn(vocab, p.piece)) throw new SentencePieceError(file, `piece "${p.piece}" appears twice`);
+    if (Object.hasOwn(vocab, p.piece))
+      throw new SentencePieceError(file, `piece "${p.piece}" appears twice`);
     vocab[p.piece] = id;
   });
 
@@ -45,7 +52,8 @@ export function buildTokenizerJson(sp: SentencePieceModel, file: string): Record
       const right = chars.slice(k).join("");
       const l = vocab[left];
       const r = vocab[right];
-      if (l !== undefined && r !== undefined) candidates.push({ left, right, score: p.score, l, r });
+      if (l !== undefined && r !== undefined)
+        candidates.push({ left, right, score: p.score, l, r });
     }
   });
   candidates.sort((a, b) => b.score - a.score || a.l - b.l || a.r - b.r);
@@ -123,7 +131,10 @@ export function buildTokenizerJson(sp: SentencePieceModel, file: string): Record
 }
 
 /** tokenizer_config.json for the same tokenizer. */
-export function buildTokenizerConfig(sp: SentencePieceModel, maxLength: number): Record<string, unknown> {
+export function buildTokenizerConfig(
+  sp: SentencePieceModel,
+  maxLength: number,
+): Record<string, unknown> {
   const p = (id: number) => sp.pieces[id]?.piece;
   return {
     tokenizer_class: "PreTrainedTokenizerFast",

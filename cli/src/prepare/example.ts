@@ -33,7 +33,9 @@ export function buildExample(
   options: ExampleOptions,
 ): Example {
   const { cutoffLen } = options;
-  const fullIds = tokenizer.encode(template.render(record.instruction, record.input, record.output));
+  const fullIds = tokenizer.encode(
+    template.render(record.instruction, record.input, record.output),
+  );
   const wantsEos = options.addEos && fullIds[fullIds.length - 1] !== tokenizer.eosId;
   const fullLength = fullIds.length + (wantsEos ? 1 : 0);
   const ids = fullIds.length > cutoffLen ? fullIds.slice(0, cutoffLen) : fullIds;

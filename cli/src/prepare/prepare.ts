@@ -10,7 +10,12 @@ import type { DatasetFormat } from "../dataset/parse.ts";
 import { DatasetError, type Problem } from "../dataset/problems.ts";
 import type { DatasetRecord } from "../dataset/record.ts";
 import { splitTrainVal } from "../dataset/split.ts";
-import { type DatasetStats, summarize, type ValidationReport, validateBytes } from "../dataset/validate.ts";
+import {
+  type DatasetStats,
+  summarize,
+  type ValidationReport,
+  validateBytes,
+} from "../dataset/validate.ts";
 import { BUILTIN_TEMPLATES, CompiledTemplate, parseTemplateFile } from "../prompt/templates.ts";
 import { encodeShard } from "../shards/lfs.ts";
 import { loadModelTokenizer, type ModelTokenizer } from "../tokenizer/tokenizer.ts";
@@ -96,7 +101,8 @@ export interface PrepareResult {
 const sha256 = (b: Uint8Array | string) => createHash("sha256").update(b).digest("hex");
 
 export async function loadTemplate(choice: TemplateChoice): Promise<CompiledTemplate> {
-  if (choice.name !== "custom") return CompiledTemplate.compile(BUILTIN_TEMPLATES[choice.name], choice.name);
+  if (choice.name !== "custom")
+    return CompiledTemplate.compile(BUILTIN_TEMPLATES[choice.name], choice.name);
   if (!choice.file) throw new Error("the custom template needs a file");
   const text = await readFile(choice.file, "utf8");
   return parseTemplateFile(text, choice.file);
@@ -142,7 +148,9 @@ export async function readManifest(dataDir: string): Promise<DataManifest | unde
 
 export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResult> {
   const bytes = await readFile(opts.datasetFile).catch((e: Error) => {
-    throw new DatasetError([{ file: opts.datasetFile, message: `cannot read: ${e.message}`, severity: "error" }]);
+    throw new DatasetError([
+      { file: opts.datasetFile, message: `cannot read: ${e.message}`, severity: "error" },
+    ]);
   });
   const tokenizer = await loadModelTokenizer(opts.modelDir);
   const template = await loadTemplate(opts.template);
@@ -157,11 +165,17 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
     readFile(join(opts.modelDir, "tokenizer.json")),
     readFile(join(opts.modelDir, "config.json")),
   ]);
-  const tcJson = await readFile(join(opts.modelDir, "tokenizer_config.json")).catch(() => Buffer.alloc(0));
+  const tcJson = await readFile(join(opts.modelDir, "tokenizer_config.json")).catch(() =>
+    Buffer.alloc(0),
+  );
   const templateJson = JSON.stringify(template.source);
   const inputs: DataManifest["inputs"] = {
     dataset: { file: opts.datasetFile, sha256: sha256(bytes), format: report.format },
-    model: { dir: opts.modelDir, tokenizerSha256: sha256(Buffer.concat([tokJson, tcJson])), configSha256: sha256(cfgJson) },
+    model: {
+      dir: opts.modelDir,
+      tokenizerSha256: sha256(Buffer.concat([tokJson, tcJson])),
+      configSha256: sha256(cfgJson),
+    },
     template: opts.template.name === "custom" ? `custom:${opts.template.file}` : opts.template.name,
     templateSha256: sha256(templateJson),
     cutoffLen: opts.cutoffLen,
@@ -181,9 +195,13 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
   );
   const trainShard = join(opts.dataDir, "train.lfs");
   const valShardPath = join(opts.dataDir, "val.lfs");
-  const warnings = [...tokenizer.warnings, ...report.problems.filter((p) => p.severity === "warning")];
+  const warnings = [
+    ...tokenizer.warnings,
+    ...report.problems.filter((p) => p.severity === "warning"),
+  ];
 
-  if (opts.expectDigest !== undefined && opts.expectDigest !== digest) throw new DataChangedError(opts.dataDir);
+  if (opts.expectDigest !== undefined && opts.expectDigest !== digest)
+    throw new DataChangedError(opts.dataDir);
   const previous = await readManifest(opts.dataDir);
   if (previous?.digest === digest && previous.version === PREPARE_VERSION) {
     return {
@@ -197,11 +215,16 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
   }
 
   const { train, val } = splitTrainVal(report.records, opts.valSetSize, opts.seed);
-  const exampleOptions = { cutoffLen: opts.cutoffLen, trainOnInputs: opts.trainOnInputs, addEos: opts.addEos };
+  const exampleOptions = {
+    cutoffLen: opts.cutoffLen,
+    trainOnInputs: opts.trainOnInputs,
+    addEos: opts.addEos,
+  };
   const trainBuilt = buildExamples(train, template, tokenizer, exampleOptions);
   const valBuilt = buildExamples(val, template, tokenizer, exampleOptions);
   const trainBytes = encodeShard(trainBuilt.examples, tokenizer.vocabSize, trainShard);
-  const valBytes = val.length > 0 ? encodeShard(valBuilt.examples, tokenizer.vocabSize, valShardPath) : undefined;
+  const valBytes =
+    val.length > 0 ? encodeShard(valBuilt.examples, tokenizer.vocabSize, valShardPath) : undefined;
 
   const manifest: DataManifest = {
     version: PREPARE_VERSION,
@@ -225,6 +248,16 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
   await writeFileAtomic(trainShard, trainBytes);
   if (valBytes) await writeFileAtomic(valShardPath, valBytes);
   else await rm(valShardPath, { force: true });
-  await writeFileAtomic(join(opts.dataDir, "manifest.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-  return { manifest, report, trainShard, ...(valBytes ? { valShard: valShardPath } : {}), reused: false, warnings };
+  await writeFileAtomic(
+    join(opts.dataDir, "manifest.json"),
+    `${JSON.stringify(manifest, null, 2)}\n`,
+  );
+  return {
+    manifest,
+    report,
+    trainShard,
+    ...(valBytes ? { valShard: valShardPath } : {}),
+    reused: false,
+    warnings,
+  };
 }

@@ -60,11 +60,26 @@ export class CompiledTemplate {
     const noInput = parsePieces(t.prompt_no_input, "prompt_no_input", file, problems);
     if (!problems.length) {
       if (!withInput.some((p) => "field" in p && p.field === "instruction"))
-        problems.push({ file, field: "prompt_input", message: "has no {instruction}", severity: "error" });
+        problems.push({
+          file,
+          field: "prompt_input",
+          message: "has no {instruction}",
+          severity: "error",
+        });
       if (!withInput.some((p) => "field" in p && p.field === "input"))
-        problems.push({ file, field: "prompt_input", message: "has no {input}", severity: "error" });
+        problems.push({
+          file,
+          field: "prompt_input",
+          message: "has no {input}",
+          severity: "error",
+        });
       if (!noInput.some((p) => "field" in p && p.field === "instruction"))
-        problems.push({ file, field: "prompt_no_input", message: "has no {instruction}", severity: "error" });
+        problems.push({
+          file,
+          field: "prompt_no_input",
+          message: "has no {instruction}",
+          severity: "error",
+        });
       if (noInput.some((p) => "field" in p && p.field === "input"))
         problems.push({
           file,
@@ -96,12 +111,7 @@ export class TemplateError extends Error {
   }
 }
 
-function parsePieces(
-  template: string,
-  field: string,
-  file: string,
-  problems: Problem[],
-): Piece[] {
+function parsePieces(template: string, field: string, file: string, problems: Problem[]): Piece[] {
   const pieces: Piece[] = [];
   let literal = "";
   for (let i = 0; i < template.length; i++) {
@@ -152,7 +162,11 @@ export function parseTemplateFile(text: string, file: string): CompiledTemplate 
     json = JSON.parse(text);
   } catch (e) {
     throw new TemplateError([
-      { file, message: `invalid JSON: ${e instanceof Error ? e.message : String(e)}`, severity: "error" },
+      {
+        file,
+        message: `invalid JSON: ${e instanceof Error ? e.message : String(e)}`,
+        severity: "error",
+      },
     ]);
   }
   const parsed = PromptTemplateSchema.safeParse(json);

@@ -10,7 +10,10 @@ export interface F32Tensor {
   data: Float32Array;
 }
 
-export function encodeSafetensors(tensors: readonly F32Tensor[], metadata: Record<string, string> = {}): Buffer {
+export function encodeSafetensors(
+  tensors: readonly F32Tensor[],
+  metadata: Record<string, string> = {},
+): Buffer {
   const header: Record<string, unknown> = { __metadata__: { format: "pt", ...metadata } };
   let offset = 0;
   const seen = new Set<string>();
@@ -19,7 +22,9 @@ export function encodeSafetensors(tensors: readonly F32Tensor[], metadata: Recor
     seen.add(t.name);
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length)
-      throw new Error(`tensor ${t.name}: shape [${t.shape}] holds ${count} values but data has ${t.data.length}`);
+      throw new Error(
+        `tensor ${t.name}: shape [${t.shape}] holds ${count} values but data has ${t.data.length}`,
+      );
     header[t.name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + 4 * count] };
     offset += 4 * count;
   }
@@ -51,14 +56,16 @@ const EntrySchema = z.object({
 export function decodeSafetensors(buf: Buffer, file = "<safetensors>"): Map<string, F32Tensor> {
   if (buf.length < 8) throw new Error(`${file}: too short to be safetensors`);
   const n = Number(buf.readBigUInt64LE(0));
-  if (8 + n > buf.length) throw new Error(`${file}: header length ${n} runs past the end of the file`);
+  if (8 + n > buf.length)
+    throw new Error(`${file}: header length ${n} runs past the end of the file`);
   const header = JSON.parse(buf.toString("utf8", 8, 8 + n)) as Record<string, unknown>;
   const base = 8 + n;
   const out = new Map<string, F32Tensor>();
   for (const [name, raw] of Object.entries(header)) {
     if (name === "__metadata__") continue;
     const e = EntrySchema.parse(raw);
-    if (e.dtype !== "F32") throw new Error(`${file}: tensor ${name} is ${e.dtype}, only F32 is read here`);
+    if (e.dtype !== "F32")
+      throw new Error(`${file}: tensor ${name} is ${e.dtype}, only F32 is read here`);
     const [begin, end] = e.data_offsets;
     const data = new Float32Array((end - begin) / 4);
     for (let i = 0; i < data.length; i++) data[i] = buf.readFloatLE(base + begin + 4 * i);

@@ -40,13 +40,20 @@ export class ShardError extends Error {
 }
 
 /** Serializes records into one shard buffer. Throws on an id >= vocabSize or a mask/ids mismatch. */
-export function encodeShard(records: readonly ShardRecord[], vocabSize: number, file = "<shard>"): Buffer {
+export function encodeShard(
+  records: readonly ShardRecord[],
+  vocabSize: number,
+  file = "<shard>",
+): Buffer {
   if (!Number.isInteger(vocabSize) || vocabSize <= 0 || vocabSize > 0xffffffff)
     throw new ShardError(file, `invalid vocab_size ${vocabSize}`);
   let nTokens = 0;
   records.forEach((r, i) => {
     if (r.ids.length !== r.mask.length)
-      throw new ShardError(file, `record ${i}: ${r.ids.length} ids but ${r.mask.length} mask entries`);
+      throw new ShardError(
+        file,
+        `record ${i}: ${r.ids.length} ids but ${r.mask.length} mask entries`,
+      );
     nTokens += r.ids.length;
   });
   const n = records.length;
@@ -67,10 +74,14 @@ export function encodeShard(records: readonly ShardRecord[], vocabSize: number, 
     for (let k = 0; k < r.ids.length; k++) {
       const id = r.ids[k] as number;
       if (!Number.isInteger(id) || id < 0 || id >= vocabSize)
-        throw new ShardError(file, `record ${i}, token ${k}: id ${id} is not below vocab_size ${vocabSize}`);
+        throw new ShardError(
+          file,
+          `record ${i}, token ${k}: id ${id} is not below vocab_size ${vocabSize}`,
+        );
       buf.writeUInt32LE(id, idsAt + 4 * t);
       const m = r.mask[k];
-      if (m !== 0 && m !== 1) throw new ShardError(file, `record ${i}, token ${k}: mask ${m} is not 0 or 1`);
+      if (m !== 0 && m !== 1)
+        throw new ShardError(file, `record ${i}, token ${k}: mask ${m} is not 0 or 1`);
       buf[maskAt + t] = m;
       t++;
     }
@@ -84,8 +95,10 @@ export function encodeShard(records: readonly ShardRecord[], vocabSize: number, 
 /** Parses and fully checks a shard buffer (the same checks the core makes). */
 export function decodeShard(buf: Uint8Array, file = "<shard>"): Shard {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (b.length < HEADER_BYTES + 8 + 4) throw new ShardError(file, `too short (${b.length} bytes) to be a shard`);
-  if (b.toString("ascii", 0, 8) !== SHARD_MAGIC) throw new ShardError(file, "bad magic (not an .lfs shard)");
+  if (b.length < HEADER_BYTES + 8 + 4)
+    throw new ShardError(file, `too short (${b.length} bytes) to be a shard`);
+  if (b.toString("ascii", 0, 8) !== SHARD_MAGIC)
+    throw new ShardError(file, "bad magic (not an .lfs shard)");
   const version = b.readUInt32LE(8);
   if (version !== SHARD_VERSION) throw new ShardError(file, `unsupported version ${version}`);
   const vocabSize = b.readUInt32LE(12);
@@ -100,7 +113,10 @@ export function decodeShard(buf: Uint8Array, file = "<shard>"): Shard {
   const stored = b.readUInt32LE(crcAt);
   const actual = crc32(b.subarray(0, crcAt));
   if (stored !== actual)
-    throw new ShardError(file, `CRC-32 mismatch (stored ${stored.toString(16)}, computed ${actual.toString(16)})`);
+    throw new ShardError(
+      file,
+      `CRC-32 mismatch (stored ${stored.toString(16)}, computed ${actual.toString(16)})`,
+    );
   const idsAt = HEADER_BYTES + 8 * (n + 1);
   const maskAt = idsAt + 4 * nTokens;
   const records: Shard["records"] = [];
@@ -108,16 +124,19 @@ export function decodeShard(buf: Uint8Array, file = "<shard>"): Shard {
   if (b.readBigUInt64LE(HEADER_BYTES) !== 0n) throw new ShardError(file, "offsets[0] is not 0");
   for (let i = 0; i < n; i++) {
     const end = Number(b.readBigUInt64LE(HEADER_BYTES + 8 * (i + 1)));
-    if (end < prev || end > nTokens) throw new ShardError(file, `offsets[${i + 1}] = ${end} is out of order`);
+    if (end < prev || end > nTokens)
+      throw new ShardError(file, `offsets[${i + 1}] = ${end} is out of order`);
     const ids = new Uint32Array(end - prev);
     for (let k = 0; k < ids.length; k++) {
       const id = b.readUInt32LE(idsAt + 4 * (prev + k));
-      if (id >= vocabSize) throw new ShardError(file, `record ${i}: id ${id} >= vocab_size ${vocabSize}`);
+      if (id >= vocabSize)
+        throw new ShardError(file, `record ${i}: id ${id} >= vocab_size ${vocabSize}`);
       ids[k] = id;
     }
     const mask = new Uint8Array(b.subarray(maskAt + prev, maskAt + end));
     for (let k = 0; k < mask.length; k++)
-      if ((mask[k] as number) > 1) throw new ShardError(file, `record ${i}: mask byte ${mask[k]} is not 0 or 1`);
+      if ((mask[k] as number) > 1)
+        throw new ShardError(file, `record ${i}: mask byte ${mask[k]} is not 0 or 1`);
     records.push({ ids, mask });
     prev = end;
   }

@@ -32,7 +32,8 @@ function canPreSplit(json: Record<string, unknown>): boolean {
   const crossing = new RegExp(`[^${METASPACE}]${METASPACE}`);
   for (const piece of Object.keys(model.vocab)) if (crossing.test(piece)) return false;
   const added = (json.added_tokens as { content?: string }[] | undefined) ?? [];
-  for (const t of added) if (typeof t.content === "string" && crossing.test(t.content)) return false;
+  for (const t of added)
+    if (typeof t.content === "string" && crossing.test(t.content)) return false;
   return true;
 }
 

@@ -27,7 +27,9 @@ export interface ModelTokenizer {
 
 export class TokenizerError extends Error {
   constructor(readonly problems: Problem[]) {
-    super(problems.map((p) => `${p.file}${p.field ? ` (${p.field})` : ""}: ${p.message}`).join("\n"));
+    super(
+      problems.map((p) => `${p.file}${p.field ? ` (${p.field})` : ""}: ${p.message}`).join("\n"),
+    );
     this.name = "TokenizerError";
   }
 }
@@ -46,14 +48,22 @@ const ModelConfigSchema = z
   .object({
     vocab_size: z.number().int().positive(),
     bos_token_id: z.number().int().nonnegative().nullish(),
-    eos_token_id: z.union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())]).nullish(),
+    eos_token_id: z
+      .union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())])
+      .nullish(),
     pad_token_id: z.number().int().nonnegative().nullish(),
   })
   .loose();
 const TokenizerJsonSchema = z
   .object({
     model: z.object({ type: z.string() }).loose(),
-    added_tokens: z.array(z.object({ id: z.number().int(), content: z.string(), special: z.boolean().optional() }).loose()).optional(),
+    added_tokens: z
+      .array(
+        z
+          .object({ id: z.number().int(), content: z.string(), special: z.boolean().optional() })
+          .loose(),
+      )
+      .optional(),
   })
   .loose();
 
@@ -63,12 +73,16 @@ async function readJson(path: string, required: boolean): Promise<unknown> {
     text = await readFile(path, "utf8");
   } catch (e) {
     if (!required && (e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new TokenizerError([{ file: path, message: `cannot read: ${(e as Error).message}`, severity: "error" }]);
+    throw new TokenizerError([
+      { file: path, message: `cannot read: ${(e as Error).message}`, severity: "error" },
+    ]);
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new TokenizerError([{ file: path, message: `invalid JSON: ${(e as Error).message}`, severity: "error" }]);
+    throw new TokenizerError([
+      { file: path, message: `invalid JSON: ${(e as Error).message}`, severity: "error" },
+    ]);
   }
 }
 
@@ -98,10 +112,17 @@ export async function loadModelTokenizer(modelDir: string): Promise<ModelTokeniz
 
   let encoder: TextEncoder;
   try {
-    encoder = createTextEncoder(tokRaw as Record<string, unknown>, tcRaw as Record<string, unknown>);
+    encoder = createTextEncoder(
+      tokRaw as Record<string, unknown>,
+      tcRaw as Record<string, unknown>,
+    );
   } catch (e) {
     throw new TokenizerError([
-      { file: tokPath, message: `the tokenizer library cannot load it: ${(e as Error).message}`, severity: "error" },
+      {
+        file: tokPath,
+        message: `the tokenizer library cannot load it: ${(e as Error).message}`,
+        severity: "error",
+      },
     ]);
   }
   return checkSpecialTokens({

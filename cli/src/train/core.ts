@@ -13,7 +13,8 @@ const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** LORAFORGE_CORE, then the repository's native/build, then PATH. */
 export function findCore(env: NodeJS.ProcessEnv = process.env): string {
   if (env.LORAFORGE_CORE) {
-    if (!existsSync(env.LORAFORGE_CORE)) throw new Error(`LORAFORGE_CORE=${env.LORAFORGE_CORE} does not exist`);
+    if (!existsSync(env.LORAFORGE_CORE))
+      throw new Error(`LORAFORGE_CORE=${env.LORAFORGE_CORE} does not exist`);
     return env.LORAFORGE_CORE;
   }
   const inRepo = join(CLI_ROOT, "..", "native", "build", "loraforge-core");
@@ -64,18 +65,23 @@ export function runCore(opts: CoreRunOptions): CoreRun {
   });
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (chunk: string) => opts.onStderr?.(chunk));
-  const exited = new Promise<{ code: number; signal: NodeJS.Signals | null }>((resolveExit, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => {
-      const rest = buffered.trim();
-      if (rest) {
-        const parsed = parseEventLine(rest);
-        if (parsed.ok) opts.onEvent(parsed.event);
-        else opts.onBadLine?.(rest, parsed.message);
-      }
-      resolveExit({ code: code ?? 128 + (signal === "SIGKILL" ? 9 : signal === "SIGTERM" ? 15 : 2), signal });
-    });
-  });
+  const exited = new Promise<{ code: number; signal: NodeJS.Signals | null }>(
+    (resolveExit, reject) => {
+      child.on("error", reject);
+      child.on("close", (code, signal) => {
+        const rest = buffered.trim();
+        if (rest) {
+          const parsed = parseEventLine(rest);
+          if (parsed.ok) opts.onEvent(parsed.event);
+          else opts.onBadLine?.(rest, parsed.message);
+        }
+        resolveExit({
+          code: code ?? 128 + (signal === "SIGKILL" ? 9 : signal === "SIGTERM" ? 15 : 2),
+          signal,
+        });
+      });
+    },
+  );
   let stops = 0;
   return {
     exited,

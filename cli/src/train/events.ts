@@ -13,7 +13,14 @@ export const StartEventSchema = z
     backend: z.string(),
     threads: num,
     model: z
-      .object({ n_layers: num, dim: num, n_heads: num, n_kv_heads: num, vocab_size: num, n_params: num })
+      .object({
+        n_layers: num,
+        dim: num,
+        n_heads: num,
+        n_kv_heads: num,
+        vocab_size: num,
+        n_params: num,
+      })
       .loose(),
     trainable_params: num,
     train_examples: num,
@@ -109,7 +116,9 @@ export const EXIT = {
   interrupted: 130,
 } as const;
 
-export function parseEventLine(line: string): { ok: true; event: CoreEvent } | { ok: false; message: string } {
+export function parseEventLine(
+  line: string,
+): { ok: true; event: CoreEvent } | { ok: false; message: string } {
   let json: unknown;
   try {
     json = JSON.parse(line);

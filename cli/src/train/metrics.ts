@@ -64,7 +64,8 @@ export function historyOf(events: readonly CoreEvent[]): History {
         break;
     }
   }
-  const byStep = <T extends { step: number }>(m: Map<number, T>) => [...m.values()].sort((a, b) => a.step - b.step);
+  const byStep = <T extends { step: number }>(m: Map<number, T>) =>
+    [...m.values()].sort((a, b) => a.step - b.step);
   return {
     starts,
     steps: byStep(steps),

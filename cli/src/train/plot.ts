@@ -64,7 +64,8 @@ class Canvas {
     for (let k = 0; k <= n; k++) {
       const x = x0 + ((x1 - x0) * k) / n;
       const y = y0 + ((y1 - y0) * k) / n;
-      for (let dx = 0; dx < thick; dx++) for (let dy = 0; dy < thick; dy++) this.set(x + dx, y + dy, c);
+      for (let dx = 0; dx < thick; dx++)
+        for (let dy = 0; dy < thick; dy++) this.set(x + dx, y + dy, c);
     }
   }
   text(s: string, x: number, y: number, c: [number, number, number], scale = 2) {
@@ -73,7 +74,9 @@ class Canvas {
       g?.forEach((row, ry) => {
         for (let rx = 0; rx < 3; rx++)
           if (row[rx] === "#")
-            for (let sx = 0; sx < scale; sx++) for (let sy = 0; sy < scale; sy++) this.set(x + rx * scale + sx, y + ry * scale + sy, c);
+            for (let sx = 0; sx < scale; sx++)
+              for (let sy = 0; sy < scale; sy++)
+                this.set(x + rx * scale + sx, y + ry * scale + sy, c);
       });
       x += 4 * scale;
     }
@@ -86,11 +89,13 @@ function niceTicks(lo: number, hi: number, n: number): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
   const ticks: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)));
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+    ticks.push(Number(v.toPrecision(12)));
   return ticks;
 }
 
-const fmt = (v: number) => (Math.abs(v) >= 100 ? String(Math.round(v)) : String(Number(v.toPrecision(3))));
+const fmt = (v: number) =>
+  Math.abs(v) >= 100 ? String(Math.round(v)) : String(Number(v.toPrecision(3)));
 
 export function renderLossCurve(series: Series[], width = 800, height = 480): Buffer {
   const c = new Canvas(width, height);
@@ -134,7 +139,9 @@ export function renderLossCurve(series: Series[], width = 800, height = 480): Bu
       c.line(px(a.x), py(a.y), px(b.x), py(b.y), s.color, 2);
     }
     if (s.markers || pts.length === 1)
-      for (const p of pts) for (let d = -3; d <= 3; d++) c.line(px(p.x) - 3, py(p.y) + d, px(p.x) + 3, py(p.y) + d, s.color);
+      for (const p of pts)
+        for (let d = -3; d <= 3; d++)
+          c.line(px(p.x) - 3, py(p.y) + d, px(p.x) + 3, py(p.y) + d, s.color);
     c.line(legendX, 17, legendX + 20, 17, s.color, 3);
     c.text(s.label, legendX + 26, 12, ink);
     legendX += 26 + s.label.length * 8 + 30;

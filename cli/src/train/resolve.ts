@@ -39,9 +39,13 @@ export function resolveLocalPaths(spec: LoraFineTuneSpec, opts: ResolveOptions):
     if (dir === undefined) return specDir;
     return isAbsolute(dir) ? dir : resolve(dir);
   };
-  const onVolume = (field: string, src: { pvc?: { claimName: string; path: string } | undefined }) => {
+  const onVolume = (
+    field: string,
+    src: { pvc?: { claimName: string; path: string } | undefined },
+  ) => {
     if (!src.pvc) {
-      const kind = Object.keys(src).find((k) => (src as Record<string, unknown>)[k] !== undefined) ?? "?";
+      const kind =
+        Object.keys(src).find((k) => (src as Record<string, unknown>)[k] !== undefined) ?? "?";
       throw new LocalRunError(
         `${field}.${kind}`,
         `a local run reads files only; use a pvc source with --volume CLAIM=DIR (the ${kind} source needs the cluster)`,
@@ -53,7 +57,8 @@ export function resolveLocalPaths(spec: LoraFineTuneSpec, opts: ResolveOptions):
   const data = onVolume("dataset.source", spec.dataset.source);
   let outDir: string;
   if (opts.outDir !== undefined) outDir = resolve(opts.outDir);
-  else if (spec.output.pvc) outDir = resolve(volume(spec.output.pvc.claimName), spec.output.pvc.path);
+  else if (spec.output.pvc)
+    outDir = resolve(volume(spec.output.pvc.claimName), spec.output.pvc.path);
   else throw new LocalRunError("output.uri", "a local run writes to a directory: pass --out DIR");
   const paths: LocalPaths = {
     modelDir: model.file,

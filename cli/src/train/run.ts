@@ -4,12 +4,27 @@
  * `loraforge job` (in the cluster) both call runTraining; neither printing nor exiting happens here.
  */
 import { createHash } from "node:crypto";
-import { appendFile, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  copyFile,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
-import { DataChangedError, type DataManifest, type PrepareResult, prepareDataset } from "../prepare/prepare.ts";
+import {
+  DataChangedError,
+  type DataManifest,
+  type PrepareResult,
+  prepareDataset,
+} from "../prepare/prepare.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
-import { runCore, findCore } from "./core.ts";
+import { findCore, runCore } from "./core.ts";
 import { type CoreEvent, type ErrorEvent, EXIT } from "./events.ts";
 import { type History, MetricsLog, readHistory } from "./metrics.ts";
 import { renderLossCurve } from "./plot.ts";
@@ -50,13 +65,15 @@ export interface RunSummary {
   trainLoss: { first: number | null; last: number | null };
   valLoss: { before: number | null; after: number | null };
   adapterDir: string | null;
-  selection: Pick<Selection, "policy" | "applied" | "note"> & {
-    step: number;
-    kind: string;
-    dir: string;
-    trainLoss: number | null;
-    valLoss: number | null;
-  } | null;
+  selection:
+    | (Pick<Selection, "policy" | "applied" | "note"> & {
+        step: number;
+        kind: string;
+        dir: string;
+        trainLoss: number | null;
+        valLoss: number | null;
+      })
+    | null;
   error: ErrorEvent | null;
   files: { metrics: string; lossCurve: string; runJson: string; coreLog: string };
 }
@@ -80,12 +97,16 @@ async function listCheckpoints(outDir: string): Promise<Map<number, string>> {
   const found = new Map<number, string>();
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     const m = /^checkpoint-(\d+)$/.exec(name);
-    if (m?.[1] && (await exists(join(dir, name, "adapter_model.safetensors")))) found.set(Number(m[1]), join(dir, name));
+    if (m?.[1] && (await exists(join(dir, name, "adapter_model.safetensors"))))
+      found.set(Number(m[1]), join(dir, name));
   }
   return found;
 }
 
-export async function runTraining(spec: LoraFineTuneSpec, opts: RunTrainingOptions): Promise<RunSummary> {
+export async function runTraining(
+  spec: LoraFineTuneSpec,
+  opts: RunTrainingOptions,
+): Promise<RunSummary> {
   const { paths } = opts;
   const backend = opts.backend ?? "cpu";
   const say = opts.onMessage ?? (() => {});
@@ -100,7 +121,16 @@ export async function runTraining(spec: LoraFineTuneSpec, opts: RunTrainingOptio
   await mkdir(out, { recursive: true });
 
   if (opts.fresh) {
-    for (const name of ["checkpoints", "final", "adapter", "metrics.jsonl", "loss_curve.png", "summary.json", "selection.json", "core.log"])
+    for (const name of [
+      "checkpoints",
+      "final",
+      "adapter",
+      "metrics.jsonl",
+      "loss_curve.png",
+      "summary.json",
+      "selection.json",
+      "core.log",
+    ])
       await rm(join(out, name), { recursive: true, force: true });
   }
   const hadCheckpoints = (await listCheckpoints(out)).size > 0;
@@ -180,7 +210,9 @@ export async function runTraining(spec: LoraFineTuneSpec, opts: RunTrainingOptio
       opts.onEvent?.(e);
     },
     onBadLine: (line, message) => {
-      writes = writes.then(() => appendFile(files.coreLog, `[loraforge] unparsed core output (${message}): ${line}\n`));
+      writes = writes.then(() =>
+        appendFile(files.coreLog, `[loraforge] unparsed core output (${message}): ${line}\n`),
+      );
     },
     onStderr: (chunk) => {
       writes = writes.then(() => appendFile(files.coreLog, chunk));
@@ -273,19 +305,35 @@ function summaryBase(
     elapsedS: elapsed,
     tokensPerS: elapsed > 0 ? tokens / elapsed : null,
     trainLoss: { first: h.steps[0]?.loss ?? null, last: mean(tail.map((s) => s.loss)) },
-    valLoss: { before: before?.val_loss ?? null, after: after && after !== before ? after.val_loss : null },
+    valLoss: {
+      before: before?.val_loss ?? null,
+      after: after && after !== before ? after.val_loss : null,
+    },
     files,
   };
 }
 
 export function lossCurvePng(h: History): Buffer {
   return renderLossCurve([
-    { label: "train", color: [31, 119, 180], points: h.steps.map((s) => ({ x: s.step, y: s.loss })) },
-    { label: "val", color: [255, 127, 14], points: h.evals.map((e) => ({ x: e.step, y: e.val_loss })), markers: true },
+    {
+      label: "train",
+      color: [31, 119, 180],
+      points: h.steps.map((s) => ({ x: s.step, y: s.loss })),
+    },
+    {
+      label: "val",
+      color: [255, 127, 14],
+      points: h.evals.map((e) => ({ x: e.step, y: e.val_loss })),
+      markers: true,
+    },
   ]);
 }
 
-async function selectAdapter(spec: LoraFineTuneSpec, history: History, out: string): Promise<Selection> {
+async function selectAdapter(
+  spec: LoraFineTuneSpec,
+  history: History,
+  out: string,
+): Promise<Selection> {
   const checkpoints = await listCheckpoints(out);
   const finalDir = join(out, "final");
   const hasFinal = await exists(join(finalDir, "adapter_model.safetensors"));
@@ -299,7 +347,8 @@ async function selectAdapter(spec: LoraFineTuneSpec, history: History, out: stri
   const tmp = join(out, ".adapter.tmp");
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp);
-  for (const f of ["adapter_model.safetensors", "adapter_config.json"]) await copyFile(join(selection.selected.dir, f), join(tmp, f));
+  for (const f of ["adapter_model.safetensors", "adapter_config.json"])
+    await copyFile(join(selection.selected.dir, f), join(tmp, f));
   await writeFile(
     join(tmp, "selection.json"),
     `${JSON.stringify({ policy: selection.policy, applied: selection.applied, step: selection.selected.step, source: selection.selected.dir, train_loss: selection.selected.trainLoss, val_loss: selection.selected.valLoss }, null, 2)}\n`,

@@ -12,7 +12,13 @@ export interface RunJson {
   backend: Backend;
   threads: number;
   base_model_name_or_path: string;
-  lora: { r: number; alpha: number; dropout: number; target_modules: string[]; use_rslora: boolean };
+  lora: {
+    r: number;
+    alpha: number;
+    dropout: number;
+    target_modules: string[];
+    use_rslora: boolean;
+  };
   training: {
     epochs: number;
     max_steps: number;
@@ -32,7 +38,12 @@ export interface RunJson {
     precision: "fp32" | "fp16" | "bf16";
     gradient_checkpointing: boolean;
   };
-  intervals: { log_steps: number; eval_steps: number; save_steps: number; save_total_limit: number };
+  intervals: {
+    log_steps: number;
+    eval_steps: number;
+    save_steps: number;
+    save_total_limit: number;
+  };
   check_numerics: boolean;
 }
 
@@ -66,7 +77,10 @@ export function buildRunJson(input: RunConfigInput): RunJson {
   if (t.precision === "auto") precision = backend === "cpu" ? "fp32" : "fp16";
   else precision = t.precision;
   if (backend === "cpu" && precision !== "fp32")
-    throw new RunConfigError("training.precision", `${precision} needs the cuda backend; the cpu backend trains in fp32`);
+    throw new RunConfigError(
+      "training.precision",
+      `${precision} needs the cuda backend; the cpu backend trains in fp32`,
+    );
   if (backend === "cpu" && t.quantization !== "none")
     throw new RunConfigError("training.quantization", `${t.quantization} needs the cuda backend`);
   return {

@@ -42,9 +42,9 @@ export function candidatesOf(
   }
   points.sort((a, b) => a.step - b.step);
   // The windows are those of the saves as they happened, including checkpoints deleted since.
-  const saveSteps = [...new Set([...history.checkpoints.map((c) => c.step), ...points.map((p) => p.step)])].sort(
-    (a, b) => a - b,
-  );
+  const saveSteps = [
+    ...new Set([...history.checkpoints.map((c) => c.step), ...points.map((p) => p.step)]),
+  ].sort((a, b) => a - b);
   return points.map((p) => {
     const prev = saveSteps.filter((s) => s < p.step).pop() ?? 0;
     const ckpt = history.checkpoints.find((c) => c.step === p.step);
@@ -53,7 +53,9 @@ export function candidatesOf(
       dir: p.dir,
       kind: p.kind,
       trainLoss: ckpt?.train_loss ?? meanLoss(prev, p.step),
-      valLoss: valAt(p.step) ?? (p.kind === "final" ? (history.done?.val_loss ?? null) : (ckpt?.val_loss ?? null)),
+      valLoss:
+        valAt(p.step) ??
+        (p.kind === "final" ? (history.done?.val_loss ?? null) : (ckpt?.val_loss ?? null)),
     };
   });
 }
