@@ -16,7 +16,7 @@ import platform
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +73,8 @@ class GoldenConfig:
     fwd_seq: int
     train: Train
     seed: int = 1234
-    notes: list[str] = field(default_factory=list)
+    save_dtype: torch.dtype = torch.float32  # how model/ stores the weights; all math is fp32
+    max_shard_size: str = "5GB"  # small -> model-0000k-of-0000n.safetensors + index.json
 
 
 def stories260k_model() -> LlamaForCausalLM:
@@ -114,6 +115,14 @@ def llama3_rope_model() -> LlamaConfig:
         torch_dtype="float32"), seed=12)
 
 
+def gqa_bf16_sharded_model() -> LlamaForCausalLM:
+    return random_model(LlamaConfig(
+        vocab_size=320, hidden_size=48, intermediate_size=128, num_hidden_layers=3,
+        num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=64,
+        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, initializer_range=0.1,
+        bos_token_id=1, eos_token_id=2), seed=13)
+
+
 ATTN = ["q_proj", "k_proj", "v_proj", "o_proj"]
 ALL7 = ATTN + ["gate_proj", "up_proj", "down_proj"]
 
@@ -139,6 +148,16 @@ CONFIGS = {
             fwd_batch=2, fwd_seq=64,
             train=Train(learning_rate=4e-3, batch_size=4, micro_batch_size=1, warmup_steps=4,
                         max_grad_norm=1.3, record_len=(20, 60)),
+        ),
+        GoldenConfig(
+            # BF16 weights in 3+ shards with model.safetensors.index.json: HF upcasts them to fp32
+            # exactly, so must the core's loader
+            name="gqa_bf16_sharded", model=gqa_bf16_sharded_model,
+            lora=Lora(r=2, alpha=4, target_modules=["k_proj", "gate_proj", "up_proj"]),
+            fwd_batch=2, fwd_seq=20,
+            train=Train(learning_rate=5e-3, batch_size=4, micro_batch_size=2, warmup_steps=2,
+                        max_grad_norm=0.55, record_len=(4, 16)),
+            save_dtype=torch.bfloat16, max_shard_size="60KB",
         ),
     ]
 }
@@ -430,7 +449,8 @@ def make(c: GoldenConfig, out_root: Path) -> None:
     tmp = out_root / f".{c.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "model").mkdir(parents=True)
-    c.model().save_pretrained(tmp / "model", safe_serialization=True)
+    c.model().to(c.save_dtype).save_pretrained(tmp / "model", safe_serialization=True,
+                                               max_shard_size=c.max_shard_size)
     (tmp / "model" / "generation_config.json").unlink(missing_ok=True)
 
     tensors: dict[str, torch.Tensor] = {}
@@ -474,6 +494,7 @@ def main() -> int:
     torch.set_num_threads(1)  # one summation order, whatever the machine
     torch.use_deterministic_algorithms(True)
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     args.out.mkdir(parents=True, exist_ok=True)
     for n in names:
         make(CONFIGS[n], args.out)
