@@ -163,7 +163,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--core", type=Path, default=ROOT / "native/build/loraforge-core")
     ap.add_argument("--threads", default=str(os.cpu_count()), help="thread counts, comma-separated (e.g. 1,2)")
-    ap.add_argument("--steps", type=int, default=6, help="timed steps per side (the core adds 1 untimed warm-up)")
+    ap.add_argument("--steps", type=int, default=6, help="timed steps per side (the core runs 1 untimed warm-up step first)")
     ap.add_argument("--peft-warmup", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=1, help="alternate ours/PEFT this many times, keep the best of each")
     ap.add_argument("--shapes", default=",".join(SHAPES))
@@ -191,7 +191,7 @@ def main() -> int:
         for threads in thread_counts:
             ours_runs, ref_runs = [], []
             for _ in range(args.repeat):
-                ours_runs.append(run_core(args.core, model_dir, shard, args.work, threads, args.steps + 1))
+                ours_runs.append(run_core(args.core, model_dir, shard, args.work, threads, args.steps))
                 ref_runs.append(run_peft(model_dir, shard, threads, args.steps, args.peft_warmup))
                 print(f"# {name} x{threads}: core {json.dumps(ours_runs[-1])}", file=sys.stderr)
                 print(f"# {name} x{threads}: peft {json.dumps(ref_runs[-1])}", file=sys.stderr)
