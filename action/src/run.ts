@@ -175,21 +175,33 @@ export async function run(deps: Deps): Promise<Outcome> {
     baseBranch: target.kind === "pull_request" ? target.baseRef : target.branch,
   });
   const commentIds = new Map<string, number>();
+  // The comment reports; it does not decide. A token that may not comment (missing
+  // permissions, a read-only token) costs the comment, not the run: it is a warning.
+  let commentBlocked = false;
   const comment = async (dataset: string, body: string) => {
-    if (!canComment || target.kind !== "pull_request") return;
+    if (!canComment || commentBlocked || target.kind !== "pull_request") return;
     const marker = markerLine(inputs["comment-marker"], dataset);
-    const r = await upsertStickyComment(
-      github,
-      owner,
-      repo,
-      target.number,
-      marker,
-      body,
-      author,
-      commentIds.get(dataset),
-    );
-    commentIds.set(dataset, r.id);
-    reporter.info(`${dataset}: comment ${r.id} ${r.action}`);
+    try {
+      const r = await upsertStickyComment(
+        github,
+        owner,
+        repo,
+        target.number,
+        marker,
+        body,
+        author,
+        commentIds.get(dataset),
+      );
+      commentIds.set(dataset, r.id);
+      reporter.info(`${dataset}: comment ${r.id} ${r.action}`);
+    } catch (error) {
+      const status = (error as { status?: unknown }).status;
+      if (status !== 403 && status !== 404) throw error;
+      commentBlocked = true;
+      reporter.warning(
+        `could not update the pull request comment (HTTP ${status}: ${(error as Error).message}); give the token pull-requests: write and issues: write, or set comment: false. The results are in the job summary.`,
+      );
+    }
   };
 
   // ── validate ──────────────────────────────────────────────────────────────────────────

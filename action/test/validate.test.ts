@@ -266,4 +266,29 @@ describe("validation (no cluster)", () => {
       /changes 3500 files; GitHub lists only the first 3000/,
     );
   });
+
+  test("a token that may not comment costs the comment, with a warning, not the run", async () => {
+    const { gh, eventPath } = await setup(
+      "synchronize",
+      [{ filename: "datasets/bad.jsonl", status: "modified" }],
+      {
+        "datasets/bad.jsonl": INVALID_JSONL,
+      },
+    );
+    const reporter = recordingReporter();
+    const outcome = await run({
+      inputs: inputs({ "github-token": READ_ONLY_TOKEN, mode: "all" }),
+      env: { eventName: "pull_request", eventPath },
+      reporter,
+      github: octokitGitHub(READ_ONLY_TOKEN, gh.url),
+      openStore: noCluster,
+    });
+    assert.equal(outcome.result, "invalid");
+    assert.match(reporter.failed ?? "", /changed datasets are invalid/);
+    assert.match(
+      reporter.lines.find((l) => l.level === "warning")?.message ?? "",
+      /could not update the pull request comment \(HTTP 403: Resource not accessible by integration/,
+    );
+    assert.equal(gh.commentsOf(REPO, 2).length, 0);
+  });
 });
