@@ -11,11 +11,11 @@ follow is spelled out in code (see `explicit_training_loop`) and checked on ever
 
 import argparse
 import json
-import math
 import platform
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +67,7 @@ class Train:
 @dataclass
 class GoldenConfig:
     name: str
-    model: object  # () -> LlamaForCausalLM
+    model: Callable[[], LlamaForCausalLM]
     lora: Lora
     fwd_batch: int
     fwd_seq: int
@@ -102,7 +102,7 @@ def mha_untied_all7_model() -> LlamaForCausalLM:
         bos_token_id=1, eos_token_id=2, torch_dtype="float32"), seed=11)
 
 
-def llama3_rope_model() -> LlamaConfig:
+def llama3_rope_model() -> LlamaForCausalLM:
     # original_max_position_embeddings 32 with head_dim 32 and theta 5e5 puts the RoPE frequencies
     # in all three llama3 regimes (kept, smoothed, divided by factor); positions reach 64.
     return random_model(LlamaConfig(

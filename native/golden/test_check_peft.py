@@ -12,7 +12,6 @@ import argparse
 import json
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import warnings
