@@ -12,9 +12,9 @@ inline uint64_t splitmix64(uint64_t x) {
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
     return x ^ (x >> 31);
 }
-// uniform in [0,1) from (key, index)
+// uniform in [0,1) from (key, index): one splitmix64 finalizer over a Weyl sequence
 inline double uniform_at(uint64_t key, uint64_t index) {
-    uint64_t h = splitmix64(key ^ splitmix64(index));
+    uint64_t h = splitmix64(key + index * 0xD1B54A32D192ED03ull);
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
 }
 inline uint64_t hash_combine(uint64_t a, uint64_t b) { return splitmix64(a ^ (b + 0x632BE59BD9B4E019ull + (a << 6))); }

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "error.h"
@@ -511,8 +513,20 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     (void)last_saved;
     if (bench) {
         double secs = now_s() - bench_t0;
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
+        // VmHWM of this process image; ru_maxrss would include the parent's RSS at fork time
+        // (Linux keeps the high-water mark across execve)
+        double peak_mb = -1;
+        if (FILE* f = std::fopen("/proc/self/status", "r")) {
+            char line[256];
+            while (std::fgets(line, sizeof line, f))
+                if (std::strncmp(line, "VmHWM:", 6) == 0) peak_mb = std::atof(line + 6) / 1024.0;
+            std::fclose(f);
+        }
+        if (peak_mb < 0) {
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            peak_mb = (double)ru.ru_maxrss / 1024.0;
+        }
         Json j = Json::object();
         j.set("backend", Json::of(be->name()));
         j.set("threads", Json::of(threads));
@@ -521,7 +535,7 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
         j.set("tokens", Json::of(bench_tokens));
         j.set("seconds", Json::of(secs));
         j.set("tokens_per_s", Json::of(secs > 0 ? bench_tokens / secs : 0.0));
-        j.set("peak_rss_mb", Json::of((double)ru.ru_maxrss / 1024.0));
+        j.set("peak_rss_mb", Json::of(peak_mb));
         j.set("trainable_params", Json::of((int64_t)lora.size()));
         j.set("first_loss", Json::of(first_loss));
         j.set("last_loss", Json::of(last_loss));
