@@ -285,10 +285,13 @@ export async function run(deps: Deps): Promise<Outcome> {
   // ── wait and report ───────────────────────────────────────────────────────────────────
   let timedOut = false;
   let failed = false;
+  // One deadline for all the runs of this job, not one timeout each.
+  const now = deps.now ?? Date.now;
+  const deadline = now() + inputs.timeout * 1000;
   for (const record of records) {
     const ctx = context(record.dataset, namespace);
     const waited = await waitForRun(store, record.run, {
-      timeoutSeconds: inputs.timeout,
+      timeoutSeconds: Math.max(0, (deadline - now()) / 1000),
       pollSeconds: inputs["poll-interval"],
       log: (line) => reporter.info(line),
       onProgress: (view) =>

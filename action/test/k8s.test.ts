@@ -337,4 +337,31 @@ describe("LoraFineTune runs on a real API server", () => {
     };
     assert.equal(created.spec.dataset.source.git.repo, "https://github.com/forker/Hello-World.git");
   });
+
+  test("two changed datasets: two runs, two sticky comments, one output line each", async () => {
+    const two = payload("opened");
+    two.pull_request.number = 5;
+    two.pull_request.head.sha = "5555555555555555555555555555555555555555";
+    gh.addPull(REPO, two.pull_request, [
+      { filename: "datasets/a.json", status: "added" },
+      { filename: "datasets/b.jsonl", status: "modified" },
+    ]);
+    gh.setFile(REPO, two.pull_request.head.sha, "datasets/a.json", validDataset(20));
+    gh.setFile(
+      REPO,
+      two.pull_request.head.sha,
+      "datasets/b.jsonl",
+      `${Array.from({ length: 15 }, (_, i) => JSON.stringify({ instruction: `Square ${i}.`, output: String(i * i) })).join("\n")}\n`,
+    );
+    const { d, reporter } = deps({ mode: "submit", eventPath: writeEvent(two) });
+    const outcome = await run(d);
+    assert.equal(outcome.result, "submitted", reporter.failed);
+    const names = (await k.list(`${LABEL.pullRequest}=5`)).map((r) => r.name).sort();
+    assert.equal(names.length, 2);
+    assert.deepEqual(reporter.outputs["run-name"]?.split("\n").sort(), names);
+    const comments = gh.commentsOf(REPO, 5);
+    assert.equal(comments.length, 2);
+    assert.match(comments[0]?.body ?? "", /datasets\/a\.json/);
+    assert.match(comments[1]?.body ?? "", /datasets\/b\.jsonl/);
+  });
 });
