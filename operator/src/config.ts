@@ -33,7 +33,7 @@ const EnvSchema = z.object({
   /** Leader-election identity; the chart passes the pod name. */
   LORAFORGE_POD_NAME: z.string().optional(),
   LORAFORGE_HTTP_PORT: int(0, 65535).default(8080),
-  LORAFORGE_WORKERS: int(1, 256).default(8),
+  LORAFORGE_WORKERS: int(1, 256).default(16),
   LORAFORGE_JOB_BACKOFF_LIMIT: int(0, 100).default(3),
   /** GPU product of the default pool, used for checks when a spec names none. */
   LORAFORGE_DEFAULT_GPU_PRODUCT: z.string().optional(),

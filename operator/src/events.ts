@@ -11,14 +11,39 @@ export interface EventTarget {
   uid: string;
 }
 
+const MAX_IN_FLIGHT = 64;
+
 export class EventRecorder {
+  private inFlight = 0;
+  dropped = 0;
+
   constructor(
     private readonly kube: Kube,
     private readonly log: Logger,
     private readonly component = "loraforge-operator",
   ) {}
 
-  async emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string) {
+  /**
+   * Sends an Event without holding up the caller (events are best effort, and a worker
+   * should not wait a round trip for one). Beyond 64 in flight, events are dropped.
+   */
+  emit(target: EventTarget, type: "Normal" | "Warning", reason: string, message: string): void {
+    if (this.inFlight >= MAX_IN_FLIGHT) {
+      this.dropped++;
+      return;
+    }
+    this.inFlight++;
+    void this.send(target, type, reason, message).finally(() => {
+      this.inFlight--;
+    });
+  }
+
+  private async send(
+    target: EventTarget,
+    type: "Normal" | "Warning",
+    reason: string,
+    message: string,
+  ) {
     const now = new Date().toISOString();
     const event = {
       apiVersion: "v1",

@@ -9,9 +9,9 @@ import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
 import type { EventRecorder } from "./events.ts";
-import { isConflict, type Kube, paths } from "./k8s.ts";
+import { isAlreadyExists, isConflict, type Kube, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
-import { jobName, runAccountName, specConfigMapName } from "./naming.ts";
+import { FIELD_MANAGER, jobName, runAccountName, specConfigMapName } from "./naming.ts";
 import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
 import {
   decideStatus,
@@ -145,19 +145,25 @@ export class Reconciler {
     if (validation.ok && !(terminal && !job)) {
       // 4. per-run identity and the spec file
       if (this.ensured.get(uid) !== generation) {
-        await this.kube.apply(
-          paths.serviceAccount(namespace, runAccountName(name)),
-          buildServiceAccount(run),
-        );
-        await this.kube.apply(paths.role(namespace, runAccountName(name)), buildRole(run));
-        await this.kube.apply(
-          paths.roleBinding(namespace, runAccountName(name)),
-          buildRoleBinding(run),
-        );
-        await this.kube.apply(
-          paths.configMap(namespace, specConfigMapName(name)),
-          buildSpecConfigMap(run),
-        );
+        const account = runAccountName(name);
+        await Promise.all([
+          this.ensure(
+            paths.serviceAccounts(namespace),
+            paths.serviceAccount(namespace, account),
+            buildServiceAccount(run),
+          ),
+          this.ensure(paths.roles(namespace), paths.role(namespace, account), buildRole(run)),
+          this.ensure(
+            paths.roleBindings(namespace),
+            paths.roleBinding(namespace, account),
+            buildRoleBinding(run),
+          ),
+          this.ensure(
+            paths.configMaps(namespace),
+            paths.configMap(namespace, specConfigMapName(name)),
+            buildSpecConfigMap(run),
+          ),
+        ]);
         this.ensured.set(uid, generation);
       }
       // 5. the Job
@@ -217,10 +223,23 @@ export class Reconciler {
       if (isConflict(e)) return { kind: "conflict", result };
       throw e;
     }
-    await this.announce(raw, lft, current, decision.status, validation);
+    this.announce(raw, lft, current, decision.status, validation);
     if (decision.status.phase === "Pending" && !job)
       result = { kind: "requeueAfter", ms: 1000, why: "Job not visible yet" };
     return { kind: "written", result };
+  }
+
+  /**
+   * Creates a child; if it already exists, server-side applies it so that it converges.
+   * (Create first: it is the common case and cheaper for the API server than apply.)
+   */
+  private async ensure(collection: string, path: string, body: unknown) {
+    try {
+      await this.kube.create(`${collection}?fieldManager=${FIELD_MANAGER}`, body);
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+      await this.kube.apply(path, body);
+    }
   }
 
   private jobFromCache(namespace: string, name: string): Job | undefined {
@@ -241,7 +260,7 @@ export class Reconciler {
   }
 
   /** Events on transitions: the phase, and validation warnings when first seen. */
-  private async announce(
+  private announce(
     raw: RawLft,
     lft: LoraFineTune,
     before: OperatorStatus,
@@ -256,14 +275,14 @@ export class Reconciler {
     const validatedBefore = before.conditions?.find((c) => c.type === "Validated");
     if (validation.warnings.length > 0 && validatedBefore?.reason !== validation.reason) {
       for (const w of validation.warnings)
-        await this.events.emit(target, "Warning", validation.reason, w);
+        this.events.emit(target, "Warning", validation.reason, w);
     }
     if (
       lft.spec.queueName &&
       lft.spec.resources.tolerations?.length &&
       before.phase === undefined
     ) {
-      await this.events.emit(
+      this.events.emit(
         target,
         "Warning",
         "TolerationsFromFlavor",
@@ -276,7 +295,7 @@ export class Reconciler {
     const message = failed
       ? (after.failure?.message ?? "")
       : `phase ${before.phase ?? "(none)"} → ${after.phase}`;
-    await this.events.emit(target, failed ? "Warning" : "Normal", reason, message);
+    this.events.emit(target, failed ? "Warning" : "Normal", reason, message);
   }
 }
 
