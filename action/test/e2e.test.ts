@@ -164,7 +164,14 @@ describe("dist/index.js as a runner runs it", () => {
           phase: "Running",
           progress: { step: 3, totalSteps: 6, percent: 50, loss: 1.8 },
         });
-        await new Promise((r) => setTimeout(r, 2500));
+        // The action refreshes the comment with the progress it sees, then the run finishes.
+        await eventually("the running comment", async () =>
+          /🏃 \*\*Running\*\* — phase Running, step 3\/6/.test(
+            gh.commentsOf(REPO, 2)[0]?.body ?? "",
+          )
+            ? true
+            : undefined,
+        );
         await k.patchStatus(name, succeeded(1.5, 0.42));
         return name;
       })();

@@ -225,7 +225,9 @@ describe("LoraFineTune runs on a real API server", () => {
         progress: { step: 50, totalSteps: 100, percent: 50, loss: 1.7, etaSeconds: 600 },
       };
       await k.patchStatus(name, running);
-      await new Promise((r) => setTimeout(r, 2500));
+      await eventually("the action to see the run Running", async () =>
+        reporter.lines.some((l) => l.message.includes("phase Running")) ? true : undefined,
+      );
       await k.patchStatus(name, {
         ...succeeded(1.5, 0.42, 4, {
           lossShift: -0.12,
