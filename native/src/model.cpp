@@ -181,8 +181,9 @@ void Model::lora_backward(int layer, int m, const float* x, const float* dy, flo
     const LoraConfig& lc = lora_->cfg();
     const float* A = lora_->params() + s.a_off;
     const float* Bm = lora_->params() + s.b_off;
-    float* gA = lora_->grads() + s.a_off;
-    float* gB = lora_->grads() + s.b_off;
+    float* grads = grad_target_ ? grad_target_ : lora_->grads();
+    float* gA = grads + s.a_off;
+    float* gB = grads + s.b_off;
     const float sc = (float)lc.scaling();
     const float* xin = lc.dropout > 0 && train ? slot_acts_[si].xd : x;
     be_.matmul_backward_weight(gB, dy, slot_acts_[si].z, N, lc.r, s.out, sc, 1.0f);

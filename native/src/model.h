@@ -46,6 +46,9 @@ public:
     PassResult run(const MicroBatch& mb, bool backward, double grad_scale, uint64_t dropout_key,
                    float* logits_out = nullptr);
     bool check_numerics = false;
+    // where backward accumulates the LoRA gradients (default: lora->grads()); replicas that run
+    // parts of a micro-batch in parallel each get their own buffer
+    void set_grad_target(float* g) { grad_target_ = g; }
 
 private:
     struct LayerActs {
@@ -63,6 +66,7 @@ private:
     Backend& be_;
     const LlamaWeights& w_;
     Lora* lora_;
+    float* grad_target_ = nullptr;
     // frozen weights as the backend sees them
     const float *embed_, *final_norm_, *lm_head_;
     std::vector<LayerWeights> layers_;

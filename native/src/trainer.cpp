@@ -1,5 +1,7 @@
 #include "trainer.h"
 
+#include "ops.h"
+
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -101,6 +103,85 @@ StepStats train_step(Backend& be, Model& model, Lora& lora, AdamW& opt, const st
         if (coef < 1.0f) be.scale(lora.grads(), coef, lora.size());
     }
     opt.update(lora.params(), lora.grads(), lr, t);
+    return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// replicas
+
+Replicas::Replicas(Backend& be, const LlamaWeights& w, Lora& lora, Model& primary, int P, int micro_bs, int max_len,
+                   bool check_numerics)
+    : be_(be), lora_(lora) {
+    const int rows = (micro_bs + P - 1) / P;
+    for (int p = 0; p < P; p++) {
+        if (p == 0) {
+            models_.push_back(&primary);
+        } else {
+            owned_.push_back(std::make_unique<Model>(be, w, &lora));
+            models_.push_back(owned_.back().get());
+        }
+        models_.back()->check_numerics = check_numerics;
+        models_.back()->reserve(rows, max_len);
+        grads_.push_back(be.alloc(lora.size()));
+        models_.back()->set_grad_target(grads_.back());
+    }
+}
+Replicas::~Replicas() {
+    models_[0]->set_grad_target(nullptr);
+    for (float* g : grads_) be_.free(g);
+}
+
+StepStats Replicas::step(AdamW& opt, const std::vector<RecordRef>& batch, int micro_bs, double lr, const TrainingConfig& t,
+                         uint64_t dropout_key) {
+    StepStats st;
+    st.n_targets = count_targets(batch);
+    for (auto& r : batch) st.n_tokens += r.len;
+    const double grad_scale = st.n_targets > 0 ? 1.0 / (double)st.n_targets : 0.0;
+    const int P = size();
+    for (float* g : grads_) be_.zero(g, lora_.size());
+    std::vector<double> loss(P, 0.0);
+    std::vector<std::string> errors(P);
+    std::vector<int> codes(P, 0);
+    ops::blas_threads_for(0);  // one BLAS thread per replica (the pthreads OpenBLAS would not know)
+    for (size_t i = 0, k = 0; i < batch.size(); i += micro_bs, k++) {
+        const size_t n = std::min(batch.size(), i + micro_bs) - i;
+#pragma omp parallel num_threads(P)
+        {
+            const int p = omp_get_thread_num();
+            const size_t r0 = i + n * p / P, r1 = i + n * (p + 1) / P;
+            if (r1 > r0) {
+                try {
+                    std::vector<RecordRef> part(batch.begin() + r0, batch.begin() + r1);
+                    PassResult r = models_[p]->run(make_micro_batch(part), true, grad_scale,
+                                                   hash_combine(hash_combine(dropout_key, k), (uint64_t)p));
+                    loss[p] += r.loss_sum;
+                } catch (const Error& e) {  // an exception must not leave the parallel region
+                    errors[p] = e.what();
+                    codes[p] = e.code;
+                }
+            }
+        }
+        for (int p = 0; p < P; p++)
+            if (codes[p]) throw Error(codes[p], errors[p]);
+    }
+    double loss_sum = 0;
+    for (int p = 0; p < P; p++) loss_sum += loss[p];
+    st.loss = st.n_targets > 0 ? loss_sum / (double)st.n_targets : 0.0;
+    // sum the replicas' gradients in a fixed order
+    be_.zero(lora_.grads(), lora_.size());
+    for (int p = 0; p < P; p++) be_.add(lora_.grads(), grads_[p], lora_.size());
+    double total = 0;
+    for (auto& s : lora_.slots()) {
+        total += be_.sum_squares(lora_.grads() + s.a_off, (size_t)lora_.cfg().r * s.in);
+        total += be_.sum_squares(lora_.grads() + s.b_off, (size_t)s.out * lora_.cfg().r);
+    }
+    st.grad_norm = std::sqrt(total);
+    if (!std::isfinite(st.loss) || !std::isfinite(st.grad_norm)) return st;
+    if (t.max_grad_norm > 0) {
+        float coef = (float)t.max_grad_norm / ((float)st.grad_norm + 1e-6f);
+        if (coef < 1.0f) be_.scale(lora_.grads(), coef, lora_.size());
+    }
+    opt.update(lora_.params(), lora_.grads(), lr, t);
     return st;
 }
 
@@ -390,6 +471,13 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     model.check_numerics = topt.check_numerics || cfg.check_numerics;
     model.reserve(t.micro_batch_size, std::max(train.max_len, val.max_len));
 
+    // data parallel inside micro-batches when there are threads to use and rows to split
+    const int P = std::max(1, std::min(threads, t.micro_batch_size));
+    std::unique_ptr<Replicas> replicas;
+    if (P > 1)
+        replicas = std::make_unique<Replicas>(*be, *w, lora, model, P, t.micro_batch_size, std::max(train.max_len, val.max_len),
+                                              model.check_numerics);
+
     TrainState st;
     std::string resumed_from;
     if (!bench && !topt.no_resume) load_checkpoint(cfg, lora, opt, &st, &resumed_from);
@@ -461,8 +549,9 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
             batch.push_back(train.records[order[i]]);
         double lr = t.learning_rate * lr_lambda(t.scheduler, s, t.warmup_steps, total);
         double t0 = now_s();
-        StepStats ss = train_step(*be, model, lora, opt, batch, t.micro_batch_size, lr, t,
-                                  hash_combine(hash_combine(t.seed, 0xD50F0Dull), (uint64_t)s));
+        const uint64_t dkey = hash_combine(hash_combine(t.seed, 0xD50F0Dull), (uint64_t)s);
+        StepStats ss = replicas ? replicas->step(opt, batch, t.micro_batch_size, lr, t, dkey)
+                                : train_step(*be, model, lora, opt, batch, t.micro_batch_size, lr, t, dkey);
         double dt = now_s() - t0;
         if (!std::isfinite(ss.loss) || !std::isfinite(ss.grad_norm)) throw numerics_error(s, ss);
         if (bench && s == 0 && total > 1) { bench_t0 = now_s(); bench_tokens = 0; }

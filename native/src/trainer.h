@@ -57,6 +57,26 @@ struct StepStats {
 StepStats train_step(Backend& be, Model& model, Lora& lora, AdamW& opt, const std::vector<RecordRef>& batch,
                      int micro_bs, double lr, const TrainingConfig& t, uint64_t dropout_key);
 
+// Data parallelism inside a micro-batch: P model replicas (sharing the LoRA parameters, each
+// with its own activations and gradient buffer) run contiguous slices of the micro-batch's
+// rows on P threads, one coarse parallel region per micro-batch instead of one per op; the
+// gradients are summed in replica order. Same P -> same bits; P = 1 is train_step above.
+class Replicas {
+public:
+    Replicas(Backend& be, const LlamaWeights& w, Lora& lora, Model& primary, int P, int micro_bs, int max_len,
+             bool check_numerics);
+    ~Replicas();
+    int size() const { return (int)models_.size(); }
+    StepStats step(AdamW& opt, const std::vector<RecordRef>& batch, int micro_bs, double lr, const TrainingConfig& t,
+                   uint64_t dropout_key);
+private:
+    Backend& be_;
+    Lora& lora_;
+    std::vector<Model*> models_;
+    std::vector<std::unique_ptr<Model>> owned_;
+    std::vector<float*> grads_;
+};
+
 // mean loss over unmasked tokens of `recs`, no dropout
 double evaluate(Model& model, const std::vector<RecordRef>& recs, int micro_bs, int64_t* n_targets);
 

@@ -98,6 +98,37 @@ int main(int argc, char** argv) {
     std::printf("model LoRA gradients (7 modules, dropout 0.2) vs fp32 finite differences: %d params, worst rel err %.2e (tol 2e-2) %s\n",
                 checked, worst, ok ? "ok" : "FAIL");
 
+    // data-parallel replicas (2 threads, each half a micro-batch) == one model over the micro-batch
+    {
+        LoraConfig lc1 = lc;
+        lc1.dropout = 0;  // dropout masks are keyed per replica, so compare without dropout
+        Lora la(*be, mc, lc1), lb(*be, mc, lc1);
+        la.set_params_host(p0);
+        lb.set_params_host(p0);
+        AdamW oa(*be, la.size()), ob(*be, lb.size());
+        Model ma(*be, *w, &la), mbm(*be, *w, &lb);
+        Replicas reps(*be, *w, lb, mbm, 2, 3, 16, false);
+        TrainingConfig tc;
+        tc.learning_rate = 1e-2;
+        tc.max_grad_norm = 0.5;
+        double worst_p = 0, dl = 0;
+        for (int step = 0; step < 3; step++) {
+            StepStats sa = train_step(*be, ma, la, oa, recs, 3, 1e-2, tc, 9);
+            StepStats sb = reps.step(ob, recs, 3, 1e-2, tc, 9);
+            dl = std::max(dl, std::fabs(sa.loss - sb.loss) / sa.loss);
+        }
+        std::vector<float> pa = la.params_host(), pb = lb.params_host();
+        double mx = 0;
+        for (size_t i = 0; i < pa.size(); i++) {
+            worst_p = std::max(worst_p, (double)std::fabs(pa[i] - pb[i]));
+            mx = std::max(mx, (double)std::fabs(pa[i]));
+        }
+        ok = worst_p / mx < 1e-5 && dl < 1e-6;
+        fails += !ok;
+        std::printf("replicas (P=2) vs one model, 3 AdamW steps: params max rel diff %.2e (tol 1e-5), loss %.2e (tol 1e-6): %s\n",
+                    worst_p / mx, dl, ok ? "ok" : "FAIL");
+    }
+
     // merge: base+adapter logits == merged-model logits
     std::string work = argv[2];
     remove_tree(work);
