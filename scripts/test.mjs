@@ -153,7 +153,7 @@ async function workspaceSuites() {
 async function verifySuite() {
   if (!wanted("verify")) return;
   const { started, code } = await step("verify", "npm", ["run", "verify"]);
-  record("verify", started, code, code === 0 ? 1 : 0, code === 0 ? 0 : 1, "generated files");
+  record("verify", started, code, code === 0 ? 1 : 0, code === 0 ? 0 : 1, "gen, types, lint");
 }
 
 function summary() {
