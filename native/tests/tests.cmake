@@ -103,3 +103,7 @@ if(LF_CLANGXX)
 else()
   message(WARNING "clang++ not found: the libFuzzer test (fuzz_libfuzzer) is not registered")
 endif()
+
+# ---------------------------------------------------------------- the real model: llama2.c -> HF, greedy tokens
+add_test(NAME stories260k_greedy COMMAND bash ${LF_TESTS}/stories_greedy.sh ${CMAKE_BINARY_DIR}
+  ${CMAKE_CURRENT_SOURCE_DIR}/golden/assets/stories260K)
