@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { IMMUTABLE_MESSAGE } from "./rules.ts";
-import { LoraFineTuneSpecSchema, type LoraFineTuneSpec } from "./spec.ts";
+import { type LoraFineTuneSpec, LoraFineTuneSpecSchema } from "./spec.ts";
 import { LoraFineTuneStatusSchema } from "./status.ts";
 
 export const GROUP = "loraforge.dev";

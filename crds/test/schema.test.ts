@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parse } from "yaml";
+import { buildCrd } from "../src/gen/crd.ts";
+import { CRD_TARGETS, renderCrd } from "../src/gen/main.ts";
 import {
   API_VERSION,
   KIND,
@@ -10,8 +12,6 @@ import {
   safeParseLoraFineTune,
   validateSpecUpdate,
 } from "../src/index.ts";
-import { buildCrd } from "../src/gen/crd.ts";
-import { CRD_TARGETS, renderCrd } from "../src/gen/main.ts";
 
 type Node = Record<string, unknown> & { properties?: Record<string, Node>; items?: Node };
 
