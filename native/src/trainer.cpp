@@ -185,6 +185,41 @@ StepStats Replicas::step(AdamW& opt, const std::vector<RecordRef>& batch, int mi
     return st;
 }
 
+double Replicas::evaluate(const std::vector<RecordRef>& recs, int micro_bs, int64_t* n_targets) {
+    const int P = size();
+    std::vector<double> loss(P, 0.0);
+    std::vector<int64_t> count(P, 0);
+    std::vector<std::string> errors(P);
+    std::vector<int> codes(P, 0);
+    ops::blas_threads_for(0);
+    for (size_t i = 0; i < recs.size(); i += micro_bs) {
+        const size_t n = std::min(recs.size(), i + micro_bs) - i;
+#pragma omp parallel num_threads(P)
+        {
+            const int p = omp_get_thread_num();
+            const size_t r0 = i + n * p / P, r1 = i + n * (p + 1) / P;
+            if (r1 > r0) {
+                try {
+                    std::vector<RecordRef> part(recs.begin() + r0, recs.begin() + r1);
+                    PassResult r = models_[p]->run(make_micro_batch(part), false, 0.0, 0);
+                    loss[p] += r.loss_sum;
+                    count[p] += r.n_targets;
+                } catch (const Error& e) {
+                    errors[p] = e.what();
+                    codes[p] = e.code;
+                }
+            }
+        }
+        for (int p = 0; p < P; p++)
+            if (codes[p]) throw Error(codes[p], errors[p]);
+    }
+    double sum = 0;
+    int64_t nt = 0;
+    for (int p = 0; p < P; p++) { sum += loss[p]; nt += count[p]; }
+    if (n_targets) *n_targets = nt;
+    return nt > 0 ? sum / (double)nt : 0.0;
+}
+
 double evaluate(Model& model, const std::vector<RecordRef>& recs, int micro_bs, int64_t* n_targets) {
     double sum = 0;
     int64_t n = 0;
@@ -513,7 +548,8 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     auto run_eval = [&](int64_t step) {
         if (val.records.empty() || bench) return;
         int64_t nt = 0;
-        double vl = evaluate(model, val.records, t.micro_batch_size, &nt);
+        double vl = replicas ? replicas->evaluate(val.records, t.micro_batch_size, &nt)
+                             : evaluate(model, val.records, t.micro_batch_size, &nt);
         st.has_val = true;
         st.val_loss = vl;
         Json e = Json::object();

@@ -69,6 +69,7 @@ public:
     int size() const { return (int)models_.size(); }
     StepStats step(AdamW& opt, const std::vector<RecordRef>& batch, int micro_bs, double lr, const TrainingConfig& t,
                    uint64_t dropout_key);
+    double evaluate(const std::vector<RecordRef>& recs, int micro_bs, int64_t* n_targets);
 private:
     Backend& be_;
     Lora& lora_;

@@ -111,11 +111,20 @@ int main(int argc, char** argv) {
         TrainingConfig tc;
         tc.learning_rate = 1e-2;
         tc.max_grad_norm = 0.5;
-        double worst_p = 0, dl = 0;
+        double worst_p = 0, dl = 0, dg = 0;
         for (int step = 0; step < 3; step++) {
             StepStats sa = train_step(*be, ma, la, oa, recs, 3, 1e-2, tc, 9);
             StepStats sb = reps.step(ob, recs, 3, 1e-2, tc, 9);
             dl = std::max(dl, std::fabs(sa.loss - sb.loss) / sa.loss);
+            if (step == 0) {  // the (clipped) gradients of the first step
+                std::vector<float> ga = la.grads_host(), gb = lb.grads_host();
+                double m = 0;
+                for (size_t i = 0; i < ga.size(); i++) {
+                    dg = std::max(dg, (double)std::fabs(ga[i] - gb[i]));
+                    m = std::max(m, (double)std::fabs(ga[i]));
+                }
+                dg /= m;
+            }
         }
         std::vector<float> pa = la.params_host(), pb = lb.params_host();
         double mx = 0;
@@ -123,10 +132,11 @@ int main(int argc, char** argv) {
             worst_p = std::max(worst_p, (double)std::fabs(pa[i] - pb[i]));
             mx = std::max(mx, (double)std::fabs(pa[i]));
         }
-        ok = worst_p / mx < 1e-5 && dl < 1e-6;
+        // gradients differ by summation order only; Adam's 1/sqrt(v) amplifies that in the params
+        ok = dg < 1e-5 && worst_p / mx < 1e-4 && dl < 1e-6;
         fails += !ok;
-        std::printf("replicas (P=2) vs one model, 3 AdamW steps: params max rel diff %.2e (tol 1e-5), loss %.2e (tol 1e-6): %s\n",
-                    worst_p / mx, dl, ok ? "ok" : "FAIL");
+        std::printf("replicas (P=2) vs one model: step-1 grads max rel diff %.2e (tol 1e-5); after 3 AdamW steps params %.2e "
+                    "(tol 1e-4), losses %.2e (tol 1e-6): %s\n", dg, worst_p / mx, dl, ok ? "ok" : "FAIL");
     }
 
     // merge: base+adapter logits == merged-model logits
