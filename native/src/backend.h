@@ -3,8 +3,11 @@
 // ops.h in fp32. A CUDA backend (LORAFORGE_CUDA) implements the same table on device memory,
 // and tests/test_ops.cpp compares every backend op by op against the CPU one.
 //
-// Buffers: every pointer passed to an op comes from alloc() of the same backend (or, for frozen
-// weights, from weights()). On the CPU backend these are host pointers.
+// Buffers: every float pointer passed to an op comes from alloc() of the same backend (or, for
+// frozen weights, from weights()). On the CPU backend these are host pointers. The int arrays
+// (tokens, targets, lens) and cross_entropy's row_loss are host memory on every backend; a device
+// backend copies them. Ops are called from one thread at a time per Model, but several Models
+// (trainer.h Replicas) may call the same backend from different threads.
 #pragma once
 #include <cstddef>
 #include <cstdint>
