@@ -14,6 +14,8 @@ export interface TextEncoder {
   readonly size: number;
   /** Whether the whitespace pre-split (see below) is in use. */
   readonly preSplit: boolean;
+  /** Whether ids are memoized per word (see createTextEncoder). */
+  readonly memo: boolean;
 }
 
 const METASPACE = "\u2581";
@@ -37,6 +39,9 @@ function canPreSplit(json: Record<string, unknown>): boolean {
   return true;
 }
 
+/** Words (pre-tokenized pieces) whose ids are remembered; past this the memo starts over. */
+const MEMO_LIMIT = 1 << 20;
+
 export function createTextEncoder(
   tokenizerJson: Record<string, unknown>,
   tokenizerConfig: Record<string, unknown>,
@@ -57,12 +62,78 @@ export function createTextEncoder(
   const vocab = tok.get_vocab(true);
   let size = 0;
   for (const id of vocab.values()) if (id + 1 > size) size = id + 1;
+  const slow = (text: string) => tok.encode(text, { add_special_tokens: false }).ids;
+
+  // A memo of ids per pre-tokenized word, in front of the library's BPE model: a dataset repeats
+  // its words, and the library's own cache (an LRU of 10,000) keeps too few of them. The
+  // normalizer, the pre-tokenizer and the BPE are still the library's; only texts that hold an
+  // added token's text take the library's whole encode() path, which handles those.
+  const added =
+    (tokenizerJson.added_tokens as { content?: string; normalized?: boolean }[] | undefined) ?? [];
+  const specials = added
+    .map((t) => t.content)
+    .filter((c): c is string => typeof c === "string" && c.length > 0);
+  const model = tokenizerJson.model as {
+    byte_fallback?: boolean;
+    fuse_unk?: boolean;
+    vocab?: Record<string, number>;
+  };
+  const allBytes =
+    model.byte_fallback === true &&
+    Array.from(
+      { length: 256 },
+      (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`,
+    ).every((t) => model.vocab?.[t] !== undefined);
+  const normalizer = tok.normalizer;
+  const preTokenizer = tok.pre_tokenizer;
+  const memoSafe =
+    preSplit &&
+    normalizer !== null &&
+    preTokenizer !== null &&
+    added.every((t) => t.normalized !== true) &&
+    !tokenizerConfig.remove_space &&
+    !tokenizerConfig.do_lowercase_and_remove_accent &&
+    // fuse_unk joins unknown tokens across words; with every byte in the vocabulary there are none
+    (model.fuse_unk !== true || allBytes);
+  const bpe = tok.model;
+  const sameIds = added.every(
+    (t) =>
+      typeof t.content !== "string" ||
+      model.vocab?.[t.content] === undefined ||
+      model.vocab[t.content] === (t as { id?: number }).id,
+  );
+  let encode = slow;
+  const useMemo = memoSafe && bpe !== null && sameIds;
+  if (useMemo && bpe !== null) {
+    const unk = bpe.unk_token_id;
+    const memo = new Map<string, number[]>();
+    // The library's BPE model on one pre-tokenized word, ids looked up as Tokenizer.encode does.
+    const remember = (word: string): number[] => {
+      const ids = bpe._call([word]).map((t: string) => bpe.tokens_to_ids.get(t) ?? (unk as number));
+      if (memo.size >= MEMO_LIMIT) memo.clear();
+      memo.set(word, ids);
+      return ids;
+    };
+    encode = (text) => {
+      for (const s of specials) if (text.includes(s)) return slow(text);
+      if (text.length === 0) return [];
+      const normalized = normalizer.normalize(text);
+      if (normalized.length === 0) return [];
+      const out: number[] = [];
+      for (const word of preTokenizer.pre_tokenize(normalized)) {
+        const ids = memo.get(word) ?? remember(word);
+        for (const id of ids) out.push(id);
+      }
+      return out;
+    };
+  }
   return {
-    encode: (text) => tok.encode(text, { add_special_tokens: false }).ids,
+    encode,
     decode: (ids) => tok.decode(ids, { skip_special_tokens: false }),
     tokenToId: (t) => tok.token_to_id(t),
     idToToken: (id) => tok.id_to_token(id),
     size,
     preSplit,
+    memo: useMemo,
   };
 }
