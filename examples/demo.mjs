@@ -24,6 +24,18 @@ if (!existsSync(ckpt)) {
   console.error(`stories260K not found at ${ckpt} (set LORAFORGE_ASSETS to the assets folder)`);
   process.exit(3);
 }
+function run(cmd, args) {
+  console.log(`\n$ ${cmd} ${args.join(" ")}`);
+  const r = spawnSync(cmd, args, { stdio: "inherit", cwd: root });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+// A fresh clone has no trainer binary yet: build it (once; later runs find it).
+if (!process.env.LORAFORGE_CORE && !existsSync(join(root, "native", "build", "loraforge-core"))) {
+  run("cmake", ["-S", "native", "-B", "native/build", "-DCMAKE_BUILD_TYPE=Release"]);
+  run("cmake", ["--build", "native/build", "-j2", "--target", "loraforge-core"]);
+}
+
 const started = Date.now();
 loraforge(
   "import",
