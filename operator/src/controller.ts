@@ -4,7 +4,7 @@
 
 import { PHASES } from "@loraforge/crds";
 import { EventRecorder } from "./events.ts";
-import { type Informer, type KubeClient, paths } from "./k8s.ts";
+import { type Informer, type KubeClient, paths, trimJob, trimPod } from "./k8s.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { keyOf, LABEL_RUN, MANAGED_SELECTOR, splitKey } from "./naming.ts";
@@ -48,8 +48,8 @@ export class Controller {
   ) {
     const ns = options.watchNamespace || undefined;
     const lfts = client.informer<Meta>(paths.lfts(ns));
-    const jobs = client.informer<Meta>(paths.jobs(ns), MANAGED_SELECTOR);
-    const pods = client.informer<Meta>(paths.pods(ns), MANAGED_SELECTOR);
+    const jobs = client.informer<Meta>(paths.jobs(ns), MANAGED_SELECTOR, trimJob);
+    const pods = client.informer<Meta>(paths.pods(ns), MANAGED_SELECTOR, trimPod);
     this.reconciler = new Reconciler(
       client,
       {

@@ -57,6 +57,8 @@ const MAX_STATUS_ATTEMPTS = 5;
 export class Reconciler {
   /** uid → generation whose children were ensured; cleared on restart, so a restart re-checks all. */
   private readonly ensured = new Map<string, number>();
+  /** uid → the phase this process last wrote (the informer cache may not show it yet). */
+  private readonly written = new Map<string, string | undefined>();
 
   constructor(
     private readonly kube: Kube,
@@ -68,6 +70,7 @@ export class Reconciler {
 
   forget(uid: string) {
     this.ensured.delete(uid);
+    this.written.delete(uid);
   }
 
   async reconcile(namespace: string, name: string): Promise<Result> {
@@ -125,8 +128,10 @@ export class Reconciler {
     const run: OwnedRun = { lft, uid, namespace };
     const jName = jobName(name);
     const prevPhase = (raw.status as { phase?: string } | undefined)?.phase;
-    const terminal =
-      prevPhase !== undefined && (TERMINAL_PHASES as readonly string[]).includes(prevPhase);
+    // The cache can lag behind our own last status write; either one saying "finished" counts.
+    const isTerminal = (p: string | undefined) =>
+      p !== undefined && (TERMINAL_PHASES as readonly string[]).includes(p);
+    const terminal = isTerminal(prevPhase) || isTerminal(this.written.get(uid));
 
     let job = this.jobFromCache(namespace, jName);
     let result: Result = { kind: "done", why: "in sync" };
@@ -202,6 +207,28 @@ export class Reconciler {
       jobName: jName,
       now: now(),
     });
+    const current = pick(raw.status as never);
+    let outcome: "written" | "unchanged" = "unchanged";
+    if (!sameJson(current, decision.status)) {
+      const patch: Record<string, unknown> = {};
+      for (const k of OPERATOR_FIELDS) patch[k] = decision.status[k] ?? null; // null removes a field
+      try {
+        await this.kube.mergePatch(paths.lftStatus(namespace, name), {
+          metadata: { resourceVersion: raw.metadata.resourceVersion },
+          status: patch,
+        });
+      } catch (e) {
+        if (isConflict(e)) return { kind: "conflict", result };
+        throw e;
+      }
+      outcome = "written";
+      this.written.set(uid, decision.status.phase);
+      this.announce(raw, lft, current, decision.status, validation);
+      if (decision.status.phase === "Pending" && !job)
+        result = { kind: "requeueAfter", ms: 1000, why: "Job not visible yet" };
+    }
+    // Only after the failure is on record: the Job's deletion wakes us up again, and the
+    // next pass must see a finished run, not a run whose Job went missing.
     if (decision.stopJob && job) {
       await this.kube.delete(paths.job(namespace, jName), "Background");
       log.info("deleted the Job of a failed run to free its GPU", {
@@ -209,24 +236,7 @@ export class Reconciler {
         reason: decision.status.failure?.reason,
       });
     }
-    const current = pick(raw.status as never);
-    if (sameJson(current, decision.status)) return { kind: "unchanged", result };
-
-    const patch: Record<string, unknown> = {};
-    for (const k of OPERATOR_FIELDS) patch[k] = decision.status[k] ?? null; // null removes a field
-    try {
-      await this.kube.mergePatch(paths.lftStatus(namespace, name), {
-        metadata: { resourceVersion: raw.metadata.resourceVersion },
-        status: patch,
-      });
-    } catch (e) {
-      if (isConflict(e)) return { kind: "conflict", result };
-      throw e;
-    }
-    this.announce(raw, lft, current, decision.status, validation);
-    if (decision.status.phase === "Pending" && !job)
-      result = { kind: "requeueAfter", ms: 1000, why: "Job not visible yet" };
-    return { kind: "written", result };
+    return { kind: outcome, result };
   }
 
   /**

@@ -42,7 +42,7 @@ describe("operator killed and restarted during a 100-resource load", () => {
 
   function startOperator(
     i: number,
-    lease = { duration: "1.5", renew: "1" },
+    lease = { duration: "1", renew: "0.8" },
   ): { child: ChildProcess; leading: Promise<void> } {
     const child = spawn(process.execPath, [entry], {
       env: {
@@ -54,7 +54,7 @@ describe("operator killed and restarted during a 100-resource load", () => {
         LORAFORGE_LEASE_NAMESPACE: env.ns,
         LORAFORGE_LEASE_DURATION_S: lease.duration,
         LORAFORGE_RENEW_DEADLINE_S: lease.renew,
-        LORAFORGE_RETRY_PERIOD_S: "0.25",
+        LORAFORGE_RETRY_PERIOD_S: "0.2",
         LORAFORGE_POD_NAME: `operator-${i}`,
         LORAFORGE_HTTP_PORT: "0",
         LORAFORGE_LOG_LEVEL: "info",

@@ -26,7 +26,7 @@ import {
   waitPhase,
 } from "./support/cluster.ts";
 import { manifest } from "./support/fixtures.ts";
-import { ensureHelm, helmTemplate } from "./support/helm.ts";
+import { ensureHelm, helmTemplate as renderChart } from "./support/helm.ts";
 
 const chart = join(import.meta.dirname, "..", "..", "charts", "loraforge");
 type Obj = {
@@ -63,6 +63,19 @@ function pathOf(o: Obj): string {
   return `${base}${ns}/${p}/${o.metadata.name}`;
 }
 
+/** Renders for the test cluster's Kubernetes version (helm's default is far older). */
+function helmTemplate(
+  helm: string,
+  release: string,
+  chartDir: string,
+  ns: string,
+  sets: Record<string, string>,
+  extra: string[] = [],
+) {
+  return renderChart(helm, release, chartDir, ns, sets, ["--kube-version", kubeVersion, ...extra]);
+}
+let kubeVersion = "";
+
 describe("Helm chart rendered by helm and applied to a real API server", () => {
   let env: Env;
   let helm: string;
@@ -75,6 +88,7 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
   before(async () => {
     env = await setup("helm");
     helm = ensureHelm();
+    kubeVersion = env.cluster.version;
     release = `lf-${randomBytes(2).toString("hex")}`;
     rendered = docs(
       helmTemplate(

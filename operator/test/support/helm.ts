@@ -62,7 +62,7 @@ export function ensureHelm(
   return cached;
 }
 
-/** `helm template` → the rendered YAML. */
+/** `helm template` → the rendered YAML (extra args e.g. --kube-version of the target cluster). */
 export function helmTemplate(
   helm: string,
   release: string,
