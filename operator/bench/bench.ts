@@ -173,7 +173,7 @@ async function main() {
         "API server only",
       ],
       [
-        "all Jobs exist (s)",
+        "operator started → all Jobs exist (s)",
         jobsAt.toFixed(1),
         `≤ ${TARGET_S} s: ${jobsAt <= TARGET_S ? "met" : "MISSED"}`,
       ],
