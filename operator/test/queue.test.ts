@@ -45,9 +45,12 @@ test("failures back off exponentially per key, forget() resets", async () => {
   assert.equal(q.addRateLimited("other"), 10);
   q.forget("k");
   assert.equal(q.addRateLimited("k"), 10);
+  // The queue's timers are unref'd (they must not keep an operator alive); keep this test alive.
+  const keepAlive = setTimeout(() => {}, 5000);
   const started = Date.now();
   const keys = new Set([await q.get(), await q.get()]);
   assert.deepEqual(keys, new Set(["k", "other"]));
   assert.ok(Date.now() - started >= 5, "delivered after the delay, not at once");
+  clearTimeout(keepAlive);
   q.shutdown();
 });
