@@ -17,6 +17,7 @@ import {
   podRunning,
   podTerminated,
   podWaiting,
+  setPodStatus,
   setup,
   startOperator,
   teardown,
@@ -144,6 +145,39 @@ describe("operator lifecycle against a real API server", () => {
     assert.equal(l.status?.failure?.reason, Reason.OOMKilled);
     assert.match(l.status?.failure?.message ?? "", /memory limit/);
     assert.equal(seen.length, 2, "backoffLimit 1 → a retry, then failure");
+  });
+
+  test("a pod lost to disruption is retried without counting against backoffLimit", async () => {
+    await create({ name: "preempted" });
+    const job = await eventually("the Job", () => getJob(env, "preempted-train"));
+    const first = await podOf(env, job.metadata.name);
+    await podRunning(env, first.metadata.name);
+    await setPodStatus(env, first.metadata.name, {
+      phase: "Failed",
+      conditions: [
+        {
+          type: "DisruptionTarget",
+          status: "True",
+          reason: "PreemptionByScheduler",
+          lastTransitionTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+        },
+      ],
+      containerStatuses: [
+        {
+          name: "trainer",
+          ready: false,
+          restartCount: 0,
+          image: "ghcr.io/loraforge/trainer:test",
+          imageID: "",
+          state: { terminated: { exitCode: 137, reason: "Error" } },
+        },
+      ],
+    });
+    const second = await podOf(env, job.metadata.name, [first.metadata.name]);
+    assert.notEqual(second.metadata.name, first.metadata.name);
+    const j = await getJob(env, "preempted-train");
+    assert.equal(j?.status?.failed ?? 0, 0, "the disrupted pod is not counted as a failure");
+    assert.notEqual((await getLft(env, "preempted")).status?.phase, "Failed");
   });
 
   test("ImagePullBackOff → Failed ImagePullFailed and the Job is removed to free the GPU", async () => {
