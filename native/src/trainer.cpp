@@ -140,8 +140,7 @@ StepStats Replicas::step(AdamW& opt, const std::vector<RecordRef>& batch, int mi
     const int P = size();
     for (float* g : grads_) be_.zero(g, lora_.size());
     std::vector<double> loss(P, 0.0);
-    std::vector<std::string> errors(P);
-    std::vector<int> codes(P, 0);
+    std::vector<std::unique_ptr<Error>> errors(P);  // the first one (by replica) is rethrown whole
     ops::blas_threads_for(0);  // one BLAS thread per replica (the pthreads OpenBLAS would not know)
     for (size_t i = 0, k = 0; i < batch.size(); i += micro_bs, k++) {
         const size_t n = std::min(batch.size(), i + micro_bs) - i;
@@ -156,13 +155,12 @@ StepStats Replicas::step(AdamW& opt, const std::vector<RecordRef>& batch, int mi
                                                    hash_combine(hash_combine(dropout_key, k), (uint64_t)p));
                     loss[p] += r.loss_sum;
                 } catch (const Error& e) {  // an exception must not leave the parallel region
-                    errors[p] = e.what();
-                    codes[p] = e.code;
+                    errors[p] = std::make_unique<Error>(e);
                 }
             }
         }
         for (int p = 0; p < P; p++)
-            if (codes[p]) throw Error(codes[p], errors[p]);
+            if (errors[p]) throw Error(*errors[p]);
     }
     double loss_sum = 0;
     for (int p = 0; p < P; p++) loss_sum += loss[p];
@@ -189,8 +187,7 @@ double Replicas::evaluate(const std::vector<RecordRef>& recs, int micro_bs, int6
     const int P = size();
     std::vector<double> loss(P, 0.0);
     std::vector<int64_t> count(P, 0);
-    std::vector<std::string> errors(P);
-    std::vector<int> codes(P, 0);
+    std::vector<std::unique_ptr<Error>> errors(P);  // the first one (by replica) is rethrown whole
     ops::blas_threads_for(0);
     for (size_t i = 0; i < recs.size(); i += micro_bs) {
         const size_t n = std::min(recs.size(), i + micro_bs) - i;
@@ -205,13 +202,12 @@ double Replicas::evaluate(const std::vector<RecordRef>& recs, int micro_bs, int6
                     loss[p] += r.loss_sum;
                     count[p] += r.n_targets;
                 } catch (const Error& e) {
-                    errors[p] = e.what();
-                    codes[p] = e.code;
+                    errors[p] = std::make_unique<Error>(e);
                 }
             }
         }
         for (int p = 0; p < P; p++)
-            if (codes[p]) throw Error(codes[p], errors[p]);
+            if (errors[p]) throw Error(*errors[p]);
     }
     double sum = 0;
     int64_t nt = 0;

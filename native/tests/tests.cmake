@@ -62,6 +62,8 @@ lf_expect(bad_verb 2 "unknown verb 'trian'" ${LF_CORE} trian)
 # ---------------------------------------------------------------- numerics
 lf_expect(numerics_check_names_tensor 4 "\"tensor\":\"model.layers.1.mlp.up_proj\",\"layer\":\"1\""
   ${LF_CORE} train --config ${LF_BAD}/run-nan.json --check-numerics --no-resume)
+lf_expect(numerics_check_names_tensor_replicas 4 "\"tensor\":\"model.layers.1.mlp.up_proj\",\"layer\":\"1\""
+  ${LF_CORE} train --config ${LF_BAD}/run-nan_replicas.json --check-numerics --no-resume)
 add_test(NAME numerics_nan_loss_no_adapter COMMAND sh -c
   "sh '${LF_TESTS}/expect_error.sh' 4 'loss is NaN at step 1; no adapter written' '${LF_CORE}' train --config '${LF_BAD}/run-nan.json' --no-resume && test ! -e '${LF_BAD}/out-nan/final' && test ! -e '${LF_BAD}/out-nan/final.tmp' && echo 'no adapter written'")
 set_tests_properties(numerics_nan_loss_no_adapter PROPERTIES FIXTURES_REQUIRED bad_inputs)

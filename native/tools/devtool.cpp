@@ -356,6 +356,13 @@ void bad_inputs(const std::string& out) {
             if (x.first == "model.layers.1.mlp.up_proj.weight") x.second.second[5] = NAN;
         write_model(out + "/nan_model", config_json(s2), t, "F32");
         run_json("nan", "nan_model", "good.lfs", "");
+        // the same on 2 replicas (threads 2, micro-batch 2): the error must keep its tensor and layer
+        std::string j = read_file(out + "/run-nan.json");
+        auto rep = [&](const std::string& a, const std::string& b) { j.replace(j.find(a), a.size(), b); };
+        rep("\"threads\":1", "\"threads\":2");
+        rep("\"micro_batch_size\":1", "\"micro_batch_size\":2");
+        rep("out-nan", "out-nan-replicas");
+        put_file(out + "/run-nan_replicas.json", j);
     }
 }
 
