@@ -270,6 +270,31 @@ describe("malformed datasets", () => {
       assert.equal(existsSync(dataDir), false, "prepare wrote something for an invalid dataset");
     });
   }
+  test("prepare warns when the cutoff truncates most examples or leaves them nothing to train on", async () => {
+    const dataset = join(tmp.dir, "ok.jsonl");
+    await writeFile(
+      dataset,
+      `${good}\n${rec("Tell me a very long story about a dog.", "x ".repeat(100))}\n`,
+    );
+    const r = await prepareDataset({
+      datasetFile: dataset,
+      modelDir,
+      template: { name: "alpaca" },
+      cutoffLen: 32,
+      trainOnInputs: false,
+      addEos: true,
+      valSetSize: 0,
+      seed: 1,
+      dataDir: join(tmp.dir, "short-cutoff"),
+    });
+    assert.equal(r.manifest.train.noTarget, 2);
+    assert.ok(
+      r.warnings.some((w) =>
+        /2 of 2 examples \(100\.0%\) are longer than the cutoff of 32/.test(w.message),
+      ),
+    );
+    assert.ok(r.warnings.some((w) => /2 examples have nothing to train on/.test(w.message)));
+  });
 });
 
 describe("records that are usable with warnings", () => {

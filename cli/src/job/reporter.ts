@@ -86,8 +86,7 @@ export class StatusReporter {
         this.checkpoints = [...this.checkpoints.filter((x) => x.step !== e.step), c].slice(
           -(this.opts.maxCheckpoints ?? 50),
         );
-        this.dirty = true;
-        return this.flushSoon(true); // a checkpoint is worth reporting now
+        break;
       }
       case "done":
         if (this.progress)
@@ -103,14 +102,14 @@ export class StatusReporter {
         break;
     }
     this.dirty = true;
-    this.flushSoon(false);
+    this.flushSoon();
   }
 
   /** Adapter, selected checkpoint and evaluation summary, once known. */
   setResult(result: Omit<TrainerStatus, "progress" | "checkpoints">) {
     this.extra = { ...this.extra, ...result };
     this.dirty = true;
-    this.flushSoon(false);
+    this.flushSoon();
   }
 
   /** Seeds the checkpoint list from what an earlier pod of the run reported. */
@@ -118,15 +117,14 @@ export class StatusReporter {
     this.checkpoints = [...existing];
   }
 
-  private flushSoon(urgent: boolean) {
+  /** Sends now if the interval has passed, else once it has (one timer at a time). */
+  private flushSoon() {
     const wait = this.lastSent + this.intervalMs - this.now();
     if (wait <= 0 && !this.inFlight) {
       void this.flush();
       return;
     }
     if (this.timer) return;
-    // Even an urgent report respects the interval: the API server's load is bounded.
-    void urgent;
     this.timer = setTimeout(
       () => {
         this.timer = undefined;

@@ -63,6 +63,8 @@ export interface SplitStats {
   /** Tokens that are training targets (mask 1, first token excluded). */
   trainedTokens: number;
   truncated: number;
+  /** Examples left with no training target (the prompt alone fills the cutoff). */
+  noTarget: number;
   length: ReturnType<typeof summarize>;
 }
 
@@ -118,11 +120,15 @@ export function buildExamples(
   let tokens = 0;
   let trained = 0;
   let truncated = 0;
+  let noTarget = 0;
   for (const r of records) {
     const ex = buildExample(r, template, tokenizer, options);
     examples.push(ex);
     tokens += ex.ids.length;
-    for (let k = 1; k < ex.mask.length; k++) trained += ex.mask[k] as number;
+    let targets = 0;
+    for (let k = 1; k < ex.mask.length; k++) targets += ex.mask[k] as number;
+    trained += targets;
+    if (targets === 0) noTarget++;
     if (ex.truncated) truncated++;
   }
   return {
@@ -132,6 +138,7 @@ export function buildExamples(
       tokens,
       trainedTokens: trained,
       truncated,
+      noTarget,
       length: summarize(examples.map((e) => e.ids.length)),
     },
   };
@@ -210,7 +217,7 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
       trainShard,
       ...(previous.files.val ? { valShard: valShardPath } : {}),
       reused: true,
-      warnings,
+      warnings: [...warnings, ...dataWarnings(previous, opts.datasetFile)],
     };
   }
 
@@ -258,6 +265,30 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
     trainShard,
     ...(valBytes ? { valShard: valShardPath } : {}),
     reused: false,
-    warnings,
+    warnings: [...warnings, ...dataWarnings(manifest, opts.datasetFile)],
   };
+}
+
+/** What the prepared examples say about the settings: truncation, examples with nothing to learn. */
+function dataWarnings(m: DataManifest, file: string): Problem[] {
+  const out: Problem[] = [];
+  const all = m.train.records + m.val.records;
+  const truncated = m.train.truncated + m.val.truncated;
+  const noTarget = (m.train.noTarget ?? 0) + (m.val.noTarget ?? 0);
+  const cutoff = m.inputs.cutoffLen;
+  if (all > 0 && truncated > 0.05 * all) {
+    out.push({
+      file,
+      message: `${truncated} of ${all} examples (${((100 * truncated) / all).toFixed(1)}%) are longer than the cutoff of ${cutoff} tokens and lose their end (and EOS); raise cutoffLen or shorten them`,
+      severity: "warning",
+    });
+  }
+  if (noTarget > 0) {
+    out.push({
+      file,
+      message: `${noTarget} examples have nothing to train on: their prompt alone fills the cutoff of ${cutoff} tokens`,
+      severity: "warning",
+    });
+  }
+  return out;
 }
