@@ -3,7 +3,7 @@
 export { ProgressView } from "./commands/progress.ts";
 export { printSummary } from "./commands/train.ts";
 export { importLlama2c } from "./llama2c/import.ts";
-export { main } from "./main.ts";
+export { classifyError, main } from "./main.ts";
 export {
   type DataManifest,
   type PrepareOptions,

@@ -9,7 +9,7 @@ import { consoleOut, type Out, printProblems, UsageError } from "./commands/outp
 import { prepareCommand } from "./commands/prepare.ts";
 import { trainCommand } from "./commands/train.ts";
 import { validateCommand } from "./commands/validate.ts";
-import { DatasetError } from "./dataset/problems.ts";
+import { DatasetError, formatProblem, type Problem } from "./dataset/problems.ts";
 import { jobCommand } from "./job/command.ts";
 import { Llama2cError } from "./llama2c/checkpoint.ts";
 import { SentencePieceError } from "./llama2c/sentencepiece.ts";
@@ -56,23 +56,24 @@ export async function main(argv: string[], out: Out = consoleOut): Promise<numbe
   }
 }
 
-function reportError(e: unknown, command: string, out: Out): number {
+/**
+ * The exit code (contract §2) and a one-paragraph message for an error thrown by a command or by
+ * runTraining; `loraforge job` uses it for its exit code and /dev/termination-log.
+ */
+export function classifyError(e: unknown): { code: number; message: string; problems?: Problem[] } {
   if (
     e instanceof UsageError ||
     (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
-  ) {
-    out.error(`loraforge ${command}: ${e.message}`);
-    out.error(`(loraforge help ${command} for usage)`);
-    return 2;
-  }
-  if (e instanceof DatasetError) {
-    printProblems(out, e.problems);
-    out.error("nothing was written: fix the dataset and run again");
-    return 3;
-  }
-  if (e instanceof TokenizerError || e instanceof TemplateError) {
-    printProblems(out, e.problems);
-    return 3;
+  )
+    return { code: 2, message: e.message };
+  if (e instanceof DatasetError || e instanceof TokenizerError || e instanceof TemplateError) {
+    const first = e.problems.find((p) => p.severity === "error") ?? e.problems[0];
+    const more = e.problems.filter((p) => p.severity === "error").length - 1;
+    return {
+      code: 3,
+      message: `${first ? formatProblem(first) : e.message}${more > 0 ? ` (and ${more} more errors)` : ""}`,
+      problems: e.problems,
+    };
   }
   if (
     e instanceof InvalidLoraFineTuneError ||
@@ -82,14 +83,23 @@ function reportError(e: unknown, command: string, out: Out): number {
     e instanceof Llama2cError ||
     e instanceof SentencePieceError ||
     e instanceof ShardError
-  ) {
-    out.error(e.message);
-    return 3;
-  }
-  if (e instanceof Error && "code" in e && typeof e.code === "string" && "path" in e) {
-    out.error(`${e.message}`); // file system: ENOENT, EACCES, ... with the path
-    return 3;
-  }
-  out.error(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
-  return 1;
+  )
+    return { code: 3, message: e.message };
+  // file system errors (ENOENT, EACCES, ...) carry the path in their message
+  if (e instanceof Error && "code" in e && typeof e.code === "string" && "path" in e)
+    return { code: 3, message: e.message };
+  return {
+    code: 1,
+    message: `internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+  };
+}
+
+function reportError(e: unknown, command: string, out: Out): number {
+  const c = classifyError(e);
+  if (c.problems) {
+    printProblems(out, c.problems);
+    if (e instanceof DatasetError) out.error("nothing was written: fix the dataset and run again");
+  } else out.error(c.code === 2 ? `loraforge ${command}: ${c.message}` : c.message);
+  if (c.code === 2) out.error(`(loraforge help ${command} for usage)`);
+  return c.code;
 }
