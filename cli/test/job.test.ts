@@ -363,6 +363,23 @@ describe("loraforge job against a real API server", () => {
     });
     const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     assert.equal(code, 0, stderr.slice(-2000));
+    // The same job with a dataset that is not there: exit 3, the reason in the termination log.
+    const badTerm = join(work, "termination-log-bad");
+    const bad = spawnSync(process.execPath, [bin, "job", "--spec", specFile], {
+      env: {
+        ...process.env,
+        KUBERNETES_SERVICE_HOST: url.hostname,
+        KUBERNETES_SERVICE_PORT: url.port,
+        LORAFORGE_SA_DIR: saDir,
+        LORAFORGE_MODEL_DIR: join(models, "stories260K"),
+        LORAFORGE_DATASET_PATH: join(work, "missing.jsonl"),
+        LORAFORGE_OUTPUT_DIR: join(work, "runs", "bad"),
+        LORAFORGE_TERMINATION_LOG: badTerm,
+      },
+      encoding: "utf8",
+    });
+    assert.equal(bad.status, 3, bad.stderr.slice(-1000));
+    assert.match(readFileSync(badTerm, "utf8"), /missing\.jsonl/);
     const s = await statusOf("e2e");
     assert.equal(s.progress.step, 6);
     assert.equal(s.progress.totalSteps, 6);

@@ -6,6 +6,9 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { TRAINER_EXIT_CODES } from "@loraforge/crds";
+// classifyError lives in main.ts, which also imports this module through the command table;
+// the cycle is harmless because it is only called at run time.
+import { classifyError } from "../main.ts";
 import type { LocalPaths } from "../train/resolve.ts";
 import { runTraining } from "../train/run.ts";
 import { CoreEventSchema } from "./events.ts";
@@ -17,31 +20,11 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-/** Errors of bad input carry `problems` (dataset, tokenizer) or name a field: exit 3. */
+/** The cli's own classification (exit code of contract §2 and a one-paragraph message). */
 function asFailure(e: unknown): TrainingFailure {
   if (e instanceof TrainingFailure) return e;
-  const err = e instanceof Error ? e : new Error(String(e));
-  const problems = (err as { problems?: { message?: string; where?: string }[] }).problems;
-  const detail = Array.isArray(problems)
-    ? problems
-        .slice(0, 5)
-        .map((p) => JSON.stringify(p))
-        .join("; ")
-    : "";
-  const inputErrors = [
-    "DatasetError",
-    "TokenizerError",
-    "TemplateError",
-    "ShardError",
-    "LocalRunError",
-    "RunSetupError",
-    "RunConfigError",
-    "InvalidLoraFineTuneError",
-  ];
-  const code = inputErrors.includes(err.name)
-    ? TRAINER_EXIT_CODES.invalidInput
-    : TRAINER_EXIT_CODES.internal;
-  return new TrainingFailure(detail ? `${err.message}: ${detail}` : err.message, code);
+  const c = classifyError(e);
+  return new TrainingFailure(c.message, c.code);
 }
 
 export function cliPipeline(log: (line: string) => void): TrainingPipeline {
