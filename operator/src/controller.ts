@@ -37,6 +37,7 @@ export class Controller {
   }[] = [];
   private readonly reconciler: Reconciler;
   private running = false;
+  private closed = false;
   private workers: Promise<void>[] = [];
   private restartTimers = new Set<NodeJS.Timeout>();
 
@@ -109,6 +110,7 @@ export class Controller {
   }
 
   async start() {
+    if (this.closed) return;
     this.running = true;
     for (const entry of this.informers) {
       const { informer, name } = entry;
@@ -131,11 +133,14 @@ export class Controller {
     // Owned objects first, so the first LoraFineTune passes see existing Jobs.
     const [lftEntry, ...owned] = this.informers;
     await Promise.all(owned.map((e) => this.startInformer(e)));
+    if (!this.running) return; // stopped while starting
     if (lftEntry) await this.startInformer(lftEntry);
+    if (!this.running) return;
     for (let i = 0; i < this.options.workers; i++) this.workers.push(this.work());
   }
 
   private async startInformer(entry: (typeof this.informers)[number]) {
+    if (!this.running) return;
     try {
       await entry.informer.start();
       // A failed list does not throw (it reports through "error"): synced means listed.
@@ -179,6 +184,7 @@ export class Controller {
   }
 
   async stop() {
+    this.closed = true;
     this.running = false;
     for (const t of this.restartTimers) clearTimeout(t);
     this.queue.shutdown();

@@ -77,6 +77,11 @@ export class LeaderElector {
   }
 
   private became() {
+    // A request in flight while stop() ran may still win the Lease: give it back.
+    if (this.stopped) {
+      void this.release();
+      return;
+    }
     this.lastRenew = Date.now();
     if (!this.leading) {
       this.leading = true;
@@ -123,11 +128,20 @@ export class LeaderElector {
   }
 
   /** Stops campaigning; a leader gives the lease up so that a successor need not wait. */
-  async stop() {
+  /** Stops campaigning without giving the Lease up yet (the caller stops its work first). */
+  halt() {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+  }
+
+  async stop() {
+    this.halt();
     if (!this.leading) return;
     this.leading = false;
+    await this.release();
+  }
+
+  private async release() {
     try {
       const path = paths.lease(this.opts.namespace, this.opts.name);
       const lease = (await this.kube.get(path)) as Lease | undefined;

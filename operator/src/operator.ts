@@ -77,8 +77,10 @@ export class Operator {
 
   async stop() {
     this.stopping = true;
+    this.elector?.halt(); // no new term may start the controller again
     await this.controller.stop();
-    await this.elector?.stop();
+    await this.elector?.stop(); // then hand the Lease over
+
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.client.close();
   }
