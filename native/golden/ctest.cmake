@@ -1,0 +1,32 @@
+# The Python checks against the pinned Hugging Face stack, as ctest tests.
+# Included from native/CMakeLists.txt after tests/tests.cmake: include(golden/ctest.cmake)
+# They need a Python with native/golden/requirements.txt installed (.ci/run makes .venv).
+set(LF_GOLDEN_PY ${CMAKE_CURRENT_LIST_DIR})
+set(LORAFORGE_PYTHON "${CMAKE_CURRENT_LIST_DIR}/../../.venv/bin/python" CACHE FILEPATH
+    "python with native/golden/requirements.txt installed (torch, transformers, peft)")
+if(NOT EXISTS ${LORAFORGE_PYTHON})
+  message(WARNING "LORAFORGE_PYTHON=${LORAFORGE_PYTHON} does not exist: the PEFT and golden checks "
+                  "will fail. python3 -m venv .venv && .venv/bin/pip install -r native/golden/requirements.txt")
+endif()
+set(LF_PY_ENV "OMP_NUM_THREADS=2;PYTHONWARNINGS=ignore;PYTHONDONTWRITEBYTECODE=1")
+
+# PEFT loads the core's adapter (trained on each golden config's records) and agrees on logits and merge
+file(GLOB LF_PEFT_GOLDEN_DIRS LIST_DIRECTORIES true ${CMAKE_CURRENT_LIST_DIR}/../tests/golden/v1/*)
+foreach(dir ${LF_PEFT_GOLDEN_DIRS})
+  if(IS_DIRECTORY ${dir})
+    get_filename_component(cfg ${dir} NAME)
+    add_test(NAME peft_agrees_${cfg} COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/check_peft.py
+             --core $<TARGET_FILE:loraforge-core> --train-golden ${dir})
+    set_tests_properties(peft_agrees_${cfg} PROPERTIES TIMEOUT 300 ENVIRONMENT "${LF_PY_ENV}")
+  endif()
+endforeach()
+
+# the checker refuses broken adapters and logits off by 1e-4
+add_test(NAME check_peft_refuses_bad_adapters COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/test_check_peft.py
+         --core $<TARGET_FILE:loraforge-core>)
+# the committed goldens are what make_golden.py writes now
+add_test(NAME goldens_not_stale COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/regen_check)
+# the stories260K conversion check can fail
+add_test(NAME golden_conversion_check COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/test_convert.py)
+set_tests_properties(check_peft_refuses_bad_adapters goldens_not_stale golden_conversion_check
+                     PROPERTIES TIMEOUT 300 ENVIRONMENT "${LF_PY_ENV}")
