@@ -126,6 +126,22 @@ describe("LoraFineTune CRD on a real kube-apiserver", () => {
     assert.ok(resource?.categories?.includes("loraforge"));
   });
 
+  test("the API server publishes the descriptions that kubectl explain prints", async () => {
+    // kubectl explain lft.spec.lora reads the published OpenAPI v3 document of the group.
+    type Schema = { description?: string; properties?: Record<string, Schema> };
+    const doc = await eventually("the OpenAPI v3 document of loraforge.dev", async () => {
+      const res = await client.request("GET", `/openapi/v3/apis/${API_VERSION}`);
+      if (res.status !== 200) return undefined;
+      const body = res.body as { components?: { schemas?: Record<string, Schema> } };
+      return body.components?.schemas?.["dev.loraforge.v1alpha1.LoraFineTune"];
+    });
+    const lora = doc.properties?.spec?.properties?.lora;
+    assert.match(lora?.description ?? "", /LoRA adapter/);
+    assert.match(lora?.properties?.r?.description ?? "", /rank/);
+    assert.match(lora?.properties?.targetModules?.description ?? "", /q_proj/);
+    assert.match(doc.properties?.status?.properties?.phase?.description ?? "", /Succeeded/);
+  });
+
   for (const example of ["lorafinetune-minimal.yaml", "lorafinetune-full.yaml"]) {
     test(`examples/${example} is accepted and read back with zod's defaults`, async () => {
       const manifest = readYaml(join(repo, "examples", example));
