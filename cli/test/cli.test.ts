@@ -20,9 +20,9 @@ describe("loraforge command line", () => {
   test("--help lists every command; each command has its own help", async () => {
     const c = capture();
     assert.equal(await main(["--help"], c.out), 0);
-    for (const cmd of ["validate", "prepare", "train", "import llama2c"])
+    for (const cmd of ["validate", "prepare", "train", "import llama2c", "job --spec"])
       assert.ok(c.lines.join("\n").includes(cmd), cmd);
-    for (const cmd of ["validate", "prepare", "train", "import"]) {
+    for (const cmd of ["validate", "prepare", "train", "import", "job"]) {
       const h = capture();
       assert.equal(await main([cmd, "--help"], h.out), 0);
       assert.match(h.lines.join("\n"), /Example:/, `${cmd} --help has an example`);

@@ -8,6 +8,7 @@ Commands:
   prepare <dataset> ...         dataset -> token shards for the trainer (template, tokenize, mask)
   train <spec.yaml>             run a LoraFineTune spec locally: prepare, train, pick the adapter
   import llama2c <ckpt> <tok>   turn a llama2.c checkpoint + tokenizer into a Hugging Face model dir
+  job --spec FILE               the trainer Job's entrypoint inside Kubernetes (set up by the operator)
 
 First run (no cluster, no GPU):   npm run demo
 `;
@@ -79,6 +80,26 @@ Options:
 
 Example:
   loraforge train examples/stories260k-demo.yaml --volume models=.cache/models --out .cache/runs/demo
+`,
+  job: `loraforge job --spec FILE
+
+The entrypoint of the training Job that the operator creates; not meant to be typed by hand.
+Reads the LoraFineTune mounted at FILE, runs the same pipeline as \`loraforge train\` on the
+Job's volumes, and reports progress, checkpoints, the adapter and the evaluation summary into
+the resource's status through the run's own ServiceAccount (at most every 10 s; API errors never
+stop training). The exit code follows docs/CONTRACTS.md; the last error also goes to the
+termination log, where the operator reads the failure reason.
+
+Environment (set by the operator):
+  LORAFORGE_OUTPUT_DIR         run directory on the output volume (required)
+  LORAFORGE_MODEL_DIR          base model directory on the model volume
+  LORAFORGE_DATASET_PATH       dataset file on the dataset volume
+  LORAFORGE_RUN_NAMESPACE      namespace of the LoraFineTune (default: the manifest's)
+  LORAFORGE_STATUS_INTERVAL_S  seconds between status patches (default 10)
+  LORAFORGE_TERMINATION_LOG    where the failure message goes (default /dev/termination-log)
+
+Example (what the operator's Job runs):
+  loraforge job --spec /etc/loraforge/spec.yaml
 `,
   import: `loraforge import llama2c <checkpoint.bin> <tokenizer.model|tokenizer.bin> --out DIR [--force]
 
