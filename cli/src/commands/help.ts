@@ -98,7 +98,7 @@ Environment (set by the operator):
   LORAFORGE_STATUS_INTERVAL_S  seconds between status patches (default 10)
   LORAFORGE_TERMINATION_LOG    where the failure message goes (default /dev/termination-log)
 
-Example (what the operator's Job runs):
+Example: what the operator's Job runs
   loraforge job --spec /etc/loraforge/spec.yaml
 `,
   import: `loraforge import llama2c <checkpoint.bin> <tokenizer.model|tokenizer.bin> --out DIR [--force]
