@@ -50,9 +50,13 @@ MicroBatch make_micro_batch(const std::vector<RecordRef>& recs) {
     return mb;
 }
 
+// The denominator of a training step: every mask byte that is 1, the first token's included.
+// Nothing predicts token 0, but transformers' Trainer counts labels != -100 before the shift
+// (num_items_in_batch), so a record whose first token is a target (trainOnInputs with BOS)
+// adds one to the denominator and nothing to the sum. We follow the pinned version exactly.
 int64_t count_targets(const std::vector<RecordRef>& recs) {
     int64_t n = 0;
-    for (auto& r : recs) for (int t = 1; t < r.len; t++) n += r.mask[t];
+    for (auto& r : recs) for (int t = 0; t < r.len; t++) n += r.mask[t];
     return n;
 }
 

@@ -21,7 +21,7 @@ struct RecordRef {
     int len;
 };
 
-// right-pads records to their longest; targets follow contract 3 (mask per token, mask[0] ignored)
+// right-pads records to their longest; targets follow contract 3 (mask per token; mask[0] counts only in the step's denominator)
 MicroBatch make_micro_batch(const std::vector<RecordRef>& recs);
 int64_t count_targets(const std::vector<RecordRef>& recs);
 
