@@ -1,3 +1,4 @@
+import { TRAINER_EXIT_CODES } from "@loraforge/crds";
 import { z } from "zod";
 
 /** The core's JSON Lines events (docs/CONTRACTS.md §2). Extra fields are kept, not refused. */
@@ -104,17 +105,8 @@ export type CheckpointEvent = z.infer<typeof CheckpointEventSchema>;
 export type DoneEvent = z.infer<typeof DoneEventSchema>;
 export type ErrorEvent = z.infer<typeof ErrorEventSchema>;
 
-/** Exit codes of the core (contract §2). */
-export const EXIT = {
-  ok: 0,
-  internal: 1,
-  usage: 2,
-  invalidInput: 3,
-  numerics: 4,
-  adapterCheck: 5,
-  io: 6,
-  interrupted: 130,
-} as const;
+/** Exit codes of the core (contract §2): the one table in @loraforge/crds, plus success. */
+export const EXIT = { ok: 0, ...TRAINER_EXIT_CODES } as const;
 
 export function parseEventLine(
   line: string,
