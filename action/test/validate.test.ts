@@ -42,19 +42,33 @@ describe("validation (no cluster)", () => {
     return { event, gh, eventPath: writeEvent(event) };
   }
 
+  /** Runs the action with a recording reporter against `gh`; any cluster access throws. */
+  async function runOffline(
+    gh: FakeGitHub,
+    o: { token: string; mode: string; eventName: string; eventPath: string },
+  ) {
+    const reporter = recordingReporter();
+    const outcome = await run({
+      inputs: inputs({ "github-token": o.token, mode: o.mode }),
+      env: { eventName: o.eventName, eventPath: o.eventPath },
+      reporter,
+      github: octokitGitHub(o.token, gh.url),
+      openStore: noCluster,
+    });
+    return { reporter, outcome };
+  }
+
   test("no dataset among the changed files is a clear no-op", async () => {
     const { gh, eventPath } = await setup(
       "synchronize",
       [{ filename: "README.md", status: "modified" }],
       {},
     );
-    const reporter = recordingReporter();
-    const outcome = await run({
-      inputs: inputs({ "github-token": TOKEN, mode: "all" }),
-      env: { eventName: "pull_request", eventPath },
-      reporter,
-      github: octokitGitHub(TOKEN, gh.url),
-      openStore: noCluster,
+    const { reporter, outcome } = await runOffline(gh, {
+      token: TOKEN,
+      mode: "all",
+      eventName: "pull_request",
+      eventPath: eventPath,
     });
     assert.equal(outcome.result, "noop");
     assert.equal(reporter.outputs.result, "noop");
@@ -76,13 +90,11 @@ describe("validation (no cluster)", () => {
       "datasets/good.json": validDataset(40),
       "datasets/bad.jsonl": INVALID_JSONL,
     });
-    const reporter = recordingReporter();
-    const outcome = await run({
-      inputs: inputs({ "github-token": TOKEN, mode: "all" }),
-      env: { eventName: "pull_request", eventPath },
-      reporter,
-      github: octokitGitHub(TOKEN, gh.url),
-      openStore: noCluster,
+    const { reporter, outcome } = await runOffline(gh, {
+      token: TOKEN,
+      mode: "all",
+      eventName: "pull_request",
+      eventPath: eventPath,
     });
     assert.equal(outcome.result, "invalid");
     const errors = reporter.lines.filter((l) => l.level === "error");
@@ -128,13 +140,11 @@ describe("validation (no cluster)", () => {
         "datasets/a.json": validDataset(30),
       },
     );
-    const reporter = recordingReporter();
-    const outcome = await run({
-      inputs: inputs({ "github-token": TOKEN, mode: "validate" }),
-      env: { eventName: "pull_request", eventPath },
-      reporter,
-      github: octokitGitHub(TOKEN, gh.url),
-      openStore: noCluster,
+    const { reporter, outcome } = await runOffline(gh, {
+      token: TOKEN,
+      mode: "validate",
+      eventName: "pull_request",
+      eventPath: eventPath,
     });
     assert.equal(outcome.result, "validated");
     assert.equal(reporter.failed, undefined);
@@ -150,13 +160,11 @@ describe("validation (no cluster)", () => {
         "datasets/a.json": validDataset(30),
       },
     );
-    const reporter = recordingReporter();
-    const outcome = await run({
-      inputs: inputs({ "github-token": READ_ONLY_TOKEN, mode: "all" }),
-      env: { eventName: "pull_request", eventPath },
-      reporter,
-      github: octokitGitHub(READ_ONLY_TOKEN, gh.url),
-      openStore: noCluster,
+    const { reporter, outcome } = await runOffline(gh, {
+      token: READ_ONLY_TOKEN,
+      mode: "all",
+      eventName: "pull_request",
+      eventPath: eventPath,
     });
     assert.equal(outcome.result, "validate-only");
     assert.equal(reporter.outputs.result, "validate-only");
@@ -177,13 +185,11 @@ describe("validation (no cluster)", () => {
         "datasets/a.json": validDataset(30),
       },
     );
-    const reporter = recordingReporter();
-    const outcome = await run({
-      inputs: inputs({ "github-token": TOKEN, mode: "submit" }),
-      env: { eventName: "pull_request_target", eventPath },
-      reporter,
-      github: octokitGitHub(TOKEN, gh.url),
-      openStore: noCluster,
+    const { reporter, outcome } = await runOffline(gh, {
+      token: TOKEN,
+      mode: "submit",
+      eventName: "pull_request_target",
+      eventPath: eventPath,
     });
     assert.equal(outcome.result, "validate-only");
     assert.match(
@@ -225,13 +231,11 @@ describe("validation (no cluster)", () => {
       after,
       repository: event.repository,
     });
-    const reporter = recordingReporter();
-    const outcome = await run({
-      inputs: inputs({ "github-token": TOKEN, mode: "validate" }),
-      env: { eventName: "push", eventPath },
-      reporter,
-      github: octokitGitHub(TOKEN, gh.url),
-      openStore: noCluster,
+    const { outcome } = await runOffline(gh, {
+      token: TOKEN,
+      mode: "validate",
+      eventName: "push",
+      eventPath: eventPath,
     });
     assert.equal(outcome.result, "validated");
     assert.deepEqual(outcome.datasets, ["datasets/a.json"]);
@@ -252,13 +256,11 @@ describe("validation (no cluster)", () => {
       baseSpec("ml"),
     );
     servers.push(gh);
-    const reporter = recordingReporter();
-    const outcome = await run({
-      inputs: inputs({ "github-token": TOKEN, mode: "validate" }),
-      env: { eventName: "pull_request", eventPath: writeEvent(event) },
-      reporter,
-      github: octokitGitHub(TOKEN, gh.url),
-      openStore: noCluster,
+    const { reporter, outcome } = await runOffline(gh, {
+      token: TOKEN,
+      mode: "validate",
+      eventName: "pull_request",
+      eventPath: writeEvent(event),
     });
     assert.deepEqual(outcome.datasets, ["datasets/seen.json"]);
     assert.match(
@@ -275,13 +277,11 @@ describe("validation (no cluster)", () => {
         "datasets/bad.jsonl": INVALID_JSONL,
       },
     );
-    const reporter = recordingReporter();
-    const outcome = await run({
-      inputs: inputs({ "github-token": READ_ONLY_TOKEN, mode: "all" }),
-      env: { eventName: "pull_request", eventPath },
-      reporter,
-      github: octokitGitHub(READ_ONLY_TOKEN, gh.url),
-      openStore: noCluster,
+    const { reporter, outcome } = await runOffline(gh, {
+      token: READ_ONLY_TOKEN,
+      mode: "all",
+      eventName: "pull_request",
+      eventPath: eventPath,
     });
     assert.equal(outcome.result, "invalid");
     assert.match(reporter.failed ?? "", /changed datasets are invalid/);
