@@ -156,6 +156,14 @@ void Model::check(const float* p, size_t n, int layer, const std::string& tensor
     throw Error(EXIT_NUMERICS, msg, "", tensor, "", layer >= 0 ? std::to_string(layer) : "");
 }
 
+// y[N,out] = x W^T + LoRA(x), checked for inf/NaN under the module's HF name
+void Model::linear_forward(int layer, int m, const float* x, const float* W, float* y, int N, int in, int out,
+                           uint64_t key, bool train) {
+    be_.matmul_forward(y, x, W, N, in, out, 1.0f, 0.0f);
+    lora_forward(layer, m, x, y, N, key, train);
+    check(y, (size_t)N * out, layer, module_hf_path(layer, m), "output");
+}
+
 // y[N,out] += s * (dropout(x) A^T) B^T
 void Model::lora_forward(int layer, int m, const float* x, float* y, int N, uint64_t key, bool train) {
     int si = lora_ ? lora_->slot_index(layer, m) : -1;
@@ -225,38 +233,24 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
         // attention block
         be_.rmsnorm_forward(a.xn1, a.rstd1, a.res_in, L.in_norm, N, C, c.eps);
         check(a.xn1, (size_t)N * C, l, p + ".input_layernorm", "output");
-        be_.matmul_forward(a.q, a.xn1, L.wq, N, C, Q, 1.0f, 0.0f);
-        lora_forward(l, MOD_Q, a.xn1, a.q, N, key, train);
-        check(a.q, (size_t)N * Q, l, module_hf_path(l, MOD_Q), "output");
-        be_.matmul_forward(a.k, a.xn1, L.wk, N, C, KVd, 1.0f, 0.0f);
-        lora_forward(l, MOD_K, a.xn1, a.k, N, key, train);
-        check(a.k, (size_t)N * KVd, l, module_hf_path(l, MOD_K), "output");
-        be_.matmul_forward(a.v, a.xn1, L.wv, N, C, KVd, 1.0f, 0.0f);
-        lora_forward(l, MOD_V, a.xn1, a.v, N, key, train);
-        check(a.v, (size_t)N * KVd, l, module_hf_path(l, MOD_V), "output");
+        linear_forward(l, MOD_Q, a.xn1, L.wq, a.q, N, C, Q, key, train);
+        linear_forward(l, MOD_K, a.xn1, L.wk, a.k, N, C, KVd, key, train);
+        linear_forward(l, MOD_V, a.xn1, L.wv, a.v, N, C, KVd, key, train);
         be_.rope_forward(a.q, cos_dev_, sin_dev_, B, T, H, hd);
         be_.rope_forward(a.k, cos_dev_, sin_dev_, B, T, KV, hd);
         be_.attention_forward(a.att, a.lse, a.q, a.k, a.v, mb.lens.data(), B, T, H, KV, hd, window);
         check(a.att, (size_t)N * Q, l, p + ".self_attn", "output");
         // res_mid = res_in + o_proj(att)
-        be_.matmul_forward(a.res_mid, a.att, L.wo, N, Q, C, 1.0f, 0.0f);
-        lora_forward(l, MOD_O, a.att, a.res_mid, N, key, train);
-        check(a.res_mid, (size_t)N * C, l, module_hf_path(l, MOD_O), "output");
+        linear_forward(l, MOD_O, a.att, L.wo, a.res_mid, N, Q, C, key, train);
         be_.add(a.res_mid, a.res_in, (size_t)N * C);
         // MLP block
         be_.rmsnorm_forward(a.xn2, a.rstd2, a.res_mid, L.post_norm, N, C, c.eps);
         check(a.xn2, (size_t)N * C, l, p + ".post_attention_layernorm", "output");
-        be_.matmul_forward(a.g, a.xn2, L.wg, N, C, Hd, 1.0f, 0.0f);
-        lora_forward(l, MOD_GATE, a.xn2, a.g, N, key, train);
-        check(a.g, (size_t)N * Hd, l, module_hf_path(l, MOD_GATE), "output");
-        be_.matmul_forward(a.u, a.xn2, L.wu, N, C, Hd, 1.0f, 0.0f);
-        lora_forward(l, MOD_UP, a.xn2, a.u, N, key, train);
-        check(a.u, (size_t)N * Hd, l, module_hf_path(l, MOD_UP), "output");
+        linear_forward(l, MOD_GATE, a.xn2, L.wg, a.g, N, C, Hd, key, train);
+        linear_forward(l, MOD_UP, a.xn2, L.wu, a.u, N, C, Hd, key, train);
         be_.swiglu_forward(a.h, a.g, a.u, (int64_t)N * Hd);
         check(a.h, (size_t)N * Hd, l, p + ".mlp.act_fn", "output");
-        be_.matmul_forward(next, a.h, L.wd, N, Hd, C, 1.0f, 0.0f);
-        lora_forward(l, MOD_DOWN, a.h, next, N, key, train);
-        check(next, (size_t)N * C, l, module_hf_path(l, MOD_DOWN), "output");
+        linear_forward(l, MOD_DOWN, a.h, L.wd, next, N, Hd, C, key, train);
         be_.add(next, a.res_mid, (size_t)N * C);
     }
     be_.rmsnorm_forward(xnf_, rstdf_, res_final_, final_norm_, N, C, c.eps);

@@ -59,6 +59,8 @@ private:
     };
     float* buf(size_t n);
     void ensure_rope(int T);
+    void linear_forward(int layer, int m, const float* x, const float* W, float* y, int N, int in, int out,
+                        uint64_t key, bool train);
     void lora_forward(int layer, int m, const float* x, float* y, int N, uint64_t key, bool train);
     void lora_backward(int layer, int m, const float* x, const float* dy, float* dx, int N, uint64_t key, bool train);
     void check(const float* p, size_t n, int layer, const std::string& tensor, const char* what);
