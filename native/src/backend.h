@@ -59,11 +59,15 @@ public:
     virtual void rmsnorm_backward(float* dx, const float* dout, const float* x, const float* w, const float* rstd, int N, int C) = 0;
     virtual void rope_forward(float* x, const float* cos, const float* sin, int B, int T, int nh, int hd) = 0;
     virtual void rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int nh, int hd) = 0;
+    // Attention may keep the softmax probabilities of the forward pass for the backward pass:
+    // attention_probs_floats says how many floats a `probs` buffer needs (0: this backend always
+    // recomputes them); forward fills it when given, backward reads it when given.
+    virtual size_t attention_probs_floats(int B, int T, int H, int hd) const { return 0; }
     virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens,
-                                   int B, int T, int H, int KV, int hd, int window) = 0;
+                                   int B, int T, int H, int KV, int hd, int window, float* probs = nullptr) = 0;
     virtual void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
                                     const float* k, const float* v, const int* lens, int B, int T, int H, int KV, int hd,
-                                    int window) = 0;
+                                    int window, const float* probs = nullptr) = 0;
     virtual void swiglu_forward(float* h, const float* g, const float* u, int64_t n) = 0;
     virtual void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) = 0;
     // returns the sum of the losses of rows with target >= 0; row_loss is host memory [N]

@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "error.h"
 #include "ops.h"
+#include "simd_avx2.h"
 
 extern "C" void openblas_set_num_threads(int);
 
@@ -30,7 +31,7 @@ const char* op_name(Op op) {
 namespace ops {
 
 // Cephes expf: exp(x) = 2^n * exp(r), r = x - n ln2, degree-6 polynomial, within 2 ulp of expf;
-// inputs below -87 give 0. An AVX2 path and a scalar path do the same IEEE operations in the same
+// inputs below -87 give 0. simd::exp8 (simd_avx2.h) does the same IEEE operations in the same
 // order (no FMA), so the result does not depend on which one runs.
 static inline float exp_scalar(float v0) {
     const float keep = v0 >= -87.0f ? 1.0f : 0.0f;
@@ -52,25 +53,8 @@ static inline float exp_scalar(float v0) {
 }
 
 __attribute__((target("avx2"))) static void vexp_avx2(float* x, int n) {
-    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f), one = _mm256_set1_ps(1.0f);
     int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 v0 = _mm256_loadu_ps(x + i);
-        const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(v0, lo, _CMP_GE_OQ), one);
-        const __m256 v = _mm256_min_ps(_mm256_max_ps(v0, lo), hi);
-        const __m256 fn = _mm256_floor_ps(_mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f)));
-        __m256 r = _mm256_sub_ps(v, _mm256_mul_ps(fn, _mm256_set1_ps(0.693359375f)));
-        r = _mm256_sub_ps(r, _mm256_mul_ps(fn, _mm256_set1_ps(-2.12194440e-4f)));
-        __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
-        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
-        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
-        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
-        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
-        const __m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), one);
-        const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fn), _mm256_set1_epi32(127)), 23);
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), keep));
-    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, simd::exp8(_mm256_loadu_ps(x + i)));
     for (; i < n; i++) x[i] = exp_scalar(x[i]);
 }
 
@@ -162,14 +146,19 @@ public:
     void rope_backward(float* dx, const float* c, const float* s, int B, int T, int nh, int hd) override {
         ops::rope_backward(dx, c, s, B, T, nh, hd);
     }
+    size_t attention_probs_floats(int B, int T, int H, int hd) const override {
+        return ops::attention_fast_probs_floats(B, T, H, hd);
+    }
     void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens, int B,
-                           int T, int H, int KV, int hd, int window) override {
-        ops::attention_forward(out, lse, q, k, v, lens, B, T, H, KV, hd, window);
+                           int T, int H, int KV, int hd, int window, float* probs) override {
+        if (!ops::attention_forward_fast(out, lse, q, k, v, lens, B, T, H, KV, hd, window, probs))
+            ops::attention_forward(out, lse, q, k, v, lens, B, T, H, KV, hd, window);
     }
     void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
                             const float* k, const float* v, const int* lens, int B, int T, int H, int KV, int hd,
-                            int window) override {
-        ops::attention_backward(dq, dk, dv, dout, lse, q, k, v, lens, B, T, H, KV, hd, window);
+                            int window, const float* probs) override {
+        if (!ops::attention_backward_fast(dq, dk, dv, dout, lse, q, k, v, lens, B, T, H, KV, hd, window, probs))
+            ops::attention_backward(dq, dk, dv, dout, lse, q, k, v, lens, B, T, H, KV, hd, window);
     }
     void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override { ops::swiglu_forward(h, g, u, n); }
     void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {

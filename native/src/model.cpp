@@ -86,7 +86,10 @@ void Model::reserve(int B, int T) {
     const LlamaConfig& c = w_.cfg;
     const size_t N = (size_t)B * T, C = c.dim, Q = c.q_dim(), KVd = c.kv_dim(), Hd = c.hidden;
     acts_.resize(c.n_layers);
+    const size_t probs = be_.attention_probs_floats(B, T, c.n_heads, c.head_dim);
+    const bool keep_probs = probs > 0 && probs * sizeof(float) * c.n_layers <= kProbsBudget;
     for (auto& a : acts_) {
+        a.probs = keep_probs ? buf(probs) : nullptr;
         a.res_in = buf(N * C);
         a.rstd1 = buf(N);
         a.xn1 = buf(N * C);
@@ -238,7 +241,8 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
         linear_forward(l, MOD_V, a.xn1, L.wv, a.v, N, C, KVd, key, train);
         be_.rope_forward(a.q, cos_dev_, sin_dev_, B, T, H, hd);
         be_.rope_forward(a.k, cos_dev_, sin_dev_, B, T, KV, hd);
-        be_.attention_forward(a.att, a.lse, a.q, a.k, a.v, mb.lens.data(), B, T, H, KV, hd, window);
+        be_.attention_forward(a.att, a.lse, a.q, a.k, a.v, mb.lens.data(), B, T, H, KV, hd, window,
+                              backward ? a.probs : nullptr);
         check(a.att, (size_t)N * Q, l, p + ".self_attn", "output");
         // res_mid = res_in + o_proj(att)
         linear_forward(l, MOD_O, a.att, L.wo, a.res_mid, N, Q, C, key, train);
@@ -308,7 +312,8 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
         // attention: res_mid = res_in + o(att)
         be_.matmul_backward_input(datt_, dres_, L.wo, N, Q, C, 1.0f, 0.0f);
         lora_backward(l, MOD_O, a.att, dres_, datt_, N, key, train);
-        be_.attention_backward(dq_, dk_, dv_, datt_, a.lse, a.q, a.k, a.v, mb.lens.data(), B, T, H, KV, hd, window);
+        be_.attention_backward(dq_, dk_, dv_, datt_, a.lse, a.q, a.k, a.v, mb.lens.data(), B, T, H, KV, hd, window,
+                               a.probs);
         check(dq_, (size_t)N * Q, l, p + ".self_attn", "query gradient");
         be_.rope_backward(dq_, cos_dev_, sin_dev_, B, T, H, hd);
         be_.rope_backward(dk_, cos_dev_, sin_dev_, B, T, KV, hd);

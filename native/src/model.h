@@ -53,7 +53,10 @@ public:
 private:
     struct LayerActs {
         float *res_in, *rstd1, *xn1, *q, *k, *v, *lse, *att, *res_mid, *rstd2, *xn2, *g, *u, *h;
+        float* probs = nullptr;  // softmax probabilities kept for backward (when they fit kProbsBudget)
     };
+    // bytes of attention probabilities kept over all layers; above it backward recomputes them
+    static constexpr size_t kProbsBudget = size_t(512) << 20;
     struct SlotActs {
         float *xd = nullptr, *z = nullptr;
     };

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "error.h"
 #include "rng.h"
 
 namespace lf {
@@ -212,6 +213,16 @@ void attn_probs(T* S, T* lse_out, const T* qblk, int qs, const T* kb, int ks, in
     }
 }
 
+// fp32 kernels for common head sizes (attention_cpu.cpp); false when hd has none. `probs` (may be
+// null) holds each query's softmax row, attention_fast_probs_floats(B, T, H, hd) floats (0 when
+// hd has no kernel): forward writes it, backward reads it instead of recomputing exp(S - lse).
+size_t attention_fast_probs_floats(int B, int Tn, int H, int hd);
+bool attention_forward_fast(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens,
+                            int B, int Tn, int H, int KV, int hd, int window, float* probs = nullptr);
+bool attention_backward_fast(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
+                             const float* k, const float* v, const int* lens, int B, int Tn, int H, int KV, int hd,
+                             int window, const float* probs = nullptr);
+
 template <class T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const int* lens, int B, int Tn, int H,
                        int KV, int hd, int window = 0) {
@@ -373,22 +384,31 @@ double cross_entropy(T* dlogits, const T* logits, const int* targets, int N, int
 
 // ---------------------------------------------------------------------------------------------
 // Dropout on the LoRA input (PEFT: lora_B(lora_A(dropout(x)))). Masks come from a counter-based
-// hash of (key, element index), so forward and backward agree and no mask is stored.
+// hash of (key, element index) (rng.h), so forward and backward agree and no mask is stored.
 // out[i] = x[i] * keep(i) / (1 - p)
 
 template <class T>
 void dropout_apply(T* out, const T* x, int64_t n, double p, uint64_t key) {
+    LF_ASSERT(n < ((int64_t)1 << 32));
     const T scale = (T)(1.0 / (1.0 - p));
+    const uint32_t thr = dropout_threshold(p), un = (uint32_t)n;
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; i++) out[i] = uniform_at(key, (uint64_t)i) >= p ? x[i] * scale : (T)0;
+    for (uint32_t i = 0; i < un; i++) {
+        const T k = dropout_bits(key, i) >= thr ? scale : (T)0;  // a select: the loop vectorizes
+        out[i] = x[i] * k;
+    }
 }
 // dx[i] += dout[i] * keep(i) / (1 - p)
 template <class T>
 void dropout_backward_acc(T* dx, const T* dout, int64_t n, double p, uint64_t key) {
+    LF_ASSERT(n < ((int64_t)1 << 32));
     const T scale = (T)(1.0 / (1.0 - p));
+    const uint32_t thr = dropout_threshold(p), un = (uint32_t)n;
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; i++)
-        if (uniform_at(key, (uint64_t)i) >= p) dx[i] += dout[i] * scale;
+    for (uint32_t i = 0; i < un; i++) {
+        const T k = dropout_bits(key, i) >= thr ? scale : (T)0;
+        dx[i] += dout[i] * k;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,10 +12,24 @@ inline uint64_t splitmix64(uint64_t x) {
     x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
     return x ^ (x >> 31);
 }
-// uniform in [0,1) from (key, index): one splitmix64 finalizer over a Weyl sequence
-inline double uniform_at(uint64_t key, uint64_t index) {
-    uint64_t h = splitmix64(key + index * 0xD1B54A32D192ED03ull);
-    return (double)(h >> 11) * (1.0 / 9007199254740992.0);
+// Dropout masks: element i of the mask keyed by `key` is kept when dropout_bits(key, i) >=
+// dropout_threshold(p), i.e. with probability 1 - p (to 2^-32). Two rounds of a 32-bit integer
+// finalizer (lowbias32) over the index, each mixed with half of the 64-bit key: cheap, and 8-wide
+// in AVX2 integer code, where a 64-bit multiply is not. Indexes must be below 2^32.
+inline uint32_t mix32(uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+inline uint32_t dropout_bits(uint64_t key, uint32_t index) {
+    return mix32(mix32(index ^ (uint32_t)key) + (uint32_t)(key >> 32));
+}
+inline uint32_t dropout_threshold(double p) {
+    const double t = std::ceil(p * 4294967296.0);
+    return t >= 4294967295.0 ? 0xFFFFFFFFu : (uint32_t)t;
 }
 inline uint64_t hash_combine(uint64_t a, uint64_t b) { return splitmix64(a ^ (b + 0x632BE59BD9B4E019ull + (a << 6))); }
 

@@ -245,11 +245,13 @@ void test_rope() {
     });
 }
 
-void test_attention(int window) {
+// hd 4 has no compiled kernel in the CPU backend (the sgemm path runs); hd 8 and 48 do
+void test_attention(int window, int hd) {
     if (!want_op(Op::AttentionForward) && !want_op(Op::AttentionBackward)) return;
-    std::printf("attention (GQA 4/2, right padding%s)\n", window ? ", sliding window 3" : "");
-    // T > the kernel's query block so that blocks and the causal key limit are exercised
-    const int B = 2, T = ops::kAttnBlock + 7, H = 4, KV = 2, hd = 4;
+    std::printf("attention (GQA 4/2, head_dim %d, right padding%s)\n", hd, window ? ", sliding window 3" : "");
+    // T > the reference's query block so that blocks and the causal key limit are exercised;
+    // T and the padded length are not multiples of the fast kernel's 8-key chunks
+    const int B = 2, T = ops::kAttnBlock + 7, H = 4, KV = 2;
     std::vector<int> lens = {T, T - 9};  // second row padded
     Vec q = randv(B * T * H * hd, 31), k = randv(B * T * KV * hd, 32), v = randv(B * T * KV * hd, 33);
     auto fwd = [&](const std::vector<Vec>& in) {
@@ -265,7 +267,9 @@ void test_attention(int window) {
                                 lens.data(), B, T, H, KV, hd, window);
         return std::vector<Vec>{dq, dk, dv};
     };
-    fd_check("attention", {q, k, v}, {0, 1, 2}, {"q", "k", "v"}, fwd, bwd);
+    // finite differences check the f64 reference once (its code does not depend on hd); the other
+    // head sizes compare the backends against that reference
+    if (hd == 4) fd_check("attention", {q, k, v}, {0, 1, 2}, {"q", "k", "v"}, fwd, bwd);
     // the mask: a padded query sees only real keys; a real query never sees later keys
     {
         Vec q2 = q, k2 = k, v2 = v;
@@ -294,6 +298,17 @@ void test_attention(int window) {
         Buf dq(be, q.size()), dk(be, k.size()), dv(be, v.size());
         be.attention_forward(bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window);
         be.attention_backward(dq.p, dk.p, dv.p, bR.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window);
+        return std::vector<Vec>{dq.get(), dk.get(), dv.get()};
+    });
+    // the same with the forward's probabilities kept for backward, where a backend keeps them
+    std::printf("  with kept probabilities:\n");
+    backend_check(Op::AttentionBackward, 1e-5, bwd({q, k, v}, R), [&](Backend& be) {
+        const size_t np = be.attention_probs_floats(B, T, H, hd);
+        Buf bq(be, q), bk(be, k), bv(be, v), bo(be, q.size()), bP(be, (size_t)B * H * T), bR(be, R), bp(be, np ? np : 1);
+        Buf dq(be, q.size()), dk(be, k.size()), dv(be, v.size());
+        float* probs = np ? bp.p : nullptr;
+        be.attention_forward(bo.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window, probs);
+        be.attention_backward(dq.p, dk.p, dv.p, bR.p, bP.p, bq.p, bk.p, bv.p, lens.data(), B, T, H, KV, hd, window, probs);
         return std::vector<Vec>{dq.get(), dk.get(), dv.get()};
     });
 }
@@ -534,8 +549,11 @@ int main(int argc, char** argv) {
     test_matmul();
     test_rmsnorm();
     test_rope();
-    test_attention(0);
-    test_attention(3);
+    test_attention(0, 4);
+    test_attention(3, 4);
+    test_attention(0, 8);
+    test_attention(3, 8);
+    test_attention(0, 48);
     test_swiglu();
     test_cross_entropy();
     test_dropout();

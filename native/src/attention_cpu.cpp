@@ -1,0 +1,318 @@
+// The CPU backend's fp32 attention for head sizes known at compile time.
+//
+// ops::attention_forward/backward (ops.h) are the readable reference: blocks of queries against
+// their keys through sgemm. With small heads (stories260K: head_dim 8) those GEMMs have K = 8,
+// and packing, zeroing and call overhead cost more than the arithmetic. Here each (batch row,
+// KV head) is one work item: its keys and values are gathered once into contiguous tiles (K
+// also transposed), every query head of the group runs over them with register-sized loops
+// that the compiler vectorizes, and the key/value gradients accumulate in the tiles in a fixed
+// order (heads, then queries) before one scatter. Same masks and conventions as the reference:
+// causal, right padding (query t sees keys j <= min(t, len-1)), optional sliding window, lse
+// saved for backward, probabilities recomputed there. test_ops compares both against f64.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "ops.h"
+#include "simd_avx2.h"
+
+namespace lf {
+namespace ops {
+namespace {
+
+constexpr int kLanes = 8;  // keys per score chunk (one AVX2 register of fp32)
+inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+// Per-thread tiles for one (b, kv head): Kt [HD][Tp] (transposed), Kr, Vr, dK, dV [Tp][HD], Vt [HD][Tp]
+struct Tiles {
+    int Tp = 0;
+    std::vector<float> Kt, Kr, Vt, Vr, dK, dV, s, p, dp;
+};
+
+// Kept probabilities: per (b, h) the rows of queries 0..Tn-1, row t holding keys [0, round8(t+1))
+// (the chunks a query can see without a window), so the causal half of a [Tn, Tn] matrix.
+inline size_t probs_row(int t) {  // sum over u < t of round8(u + 1)
+    const size_t full = (size_t)(t / kLanes);  // complete groups of 8 rows: group g has 8 rows of 8(g+1)
+    size_t off = (size_t)kLanes * kLanes * full * (full + 1) / 2;
+    off += (size_t)(t % kLanes) * kLanes * (full + 1);
+    return off;
+}
+inline size_t probs_per_head(int Tn) { return probs_row(Tn); }
+
+template <int HD>
+void gather(Tiles& w, const float* k, const float* v, int b, int kvh, int Tn, int KV, bool transposed_v) {
+    const int ks = KV * HD, Tp = w.Tp;
+    std::fill(w.Kt.begin(), w.Kt.end(), 0.0f);  // keys past Tn are read by the last chunk, never used
+    if (transposed_v) std::fill(w.Vt.begin(), w.Vt.end(), 0.0f);
+    for (int j = 0; j < Tn; j++) {
+        const float* kr = k + ((int64_t)b * Tn + j) * ks + kvh * HD;
+        const float* vr = v + ((int64_t)b * Tn + j) * ks + kvh * HD;
+        std::memcpy(&w.Kr[(size_t)j * HD], kr, sizeof(float) * HD);
+        std::memcpy(&w.Vr[(size_t)j * HD], vr, sizeof(float) * HD);
+        for (int d = 0; d < HD; d++) w.Kt[(size_t)d * Tp + j] = kr[d];
+        if (transposed_v)
+            for (int d = 0; d < HD; d++) w.Vt[(size_t)d * Tp + j] = vr[d];
+    }
+}
+
+// x . M[:, jc .. jc+8) for M [HD][Tp]: the dot products of x with 8 consecutive keys
+template <int HD>
+inline __m256 dots8(const float* x, const float* M, int Tp, int jc) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;  // even and odd d: two sums in flight
+    for (int d = 0; d < HD; d += 2) {
+        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + d), _mm256_loadu_ps(M + (size_t)d * Tp + jc), a0);
+        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + d + 1), _mm256_loadu_ps(M + (size_t)(d + 1) * Tp + jc), a1);
+    }
+    return _mm256_add_ps(a0, a1);
+}
+
+// Row accumulators for sums over keys: HD/8 vectors per set, and enough sets that at least four
+// independent additions are in flight. Keys j0, j0+1, ... go to sets 0, 1, ..., kSets-1 in turn
+// (for_keys unrolls that, so a set index is a constant and the sets live in registers); the sets
+// are combined in a fixed order at the end.
+template <int HD>
+struct RowAcc {
+    static constexpr int kVec = HD / kLanes;
+    static constexpr int kSets = kVec >= 4 ? 1 : 4 / kVec;
+    __m256 a[kSets][kVec];
+    RowAcc() {
+        for (int i = 0; i < kSets; i++)
+            for (int c = 0; c < kVec; c++) a[i][c] = _mm256_setzero_ps();
+    }
+    // a[set] += *w * row[0..HD)
+    inline void add(int set, const float* w, const float* row) {
+        const __m256 wv = _mm256_broadcast_ss(w);
+        for (int c = 0; c < kVec; c++) a[set][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(row + c * kLanes), a[set][c]);
+    }
+    // out[0..HD) = scale * sum of the sets
+    inline void store(float* out, float scale) const {
+        const __m256 sc = _mm256_set1_ps(scale);
+        for (int c = 0; c < kVec; c++) {
+            __m256 t = a[0][c];
+            if constexpr (kSets == 2) t = _mm256_add_ps(t, a[1][c]);
+            if constexpr (kSets == 4) t = _mm256_add_ps(_mm256_add_ps(t, a[1][c]), _mm256_add_ps(a[2][c], a[3][c]));
+            _mm256_storeu_ps(out + c * kLanes, _mm256_mul_ps(t, sc));
+        }
+    }
+};
+
+// f(set, j) for j in [j0, j1], with set = (j - j0) % kSets known at compile time
+template <int HD, class F>
+inline void for_keys(int j0, int j1, F&& f) {
+    constexpr int S = RowAcc<HD>::kSets;
+    int j = j0;
+    for (; j + S <= j1 + 1; j += S)
+        for (int u = 0; u < S; u++) f(u, j + u);
+    if constexpr (S > 1) {
+        for (int u = 0; j + u <= j1; u++) f(u, j + u);
+    }
+}
+
+template <int HD>
+void forward_item(Tiles& w, float* out, float* lse, const float* q, const float* k, const float* v, int b, int kvh,
+                  int len, int Tn, int H, int KV, int window, float scale, float* probs) {
+    gather<HD>(w, k, v, b, kvh, Tn, KV, false);
+    const int group = H / KV, qs = H * HD;
+    float* s = w.s.data();
+    for (int g = 0; g < group; g++) {
+        const int h = kvh * group + g;
+        for (int t = 0; t < Tn; t++) {
+            const float* qt = q + ((int64_t)b * Tn + t) * qs + h * HD;
+            float* ot = out + ((int64_t)b * Tn + t) * qs + h * HD;
+            float* lt = lse + ((int64_t)b * H + h) * Tn + t;
+            const int j0 = attn_first_key(t, window), j1 = attn_last_key(t, len);
+            if (j1 < j0) {  // no visible key (an empty row): output 0
+                std::fill(ot, ot + HD, 0.0f);
+                *lt = 0.0f;
+                continue;
+            }
+            // scores of the chunks of 8 keys that cover [j0, j1], masked lanes at -inf; their max
+            const int c0 = j0 / kLanes * kLanes;
+            const __m256 sc = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+            __m256 vmax = ninf;
+            for (int jc = c0; jc <= j1; jc += kLanes) {
+                const __m256 sj = _mm256_blendv_ps(ninf, _mm256_mul_ps(dots8<HD>(qt, w.Kt.data(), w.Tp, jc), sc),
+                                                   simd::lane_mask(jc, j0, j1));
+                _mm256_storeu_ps(s + jc, sj);
+                vmax = _mm256_max_ps(vmax, sj);
+            }
+            // e = exp(s - max) (0 in masked lanes) and its sum
+            const float mx = simd::hmax8(vmax);
+            const __m256 vmx = _mm256_set1_ps(mx);
+            __m256 vsum = _mm256_setzero_ps();
+            for (int jc = c0; jc <= j1; jc += kLanes) {
+                const __m256 e = simd::exp8(_mm256_sub_ps(_mm256_loadu_ps(s + jc), vmx));
+                _mm256_storeu_ps(s + jc, e);
+                vsum = _mm256_add_ps(vsum, e);
+            }
+            const float sum = simd::hsum8(vsum);
+            if (probs) {  // P = e / sum, kept for backward
+                float* prow = probs + ((size_t)b * H + h) * probs_per_head(Tn) + probs_row(t);
+                const __m256 inv = _mm256_set1_ps(1.0f / sum);
+                for (int jc = c0; jc <= j1; jc += kLanes) _mm256_storeu_ps(prow + jc, _mm256_mul_ps(_mm256_loadu_ps(s + jc), inv));
+            }
+            RowAcc<HD> acc;  // out = sum_j p_j V_j
+            const float* Vr = w.Vr.data();
+            for_keys<HD>(j0, j1, [&](int set, int j) { acc.add(set, s + j, Vr + (size_t)j * HD); });
+            acc.store(ot, 1.0f / sum);
+            *lt = mx + std::log(sum);
+        }
+    }
+}
+
+template <int HD>
+void backward_item(Tiles& w, float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
+                   const float* k, const float* v, int b, int kvh, int len, int Tn, int H, int KV, int window,
+                   float scale, const float* probs) {
+    gather<HD>(w, k, v, b, kvh, Tn, KV, true);
+    std::fill(w.dK.begin(), w.dK.end(), 0.0f);
+    std::fill(w.dV.begin(), w.dV.end(), 0.0f);
+    const int group = H / KV, qs = H * HD, ks = KV * HD;
+    constexpr int kVec = HD / kLanes;
+    const float* p = w.p.data();
+    float* dp = w.dp.data();
+    for (int g = 0; g < group; g++) {
+        const int h = kvh * group + g;
+        for (int t = 0; t < Tn; t++) {
+            const float* qt = q + ((int64_t)b * Tn + t) * qs + h * HD;
+            const float* dot = dout + ((int64_t)b * Tn + t) * qs + h * HD;
+            float* dqt = dq + ((int64_t)b * Tn + t) * qs + h * HD;
+            const int j0 = attn_first_key(t, window), j1 = attn_last_key(t, len);
+            if (j1 < j0) {
+                std::fill(dqt, dqt + HD, 0.0f);
+                continue;
+            }
+            // P: kept by forward, or exp(S - lse) (0 in masked lanes) ; dP = dOut V^T ; D = sum_j P dP
+            __m256 vD = _mm256_setzero_ps();
+            if (probs) {
+                p = probs + ((size_t)b * H + h) * probs_per_head(Tn) + probs_row(t);
+                for (int jc = j0 / kLanes * kLanes; jc <= j1; jc += kLanes) {
+                    const __m256 dpj = dots8<HD>(dot, w.Vt.data(), w.Tp, jc);
+                    _mm256_storeu_ps(dp + jc, dpj);
+                    vD = _mm256_fmadd_ps(_mm256_loadu_ps(p + jc), dpj, vD);
+                }
+            } else {
+                const float l = lse[((int64_t)b * H + h) * Tn + t];
+                const __m256 sc = _mm256_set1_ps(scale), vl = _mm256_set1_ps(l);
+                for (int jc = j0 / kLanes * kLanes; jc <= j1; jc += kLanes) {
+                    const __m256 sj = _mm256_mul_ps(dots8<HD>(qt, w.Kt.data(), w.Tp, jc), sc);
+                    const __m256 pj = _mm256_and_ps(simd::exp8(_mm256_sub_ps(sj, vl)), simd::lane_mask(jc, j0, j1));
+                    const __m256 dpj = dots8<HD>(dot, w.Vt.data(), w.Tp, jc);
+                    _mm256_storeu_ps(w.p.data() + jc, pj);
+                    _mm256_storeu_ps(dp + jc, dpj);
+                    vD = _mm256_fmadd_ps(pj, dpj, vD);
+                }
+            }
+            // dS = P (dP - D), over whole chunks (masked lanes have P = 0)
+            const __m256 vDs = _mm256_set1_ps(simd::hsum8(vD));
+            for (int jc = j0 / kLanes * kLanes; jc <= j1; jc += kLanes)
+                _mm256_storeu_ps(dp + jc, _mm256_mul_ps(_mm256_loadu_ps(p + jc), _mm256_sub_ps(_mm256_loadu_ps(dp + jc), vDs)));
+            // dQ = scale dS K ; dK += dS^T Q (scaled once at the end) ; dV += P^T dOut
+            __m256 qv[kVec], dov[kVec];
+            for (int c = 0; c < kVec; c++) {
+                qv[c] = _mm256_loadu_ps(qt + c * kLanes);
+                dov[c] = _mm256_loadu_ps(dot + c * kLanes);
+            }
+            const float *Kr = w.Kr.data();
+            float *dK = w.dK.data(), *dV = w.dV.data();
+            RowAcc<HD> acc;
+            for_keys<HD>(j0, j1, [&](int set, int j) {
+                const __m256 ds = _mm256_broadcast_ss(dp + j), pj = _mm256_broadcast_ss(p + j);
+                const size_t o = (size_t)j * HD;
+                for (int c = 0; c < kVec; c++) {
+                    const size_t oc = o + c * kLanes;
+                    acc.a[set][c] = _mm256_fmadd_ps(ds, _mm256_loadu_ps(Kr + oc), acc.a[set][c]);
+                    _mm256_storeu_ps(dK + oc, _mm256_fmadd_ps(ds, qv[c], _mm256_loadu_ps(dK + oc)));
+                    _mm256_storeu_ps(dV + oc, _mm256_fmadd_ps(pj, dov[c], _mm256_loadu_ps(dV + oc)));
+                }
+            });
+            acc.store(dqt, scale);
+        }
+    }
+    for (int j = 0; j < Tn; j++) {
+        float* dkj = dk + ((int64_t)b * Tn + j) * ks + kvh * HD;
+        for (int d = 0; d < HD; d++) dkj[d] = scale * w.dK[(size_t)j * HD + d];
+        std::memcpy(dv + ((int64_t)b * Tn + j) * ks + kvh * HD, &w.dV[(size_t)j * HD], sizeof(float) * HD);
+    }
+}
+
+void size_tiles(Tiles& w, int Tn, int HD) {
+    w.Tp = round_up(Tn, kLanes);
+    const size_t n = (size_t)w.Tp * HD;
+    for (auto* t : {&w.Kt, &w.Kr, &w.Vt, &w.Vr, &w.dK, &w.dV}) t->assign(n, 0.0f);
+    for (auto* t : {&w.s, &w.p, &w.dp}) t->assign(w.Tp, 0.0f);
+}
+
+template <int HD>
+void forward_all(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens, int B,
+                 int Tn, int H, int KV, int window, float* probs) {
+    const float scale = (float)(1.0 / std::sqrt((double)HD));
+#pragma omp parallel if ((int64_t)B * H * Tn * Tn * HD >= kParallelMinAttention)
+    {
+        Tiles w;
+        size_tiles(w, Tn, HD);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int kvh = 0; kvh < KV; kvh++)
+                forward_item<HD>(w, out, lse, q, k, v, b, kvh, lens[b], Tn, H, KV, window, scale, probs);
+    }
+}
+
+template <int HD>
+void backward_all(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q, const float* k,
+                  const float* v, const int* lens, int B, int Tn, int H, int KV, int window, const float* probs) {
+    const float scale = (float)(1.0 / std::sqrt((double)HD));
+#pragma omp parallel if ((int64_t)B * H * Tn * Tn * HD >= kParallelMinAttention)
+    {
+        Tiles w;
+        size_tiles(w, Tn, HD);
+#pragma omp for collapse(2) schedule(static)
+        for (int b = 0; b < B; b++)
+            for (int kvh = 0; kvh < KV; kvh++)
+                backward_item<HD>(w, dq, dk, dv, dout, lse, q, k, v, b, kvh, lens[b], Tn, H, KV, window, scale, probs);
+    }
+}
+
+}  // namespace
+
+// Head sizes with a compiled kernel; others take the sgemm reference path.
+#define LF_ATTN_HEADS(X) X(8) X(16) X(32) X(48) X(64) X(80) X(96) X(128)
+
+size_t attention_fast_probs_floats(int B, int Tn, int H, int hd) {
+    switch (hd) {
+#define LF_CASE(n) case n:
+        LF_ATTN_HEADS(LF_CASE)
+#undef LF_CASE
+        return (size_t)B * H * probs_per_head(Tn);
+        default: return 0;
+    }
+}
+
+bool attention_forward_fast(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens,
+                            int B, int Tn, int H, int KV, int hd, int window, float* probs) {
+    switch (hd) {
+#define LF_CASE(n) \
+    case n: forward_all<n>(out, lse, q, k, v, lens, B, Tn, H, KV, window, probs); return true;
+        LF_ATTN_HEADS(LF_CASE)
+#undef LF_CASE
+        default: return false;
+    }
+}
+
+bool attention_backward_fast(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
+                             const float* k, const float* v, const int* lens, int B, int Tn, int H, int KV, int hd,
+                             int window, const float* probs) {
+    switch (hd) {
+#define LF_CASE(n) \
+    case n: backward_all<n>(dq, dk, dv, dout, lse, q, k, v, lens, B, Tn, H, KV, window, probs); return true;
+        LF_ATTN_HEADS(LF_CASE)
+#undef LF_CASE
+        default: return false;
+    }
+}
+
+}  // namespace ops
+}  // namespace lf
