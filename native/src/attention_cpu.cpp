@@ -29,7 +29,7 @@ inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 // Per-thread tiles for one (b, kv head): Kt [HD][Tp] (transposed), Kr, Vr, dK, dV [Tp][HD], Vt [HD][Tp]
 struct Tiles {
     int Tp = 0;
-    std::vector<float> Kt, Kr, Vt, Vr, dK, dV, s, p, dp;
+    std::vector<float> Kt, Kr, Vt, Vr, dK, dV, s, p, dp, dS;
 };
 
 // Kept probabilities: per (b, h) the rows of queries 0..Tn-1, row t holding keys [0, round8(t+1))
@@ -166,14 +166,13 @@ void forward_item(Tiles& w, float* out, float* lse, const float* q, const float*
 template <int HD>
 void backward_item(Tiles& w, float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
                    const float* k, const float* v, int b, int kvh, int len, int Tn, int H, int KV, int window,
-                   float scale, const float* probs) {
+                   float scale) {
     gather<HD>(w, k, v, b, kvh, Tn, KV, true);
     std::fill(w.dK.begin(), w.dK.end(), 0.0f);
     std::fill(w.dV.begin(), w.dV.end(), 0.0f);
     const int group = H / KV, qs = H * HD, ks = KV * HD;
     constexpr int kVec = HD / kLanes;
-    const float* p = w.p.data();
-    float* dp = w.dp.data();
+    float *p = w.p.data(), *dp = w.dp.data();
     for (int g = 0; g < group; g++) {
         const int h = kvh * group + g;
         for (int t = 0; t < Tn; t++) {
@@ -185,26 +184,17 @@ void backward_item(Tiles& w, float* dq, float* dk, float* dv, const float* dout,
                 std::fill(dqt, dqt + HD, 0.0f);
                 continue;
             }
-            // P: kept by forward, or exp(S - lse) (0 in masked lanes) ; dP = dOut V^T ; D = sum_j P dP
+            // P = exp(S - lse) (0 in masked lanes) ; dP = dOut V^T ; D = sum_j P dP
             __m256 vD = _mm256_setzero_ps();
-            if (probs) {
-                p = probs + ((size_t)b * H + h) * probs_per_head(Tn) + probs_row(t);
-                for (int jc = j0 / kLanes * kLanes; jc <= j1; jc += kLanes) {
-                    const __m256 dpj = dots8<HD>(dot, w.Vt.data(), w.Tp, jc);
-                    _mm256_storeu_ps(dp + jc, dpj);
-                    vD = _mm256_fmadd_ps(_mm256_loadu_ps(p + jc), dpj, vD);
-                }
-            } else {
-                const float l = lse[((int64_t)b * H + h) * Tn + t];
-                const __m256 sc = _mm256_set1_ps(scale), vl = _mm256_set1_ps(l);
-                for (int jc = j0 / kLanes * kLanes; jc <= j1; jc += kLanes) {
-                    const __m256 sj = _mm256_mul_ps(dots8<HD>(qt, w.Kt.data(), w.Tp, jc), sc);
-                    const __m256 pj = _mm256_and_ps(simd::exp8(_mm256_sub_ps(sj, vl)), simd::lane_mask(jc, j0, j1));
-                    const __m256 dpj = dots8<HD>(dot, w.Vt.data(), w.Tp, jc);
-                    _mm256_storeu_ps(w.p.data() + jc, pj);
-                    _mm256_storeu_ps(dp + jc, dpj);
-                    vD = _mm256_fmadd_ps(pj, dpj, vD);
-                }
+            const float l = lse[((int64_t)b * H + h) * Tn + t];
+            const __m256 sc = _mm256_set1_ps(scale), vl = _mm256_set1_ps(l);
+            for (int jc = j0 / kLanes * kLanes; jc <= j1; jc += kLanes) {
+                const __m256 sj = _mm256_mul_ps(dots8<HD>(qt, w.Kt.data(), w.Tp, jc), sc);
+                const __m256 pj = _mm256_and_ps(simd::exp8(_mm256_sub_ps(sj, vl)), simd::lane_mask(jc, j0, j1));
+                const __m256 dpj = dots8<HD>(dot, w.Vt.data(), w.Tp, jc);
+                _mm256_storeu_ps(p + jc, pj);
+                _mm256_storeu_ps(dp + jc, dpj);
+                vD = _mm256_fmadd_ps(pj, dpj, vD);
             }
             // dS = P (dP - D), over whole chunks (masked lanes have P = 0)
             const __m256 vDs = _mm256_set1_ps(simd::hsum8(vD));
@@ -230,6 +220,88 @@ void backward_item(Tiles& w, float* dq, float* dk, float* dv, const float* dout,
                 }
             });
             acc.store(dqt, scale);
+        }
+    }
+    for (int j = 0; j < Tn; j++) {
+        float* dkj = dk + ((int64_t)b * Tn + j) * ks + kvh * HD;
+        for (int d = 0; d < HD; d++) dkj[d] = scale * w.dK[(size_t)j * HD + d];
+        std::memcpy(dv + ((int64_t)b * Tn + j) * ks + kvh * HD, &w.dV[(size_t)j * HD], sizeof(float) * HD);
+    }
+}
+
+// Backward with the forward's probabilities kept: a query-major pass writes dS = P (dP - D) rows
+// (laid out like the kept P) and dQ; a key-major pass then sums dK[j] = sum_t dS[t][j] q_t and
+// dV[j] = sum_t P[t][j] dOut_t for kKeys keys at a time in registers, instead of a
+// read-modify-write of dK[j] and dV[j] for every (query, key) pair.
+template <int HD>
+void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, int b, int kvh, int len, int Tn, int H, int KV, int window, float scale,
+                        const float* probs) {
+    constexpr int kVec = HD / kLanes, kKeys = 32 / HD;  // 8 accumulators: kKeys x kVec x (dK, dV)
+    static_assert(kLanes % kKeys == 0, "a key block lies inside one 8-key chunk");
+    gather<HD>(w, k, v, b, kvh, Tn, KV, true);
+    std::fill(w.dK.begin(), w.dK.end(), 0.0f);
+    std::fill(w.dV.begin(), w.dV.end(), 0.0f);
+    const int group = H / KV, qs = H * HD, ks = KV * HD;
+    float* dS = w.dS.data();
+    for (int g = 0; g < group; g++) {
+        const int h = kvh * group + g;
+        const float* P = probs + ((size_t)b * H + h) * probs_per_head(Tn);
+        // query-major: dS rows and dQ
+        for (int t = 0; t < Tn; t++) {
+            const float* dot = dout + ((int64_t)b * Tn + t) * qs + h * HD;
+            float* dqt = dq + ((int64_t)b * Tn + t) * qs + h * HD;
+            const int j0 = attn_first_key(t, window), j1 = attn_last_key(t, len);
+            if (j1 < j0) {
+                std::fill(dqt, dqt + HD, 0.0f);
+                continue;
+            }
+            const float* p = P + probs_row(t);
+            float* ds = dS + probs_row(t);
+            const int c0 = j0 / kLanes * kLanes;
+            __m256 vD = _mm256_setzero_ps();
+            for (int jc = c0; jc <= j1; jc += kLanes) {
+                const __m256 dpj = dots8<HD>(dot, w.Vt.data(), w.Tp, jc);
+                _mm256_storeu_ps(ds + jc, dpj);
+                vD = _mm256_fmadd_ps(_mm256_loadu_ps(p + jc), dpj, vD);
+            }
+            const __m256 vDs = _mm256_set1_ps(simd::hsum8(vD));
+            for (int jc = c0; jc <= j1; jc += kLanes)
+                _mm256_storeu_ps(ds + jc, _mm256_mul_ps(_mm256_loadu_ps(p + jc), _mm256_sub_ps(_mm256_loadu_ps(ds + jc), vDs)));
+            const float* Kr = w.Kr.data();
+            RowAcc<HD> acc;
+            for_keys<HD>(j0, j1, [&](int set, int j) { acc.add(set, ds + j, Kr + (size_t)j * HD); });
+            acc.store(dqt, scale);
+        }
+        // key-major: keys j .. j+kKeys-1 see queries t >= j (and t < j + kKeys - 1 + window with a
+        // window); each such row that is not empty holds the block's chunk, with 0 in the lanes
+        // its query cannot see
+        for (int j = 0; j < len; j += kKeys) {
+            const int t1 = window > 0 ? std::min(Tn, j + kKeys - 1 + window) : Tn;
+            __m256 ak[kKeys][kVec], av[kKeys][kVec];
+            for (int u = 0; u < kKeys; u++)
+                for (int c = 0; c < kVec; c++) ak[u][c] = av[u][c] = _mm256_setzero_ps();
+            for (int t = j; t < t1; t++) {
+                if (attn_last_key(t, len) < attn_first_key(t, window)) continue;  // an empty row: nothing kept
+                const float* qt = q + ((int64_t)b * Tn + t) * qs + h * HD;
+                const float* dot = dout + ((int64_t)b * Tn + t) * qs + h * HD;
+                const float* ds = dS + probs_row(t) + j;
+                const float* p = P + probs_row(t) + j;
+                for (int c = 0; c < kVec; c++) {
+                    const __m256 qv = _mm256_loadu_ps(qt + c * kLanes), dov = _mm256_loadu_ps(dot + c * kLanes);
+                    for (int u = 0; u < kKeys; u++) {
+                        ak[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(ds + u), qv, ak[u][c]);
+                        av[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + u), dov, av[u][c]);
+                    }
+                }
+            }
+            for (int u = 0; u < kKeys && j + u < Tn; u++)
+                for (int c = 0; c < kVec; c++) {
+                    float* dkr = &w.dK[(size_t)(j + u) * HD + c * kLanes];
+                    float* dvr = &w.dV[(size_t)(j + u) * HD + c * kLanes];
+                    _mm256_storeu_ps(dkr, _mm256_add_ps(_mm256_loadu_ps(dkr), ak[u][c]));
+                    _mm256_storeu_ps(dvr, _mm256_add_ps(_mm256_loadu_ps(dvr), av[u][c]));
+                }
         }
     }
     for (int j = 0; j < Tn; j++) {
@@ -269,17 +341,23 @@ void backward_all(float* dq, float* dk, float* dv, const float* dout, const floa
     {
         Tiles w;
         size_tiles(w, Tn, HD);
+        if (probs) w.dS.assign(probs_per_head(Tn), 0.0f);
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int kvh = 0; kvh < KV; kvh++)
-                backward_item<HD>(w, dq, dk, dv, dout, lse, q, k, v, b, kvh, lens[b], Tn, H, KV, window, scale, probs);
+                if (probs)
+                    backward_item_kept<HD>(w, dq, dk, dv, dout, q, k, v, b, kvh, lens[b], Tn, H, KV, window, scale, probs);
+                else
+                    backward_item<HD>(w, dq, dk, dv, dout, lse, q, k, v, b, kvh, lens[b], Tn, H, KV, window, scale);
     }
 }
 
 }  // namespace
 
 // Head sizes with a compiled kernel; others take the sgemm reference path.
-#define LF_ATTN_HEADS(X) X(8) X(16) X(32) X(48) X(64) X(80) X(96) X(128)
+// Measured on Zen 3 (test_ops perf, docs/BENCHMARKS.md): from head_dim 16 up, sgemm's blocked
+// products are as fast or faster, so only the small heads get their own kernel.
+#define LF_ATTN_HEADS(X) X(8) X(16)
 
 size_t attention_fast_probs_floats(int B, int Tn, int H, int hd) {
     switch (hd) {

@@ -245,7 +245,7 @@ void test_rope() {
     });
 }
 
-// hd 4 has no compiled kernel in the CPU backend (the sgemm path runs); hd 8 and 48 do
+// hd 4 and 48 have no compiled kernel in the CPU backend (the sgemm path runs); hd 8 and 16 do
 void test_attention(int window, int hd) {
     if (!want_op(Op::AttentionForward) && !want_op(Op::AttentionBackward)) return;
     std::printf("attention (GQA 4/2, head_dim %d, right padding%s)\n", hd, window ? ", sliding window 3" : "");
@@ -553,6 +553,8 @@ int main(int argc, char** argv) {
     test_attention(3, 4);
     test_attention(0, 8);
     test_attention(3, 8);
+    test_attention(0, 16);
+    test_attention(3, 16);
     test_attention(0, 48);
     test_swiglu();
     test_cross_entropy();
