@@ -33,7 +33,8 @@ struct Tiles {
 };
 
 // Kept probabilities: per (b, h) the rows of queries 0..Tn-1, row t holding keys [0, round8(t+1))
-// (the chunks a query can see without a window), so the causal half of a [Tn, Tn] matrix.
+// (the chunks a query can see without a window), so the causal half of a [Tn, Tn] matrix. A row
+// holds exp(s - max), unnormalized; lse then holds 1/sum for it.
 inline size_t probs_row(int t) {  // sum over u < t of round8(u + 1)
     const size_t full = (size_t)(t / kLanes);  // complete groups of 8 rows: group g has 8 rows of 8(g+1)
     size_t off = (size_t)kLanes * kLanes * full * (full + 1) / 2;
@@ -99,6 +100,41 @@ struct RowAcc {
     }
 };
 
+// out[0..HD) = scale * sum_{j in [j0, j1]} w[j] R[j][0..HD), R's rows HD floats apart: P V and dS K.
+// Four independent sums in flight (keys j0, j0+1, ... in turn), in named registers.
+template <int HD>
+inline void weighted_rows(float* out, const float* w, const float* R, int j0, int j1, float scale) {
+    static_assert(HD == 8 || HD == 16, "weighted_rows: head_dim 8 or 16");
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int j = j0;
+    if constexpr (HD == 8) {
+        for (; j + 4 <= j1 + 1; j += 4) {
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j), _mm256_loadu_ps(R + (size_t)j * 8), a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + 1), _mm256_loadu_ps(R + (size_t)(j + 1) * 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + 2), _mm256_loadu_ps(R + (size_t)(j + 2) * 8), a2);
+            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + 3), _mm256_loadu_ps(R + (size_t)(j + 3) * 8), a3);
+        }
+        for (; j <= j1; j++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j), _mm256_loadu_ps(R + (size_t)j * 8), a0);
+        _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), _mm256_set1_ps(scale)));
+    } else {  // a0, a1: even keys, lanes 0-7 and 8-15; a2, a3: odd keys
+        for (; j + 2 <= j1 + 1; j += 2) {
+            const __m256 w0 = _mm256_broadcast_ss(w + j), w1 = _mm256_broadcast_ss(w + j + 1);
+            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(R + (size_t)j * 16), a0);
+            a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(R + (size_t)j * 16 + 8), a1);
+            a2 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(R + (size_t)(j + 1) * 16), a2);
+            a3 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(R + (size_t)(j + 1) * 16 + 8), a3);
+        }
+        if (j <= j1) {
+            const __m256 w0 = _mm256_broadcast_ss(w + j);
+            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(R + (size_t)j * 16), a0);
+            a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(R + (size_t)j * 16 + 8), a1);
+        }
+        const __m256 sc = _mm256_set1_ps(scale);
+        _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_add_ps(a0, a2), sc));
+        _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_add_ps(a1, a3), sc));
+    }
+}
+
 // f(set, j) for j in [j0, j1], with set = (j - j0) % kSets known at compile time
 template <int HD, class F>
 inline void for_keys(int j0, int j1, F&& f) {
@@ -116,7 +152,6 @@ void forward_item(Tiles& w, float* out, float* lse, const float* q, const float*
                   int len, int Tn, int H, int KV, int window, float scale, float* probs) {
     gather<HD>(w, k, v, b, kvh, Tn, KV, false);
     const int group = H / KV, qs = H * HD;
-    float* s = w.s.data();
     for (int g = 0; g < group; g++) {
         const int h = kvh * group + g;
         for (int t = 0; t < Tn; t++) {
@@ -129,7 +164,9 @@ void forward_item(Tiles& w, float* out, float* lse, const float* q, const float*
                 *lt = 0.0f;
                 continue;
             }
-            // scores of the chunks of 8 keys that cover [j0, j1], masked lanes at -inf; their max
+            // scores of the chunks of 8 keys that cover [j0, j1], masked lanes at -inf; their max.
+            // With probs kept, the row is built in place there (and lse receives 1/sum instead).
+            float* s = probs ? probs + ((size_t)b * H + h) * probs_per_head(Tn) + probs_row(t) : w.s.data();
             const int c0 = j0 / kLanes * kLanes;
             const __m256 sc = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
             __m256 vmax = ninf;
@@ -149,16 +186,8 @@ void forward_item(Tiles& w, float* out, float* lse, const float* q, const float*
                 vsum = _mm256_add_ps(vsum, e);
             }
             const float sum = simd::hsum8(vsum);
-            if (probs) {  // P = e / sum, kept for backward
-                float* prow = probs + ((size_t)b * H + h) * probs_per_head(Tn) + probs_row(t);
-                const __m256 inv = _mm256_set1_ps(1.0f / sum);
-                for (int jc = c0; jc <= j1; jc += kLanes) _mm256_storeu_ps(prow + jc, _mm256_mul_ps(_mm256_loadu_ps(s + jc), inv));
-            }
-            RowAcc<HD> acc;  // out = sum_j p_j V_j
-            const float* Vr = w.Vr.data();
-            for_keys<HD>(j0, j1, [&](int set, int j) { acc.add(set, s + j, Vr + (size_t)j * HD); });
-            acc.store(ot, 1.0f / sum);
-            *lt = mx + std::log(sum);
+            weighted_rows<HD>(ot, s, w.Vr.data(), j0, j1, 1.0f / sum);  // out = sum_j p_j V_j
+            *lt = probs ? 1.0f / sum : mx + std::log(sum);
         }
     }
 }
@@ -234,9 +263,9 @@ void backward_item(Tiles& w, float* dq, float* dk, float* dv, const float* dout,
 // dV[j] = sum_t P[t][j] dOut_t for kKeys keys at a time in registers, instead of a
 // read-modify-write of dK[j] and dV[j] for every (query, key) pair.
 template <int HD>
-void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
-                        const float* v, int b, int kvh, int len, int Tn, int H, int KV, int window, float scale,
-                        const float* probs) {
+void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
+                        const float* k, const float* v, int b, int kvh, int len, int Tn, int H, int KV, int window,
+                        float scale, const float* probs) {
     constexpr int kVec = HD / kLanes, kKeys = 32 / HD;  // 8 accumulators: kKeys x kVec x (dK, dV)
     static_assert(kLanes % kKeys == 0, "a key block lies inside one 8-key chunk");
     gather<HD>(w, k, v, b, kvh, Tn, KV, true);
@@ -256,22 +285,22 @@ void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* 
                 std::fill(dqt, dqt + HD, 0.0f);
                 continue;
             }
-            const float* p = P + probs_row(t);
+            const float* e = P + probs_row(t);  // exp(s - max); p = e / sum
+            const __m256 inv = _mm256_set1_ps(lse[((int64_t)b * H + h) * Tn + t]);
             float* ds = dS + probs_row(t);
             const int c0 = j0 / kLanes * kLanes;
             __m256 vD = _mm256_setzero_ps();
             for (int jc = c0; jc <= j1; jc += kLanes) {
                 const __m256 dpj = dots8<HD>(dot, w.Vt.data(), w.Tp, jc);
                 _mm256_storeu_ps(ds + jc, dpj);
-                vD = _mm256_fmadd_ps(_mm256_loadu_ps(p + jc), dpj, vD);
+                vD = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(e + jc), inv), dpj, vD);
             }
             const __m256 vDs = _mm256_set1_ps(simd::hsum8(vD));
             for (int jc = c0; jc <= j1; jc += kLanes)
-                _mm256_storeu_ps(ds + jc, _mm256_mul_ps(_mm256_loadu_ps(p + jc), _mm256_sub_ps(_mm256_loadu_ps(ds + jc), vDs)));
+                _mm256_storeu_ps(ds + jc, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(e + jc), inv),
+                                                        _mm256_sub_ps(_mm256_loadu_ps(ds + jc), vDs)));
             const float* Kr = w.Kr.data();
-            RowAcc<HD> acc;
-            for_keys<HD>(j0, j1, [&](int set, int j) { acc.add(set, ds + j, Kr + (size_t)j * HD); });
-            acc.store(dqt, scale);
+            weighted_rows<HD>(dqt, ds, Kr, j0, j1, scale);
         }
         // key-major: keys j .. j+kKeys-1 see queries t >= j (and t < j + kKeys - 1 + window with a
         // window); each such row that is not empty holds the block's chunk, with 0 in the lanes
@@ -286,9 +315,11 @@ void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* 
                 const float* qt = q + ((int64_t)b * Tn + t) * qs + h * HD;
                 const float* dot = dout + ((int64_t)b * Tn + t) * qs + h * HD;
                 const float* ds = dS + probs_row(t) + j;
-                const float* p = P + probs_row(t) + j;
+                const float* p = P + probs_row(t) + j;  // unnormalized: dOut is scaled by 1/sum instead
+                const __m256 inv = _mm256_set1_ps(lse[((int64_t)b * H + h) * Tn + t]);
                 for (int c = 0; c < kVec; c++) {
-                    const __m256 qv = _mm256_loadu_ps(qt + c * kLanes), dov = _mm256_loadu_ps(dot + c * kLanes);
+                    const __m256 qv = _mm256_loadu_ps(qt + c * kLanes);
+                    const __m256 dov = _mm256_mul_ps(_mm256_loadu_ps(dot + c * kLanes), inv);
                     for (int u = 0; u < kKeys; u++) {
                         ak[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(ds + u), qv, ak[u][c]);
                         av[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + u), dov, av[u][c]);
@@ -346,7 +377,7 @@ void backward_all(float* dq, float* dk, float* dv, const float* dout, const floa
         for (int b = 0; b < B; b++)
             for (int kvh = 0; kvh < KV; kvh++)
                 if (probs)
-                    backward_item_kept<HD>(w, dq, dk, dv, dout, q, k, v, b, kvh, lens[b], Tn, H, KV, window, scale, probs);
+                    backward_item_kept<HD>(w, dq, dk, dv, dout, lse, q, k, v, b, kvh, lens[b], Tn, H, KV, window, scale, probs);
                 else
                     backward_item<HD>(w, dq, dk, dv, dout, lse, q, k, v, b, kvh, lens[b], Tn, H, KV, window, scale);
     }

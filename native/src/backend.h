@@ -61,7 +61,8 @@ public:
     virtual void rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int nh, int hd) = 0;
     // Attention may keep the softmax probabilities of the forward pass for the backward pass:
     // attention_probs_floats says how many floats a `probs` buffer needs (0: this backend always
-    // recomputes them); forward fills it when given, backward reads it when given.
+    // recomputes them); forward fills it when given, backward reads it when given. With probs the
+    // lse buffer carries whatever that backend's backward needs to go with them (CPU: 1/sum).
     virtual size_t attention_probs_floats(int B, int T, int H, int hd) const { return 0; }
     virtual void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens,
                                    int B, int T, int H, int KV, int hd, int window, float* probs = nullptr) = 0;

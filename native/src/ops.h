@@ -215,7 +215,8 @@ void attn_probs(T* S, T* lse_out, const T* qblk, int qs, const T* kb, int ks, in
 
 // fp32 kernels for common head sizes (attention_cpu.cpp); false when hd has none. `probs` (may be
 // null) holds each query's softmax row, attention_fast_probs_floats(B, T, H, hd) floats (0 when
-// hd has no kernel): forward writes it, backward reads it instead of recomputing exp(S - lse).
+// hd has no kernel): forward writes it, backward reads it instead of recomputing exp(S - lse);
+// with probs, lse holds each row's 1/sum (the rows are kept unnormalized).
 size_t attention_fast_probs_floats(int B, int Tn, int H, int hd);
 bool attention_forward_fast(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens,
                             int B, int Tn, int H, int KV, int hd, int window, float* probs = nullptr);
