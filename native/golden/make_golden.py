@@ -62,6 +62,9 @@ class Train:
     max_grad_norm: float
     record_len: tuple[int, int]  # inclusive range of record lengths
     steps: int = 10
+    # every k-th record is trained from its first token (mask[0] = 1, as trainOnInputs gives):
+    # the BOS label is never a target after the shift but counts in num_items_in_batch. 0: none
+    full_mask_every: int = 0
 
 
 @dataclass
@@ -140,7 +143,7 @@ CONFIGS = {
             lora=Lora(r=8, alpha=16, target_modules=ALL7, use_rslora=True),
             fwd_batch=2, fwd_seq=24,
             train=Train(learning_rate=3e-3, batch_size=6, micro_batch_size=3, warmup_steps=2,
-                        max_grad_norm=4.8, record_len=(5, 20)),
+                        max_grad_norm=4.8, record_len=(5, 20), full_mask_every=4),
         ),
         GoldenConfig(
             name="llama3_rope", model=llama3_rope_model,
@@ -192,14 +195,17 @@ def load_base(model_dir: Path) -> LlamaForCausalLM:
                                             attn_implementation="eager").eval()
 
 
-def make_records(gen: torch.Generator, n: int, length: tuple[int, int], vocab: int):
-    """n records of random tokens; a prompt of >= 1 tokens is masked (mask 0), the rest is trained."""
+def make_records(gen: torch.Generator, n: int, length: tuple[int, int], vocab: int, full_mask_every: int = 0):
+    """n records of random tokens; a prompt of >= 1 tokens is masked (mask 0), the rest is trained;
+    with full_mask_every = k, records k-1, 2k-1, ... are trained whole (mask all 1)."""
     records = []
-    for _ in range(n):
+    for i in range(n):
         t = int(torch.randint(length[0], length[1] + 1, (1,), generator=gen))
         tokens = torch.randint(3, vocab, (t,), generator=gen)
         tokens[0] = 1  # BOS
         prompt = int(torch.randint(1, t - 1, (1,), generator=gen))
+        if full_mask_every and i % full_mask_every == full_mask_every - 1:
+            prompt = 0
         mask = torch.zeros(t, dtype=torch.uint8)
         mask[prompt:] = 1
         records.append((tokens, mask))
@@ -408,7 +414,7 @@ def training(c: GoldenConfig, model_dir: Path, out: dict) -> dict:
     t = c.train
     gen = torch.Generator().manual_seed(c.seed + 2)
     vocab = json.loads((model_dir / "config.json").read_text())["vocab_size"]
-    records = make_records(gen, t.steps * t.batch_size, t.record_len, vocab)
+    records = make_records(gen, t.steps * t.batch_size, t.record_len, vocab, t.full_mask_every)
 
     ref = train_with_trainer(c, model_dir, records)
     mine = explicit_training_loop(c, model_dir, records, ref["init"])

@@ -303,20 +303,22 @@ void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* 
             weighted_rows<HD>(dqt, ds, Kr, j0, j1, scale);
         }
         // key-major: keys j .. j+kKeys-1 see queries t >= j (and t < j + kKeys - 1 + window with a
-        // window); each such row that is not empty holds the block's chunk, with 0 in the lanes
-        // its query cannot see
+        // window); each such row holds the block's chunk, with 0 in the lanes its query cannot see
         for (int j = 0; j < len; j += kKeys) {
-            const int t1 = window > 0 ? std::min(Tn, j + kKeys - 1 + window) : Tn;
+            // rows t >= len + window - 1 see no key at all (and keep nothing)
+            const int t1 = window > 0 ? std::min({Tn, j + kKeys - 1 + window, len + window - 1}) : Tn;
             __m256 ak[kKeys][kVec], av[kKeys][kVec];
             for (int u = 0; u < kKeys; u++)
                 for (int c = 0; c < kVec; c++) ak[u][c] = av[u][c] = _mm256_setzero_ps();
-            for (int t = j; t < t1; t++) {
-                if (attn_last_key(t, len) < attn_first_key(t, window)) continue;  // an empty row: nothing kept
-                const float* qt = q + ((int64_t)b * Tn + t) * qs + h * HD;
-                const float* dot = dout + ((int64_t)b * Tn + t) * qs + h * HD;
-                const float* ds = dS + probs_row(t) + j;
-                const float* p = P + probs_row(t) + j;  // unnormalized: dOut is scaled by 1/sum instead
-                const __m256 inv = _mm256_set1_ps(lse[((int64_t)b * H + h) * Tn + t]);
+            const float* qt = q + ((int64_t)b * Tn + j) * qs + h * HD;
+            const float* dot = dout + ((int64_t)b * Tn + j) * qs + h * HD;
+            const float* invt = lse + ((int64_t)b * H + h) * Tn + j;
+            size_t row = probs_row(j);
+            for (int t = j; t < t1; t++, qt += qs, dot += qs, invt++) {
+                const float* ds = dS + row + j;
+                const float* p = P + row + j;  // unnormalized: dOut is scaled by 1/sum instead
+                row += (size_t)(t / kLanes + 1) * kLanes;  // the next row starts round8(t + 1) later
+                const __m256 inv = _mm256_broadcast_ss(invt);
                 for (int c = 0; c < kVec; c++) {
                     const __m256 qv = _mm256_loadu_ps(qt + c * kLanes);
                     const __m256 dov = _mm256_mul_ps(_mm256_loadu_ps(dot + c * kLanes), inv);
