@@ -4,6 +4,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <vector>
 
 #include <cmath>
 #include <cstdlib>
@@ -104,7 +107,18 @@ public:
         return (float*)p;
     }
     void free(float* p) override { std::free(p); }
-    const float* weights(const float* host, size_t) override { return host; }
+    // Frozen tensors are used in place; the ones small_gemm takes also get packed copies (one per
+    // orientation), made on first use and dropped when the last user releases the tensor.
+    const float* weights(const float* host, size_t n) override {
+        std::lock_guard<std::mutex> lock(frozen_mu_);
+        frozen_[host].refs++;
+        return host;
+    }
+    void release_weights(const float* host) override {
+        std::lock_guard<std::mutex> lock(frozen_mu_);
+        auto it = frozen_.find(host);
+        if (it != frozen_.end() && --it->second.refs <= 0) frozen_.erase(it);
+    }
     void upload(float* dst, const float* host, size_t n) override { if (dst != host) std::memcpy(dst, host, n * 4); }
     void download(float* host, const float* src, size_t n) override { if (host != src) std::memcpy(host, src, n * 4); }
     void zero(float* p, size_t n) override { std::memset(p, 0, n * 4); }
@@ -125,11 +139,17 @@ public:
 #pragma omp parallel for schedule(static) if ((int64_t)N * C >= ops::kParallelMin)
         for (int n = 0; n < N; n++) std::memcpy(out + (int64_t)n * C, table + (int64_t)tokens[n] * C, (size_t)C * 4);
     }
+    // out[N,O] = a x W^T + b out
     void matmul_forward(float* out, const float* x, const float* W, int N, int I, int O, float a, float b) override {
-        ops::matmul_forward(out, x, W, N, I, O, a, b);
+        if (!ops::small_gemm_fits(O, I)) return ops::matmul_forward(out, x, W, N, I, O, a, b);
+        std::vector<float> scratch;
+        ops::small_gemm(N, O, I, a, x, I, packed(W, true, O, I, &scratch), b, out, O);
     }
+    // dx[N,I] = a dout W + b dx
     void matmul_backward_input(float* dx, const float* dout, const float* W, int N, int I, int O, float a, float b) override {
-        ops::matmul_backward_input(dx, dout, W, N, I, O, a, b);
+        if (!ops::small_gemm_fits(I, O)) return ops::matmul_backward_input(dx, dout, W, N, I, O, a, b);
+        std::vector<float> scratch;
+        ops::small_gemm(N, I, O, a, dout, O, packed(W, false, I, O, &scratch), b, dx, I);
     }
     void matmul_backward_weight(float* dW, const float* dout, const float* x, int N, int I, int O, float a, float b) override {
         ops::matmul_backward_weight(dW, dout, x, N, I, O, a, b);
@@ -177,6 +197,34 @@ public:
                double wd, int64_t step) override {
         ops::adamw_update(p, g, m, v, n, lr, b1, b2, eps, wd, step);
     }
+
+private:
+    struct Frozen {
+        int refs = 0;
+        std::vector<float> packed[2];  // small_gemm panels of W^T (forward) and W (input gradient)
+    };
+    // W's panels for small_gemm as op(W) [K, N] (W^T when trans): the kept copy when W is a frozen
+    // tensor, else packed into *scratch (a LoRA matrix changes every step)
+    const float* packed(const float* W, bool trans, int N, int K, std::vector<float>* scratch) {
+        const size_t n = ops::small_gemm_packed_floats(N, K);
+        {
+            std::lock_guard<std::mutex> lock(frozen_mu_);
+            auto it = frozen_.find(W);
+            if (it != frozen_.end()) {
+                std::vector<float>& v = it->second.packed[trans ? 0 : 1];
+                if (v.size() != n) {  // first use (a tensor is always used with one shape)
+                    v.resize(n);
+                    ops::small_gemm_pack(v.data(), trans, N, K, W, trans ? K : N);
+                }
+                return v.data();  // stays valid while W is held (std::map nodes do not move)
+            }
+        }
+        scratch->resize(n);
+        ops::small_gemm_pack(scratch->data(), trans, N, K, W, trans ? K : N);
+        return scratch->data();
+    }
+    std::mutex frozen_mu_;
+    std::map<const float*, Frozen> frozen_;
 };
 }  // namespace
 

@@ -68,6 +68,12 @@ Model::Model(Backend& be, const LlamaWeights& w, Lora* lora) : be_(be), w_(w), l
 
 Model::~Model() {
     for (float* p : allocs_) be_.free(p);
+    const LlamaConfig& c = w_.cfg;
+    be_.release_weights(w_.embed);
+    be_.release_weights(w_.final_norm);
+    if (!c.tied) be_.release_weights(w_.lm_head);
+    for (auto& L : w_.layers)
+        for (const float* t : {L.in_norm, L.post_norm, L.wq, L.wk, L.wv, L.wo, L.wg, L.wu, L.wd}) be_.release_weights(t);
 }
 
 float* Model::buf(size_t n) {

@@ -81,6 +81,19 @@ inline void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const doub
                 lda, B, ldb, beta, C, ldc);
 }
 
+// The CPU backend's own kernel for small products (gemm_cpu.cpp): C[M,N] = alpha * A[M,K] op(B)
+// + beta * C, with op(B) packed first by small_gemm_pack (op(B) = B^T for B [N,K] when trans_b,
+// else B [K,N]; small_gemm_packed_floats floats). small_gemm_fits says which shapes it is for:
+// up to these sizes it beats OpenBLAS on Zen 3 (docs/BENCHMARKS.md), beyond them it does not.
+constexpr int kSmallGemmMaxK = 1024;
+constexpr int64_t kSmallGemmMaxNK = 1 << 18;        // packed B up to 1 MB
+constexpr double kSmallGemmParallelMin = 1 << 20;  // M*N*K below this runs on one thread
+bool small_gemm_fits(int N, int K);
+size_t small_gemm_packed_floats(int N, int K);
+void small_gemm_pack(float* Bp, bool trans_b, int N, int K, const float* B, int ldb);
+void small_gemm(int M, int N, int K, float alpha, const float* A, int lda, const float* Bp, float beta, float* C,
+                int ldc);
+
 // ---------------------------------------------------------------------------------------------
 // matmul (nn.Linear without bias): out[N,O] = alpha * x[N,I] @ W[O,I]^T + beta * out
 

@@ -177,6 +177,50 @@ void test_matmul() {
     }
 }
 
+// The CPU backend runs small products through its own kernel (6 x 16 tiles, row and column tails)
+// and keeps packed copies of frozen weights: shapes with every kind of tail, through both the
+// scratch and the kept path, and a released weight whose memory then holds new values.
+void test_matmul_tiles() {
+    if (!want_op(Op::MatmulForward) && !want_op(Op::MatmulBackwardInput)) return;
+    std::printf("matmul tiles (small-GEMM kernel, kept weight panels)\n");
+    const int N = 23, I = 37, O = 35;  // 3 tiles of 6 rows + 5; panels of 16, 16 + 5 and 16, 16 + 3
+    const double alpha = 1.3, beta = 1.0;
+    Vec x = randv(N * I, 71), W = randv(O * I, 72), o0 = randv(N * O, 73), R = randv(N * O, 74), dx0 = randv(N * I, 75);
+    Vec ref = o0, dref = dx0;
+    ops::matmul_forward(ref.data(), x.data(), W.data(), N, I, O, alpha, beta);
+    ops::matmul_backward_input(dref.data(), R.data(), W.data(), N, I, O, alpha, beta);
+    for (bool frozen : {false, true}) {
+        std::printf("  W %s:\n", frozen ? "a frozen tensor (kept panels, used twice)" : "a plain buffer");
+        backend_check(Op::MatmulForward, 1e-6, {ref, dref}, [&](Backend& be) {
+            Buf bx(be, x), bW(be, W), bo(be, o0), bR(be, R), bd(be, dx0);
+            const float* w = frozen ? be.weights(bW.p, W.size()) : bW.p;
+            for (int rep = 0; rep < (frozen ? 2 : 1); rep++) {
+                be.upload(bo.p, tof(o0).data(), o0.size());
+                be.upload(bd.p, tof(dx0).data(), dx0.size());
+                be.matmul_forward(bo.p, bx.p, w, N, I, O, (float)alpha, (float)beta);
+                be.matmul_backward_input(bd.p, bR.p, w, N, I, O, (float)alpha, (float)beta);
+            }
+            if (frozen) be.release_weights(w);
+            return std::vector<Vec>{bo.get(), bd.get()};
+        });
+    }
+    // a released tensor's memory reused with other values must not see the old panels
+    {
+        auto be = make_backend("cpu");
+        Buf bx(*be, x), bW(*be, W), bo(*be, N * O);
+        const float* w = be->weights(bW.p, W.size());
+        be->matmul_forward(bo.p, bx.p, w, N, I, O, 1.0f, 0.0f);
+        be->release_weights(w);
+        Vec W2 = randv(O * I, 76), ref2(N * O, 0.0);
+        be->upload(bW.p, tof(W2).data(), W2.size());
+        ops::matmul_forward(ref2.data(), x.data(), W2.data(), N, I, O, 1.0, 0.0);
+        w = be->weights(bW.p, W2.size());
+        be->matmul_forward(bo.p, bx.p, w, N, I, O, 1.0f, 0.0f);
+        be->release_weights(w);
+        result("matmul after release: new weights, not the kept panels", rel_err(bo.get(), ref2), 1e-6);
+    }
+}
+
 void test_rmsnorm() {
     if (!want_op(Op::RmsnormForward) && !want_op(Op::RmsnormBackward)) return;
     std::printf("rmsnorm\n");
@@ -547,6 +591,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     test_matmul();
+    test_matmul_tiles();
     test_rmsnorm();
     test_rope();
     test_attention(0, 4);
