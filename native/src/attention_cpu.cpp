@@ -147,49 +147,140 @@ inline void for_keys(int j0, int j1, F&& f) {
     }
 }
 
+// out_u[0..HD) = scale_u * sum_{j in [j0, j1]} w_u[j] R[j][0..HD) for G rows of weights over the
+// same rows R (the G query heads of a KV group): each R row is loaded once for all G.
+template <int HD, int G>
+inline void weighted_rows_g(float* const* out, const float* const* w, const float* R, int j0, int j1,
+                            const float* scale) {
+    constexpr int kVec = HD / kLanes;
+    __m256 a[G][2][kVec];  // even and odd keys
+#pragma GCC unroll 4
+    for (int u = 0; u < G; u++)
+#pragma GCC unroll 4
+        for (int c = 0; c < kVec; c++) a[u][0][c] = a[u][1][c] = _mm256_setzero_ps();
+    int j = j0;
+    for (; j + 2 <= j1 + 1; j += 2) {
+#pragma GCC unroll 4
+        for (int c = 0; c < kVec; c++) {
+            const __m256 r0 = _mm256_loadu_ps(R + (size_t)j * HD + c * kLanes);
+            const __m256 r1 = _mm256_loadu_ps(R + (size_t)(j + 1) * HD + c * kLanes);
+#pragma GCC unroll 4
+            for (int u = 0; u < G; u++) {
+                a[u][0][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(w[u] + j), r0, a[u][0][c]);
+                a[u][1][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(w[u] + j + 1), r1, a[u][1][c]);
+            }
+        }
+    }
+    if (j <= j1) {
+#pragma GCC unroll 4
+        for (int c = 0; c < kVec; c++) {
+            const __m256 r0 = _mm256_loadu_ps(R + (size_t)j * HD + c * kLanes);
+#pragma GCC unroll 4
+            for (int u = 0; u < G; u++) a[u][0][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(w[u] + j), r0, a[u][0][c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < G; u++)
+#pragma GCC unroll 4
+        for (int c = 0; c < kVec; c++)
+            _mm256_storeu_ps(out[u] + c * kLanes, _mm256_mul_ps(_mm256_add_ps(a[u][0][c], a[u][1][c]), _mm256_set1_ps(scale[u])));
+}
+
+// x_u . M[:, jc .. jc+8) for G vectors x_u sharing the loads of M
+template <int HD, int G>
+inline void dots8_g(__m256* out, const float* const* x, const float* M, int Tp, int jc) {
+    __m256 a[G][2];
+#pragma GCC unroll 4
+    for (int u = 0; u < G; u++) a[u][0] = a[u][1] = _mm256_setzero_ps();
+    for (int d = 0; d < HD; d += 2) {
+        const __m256 m0 = _mm256_loadu_ps(M + (size_t)d * Tp + jc), m1 = _mm256_loadu_ps(M + (size_t)(d + 1) * Tp + jc);
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) {
+            a[u][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(x[u] + d), m0, a[u][0]);
+            a[u][1] = _mm256_fmadd_ps(_mm256_broadcast_ss(x[u] + d + 1), m1, a[u][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < G; u++) out[u] = _mm256_add_ps(a[u][0], a[u][1]);
+}
+
+// Forward of G query heads of one KV group at a time (they share t, so the same visible keys):
+// the key and value loads, the masks and the loop control are paid once for the G of them.
+template <int HD, int G>
+void forward_heads(Tiles& w, float* out, float* lse, const float* q, int b, int h0, int len, int Tn, int H,
+                   int window, float scale, float* probs) {
+    const int qs = H * HD;
+    for (int t = 0; t < Tn; t++) {
+        const float* qt[G];
+        float *ot[G], *lt[G], *s[G];
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) {
+            const int h = h0 + u;
+            qt[u] = q + ((int64_t)b * Tn + t) * qs + h * HD;
+            ot[u] = out + ((int64_t)b * Tn + t) * qs + h * HD;
+            lt[u] = lse + ((int64_t)b * H + h) * Tn + t;
+            // with probs kept, a row is built in place there (and lse receives 1/sum instead)
+            s[u] = probs ? probs + ((size_t)b * H + h) * probs_per_head(Tn) + probs_row(t) : w.s.data() + (size_t)u * w.Tp;
+        }
+        const int j0 = attn_first_key(t, window), j1 = attn_last_key(t, len);
+        if (j1 < j0) {  // no visible key (an empty row): output 0
+            for (int u = 0; u < G; u++) {
+                std::fill(ot[u], ot[u] + HD, 0.0f);
+                *lt[u] = 0.0f;
+            }
+            continue;
+        }
+        // scores of the chunks of 8 keys that cover [j0, j1], masked lanes at -inf; their max
+        const int c0 = j0 / kLanes * kLanes;
+        const __m256 sc = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
+        __m256 vmax[G];
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) vmax[u] = ninf;
+        for (int jc = c0; jc <= j1; jc += kLanes) {
+            __m256 d[G];
+            dots8_g<HD, G>(d, qt, w.Kt.data(), w.Tp, jc);
+            const __m256 mask = simd::lane_mask(jc, j0, j1);
+#pragma GCC unroll 4
+            for (int u = 0; u < G; u++) {
+                const __m256 sj = _mm256_blendv_ps(ninf, _mm256_mul_ps(d[u], sc), mask);
+                _mm256_storeu_ps(s[u] + jc, sj);
+                vmax[u] = _mm256_max_ps(vmax[u], sj);
+            }
+        }
+        // e = exp(s - max) (0 in masked lanes) and its sum
+        __m256 vmx[G], vsum[G];
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) {
+            vmx[u] = _mm256_set1_ps(simd::hmax8(vmax[u]));
+            vsum[u] = _mm256_setzero_ps();
+        }
+        for (int jc = c0; jc <= j1; jc += kLanes) {
+#pragma GCC unroll 4
+            for (int u = 0; u < G; u++) {
+                const __m256 e = simd::exp8(_mm256_sub_ps(_mm256_loadu_ps(s[u] + jc), vmx[u]));
+                _mm256_storeu_ps(s[u] + jc, e);
+                vsum[u] = _mm256_add_ps(vsum[u], e);
+            }
+        }
+        float inv[G];
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) {
+            const float sum = simd::hsum8(vsum[u]);
+            inv[u] = 1.0f / sum;
+            *lt[u] = probs ? inv[u] : _mm256_cvtss_f32(vmx[u]) + std::log(sum);
+        }
+        weighted_rows_g<HD, G>(ot, s, w.Vr.data(), j0, j1, inv);  // out = sum_j p_j V_j
+    }
+}
+
 template <int HD>
 void forward_item(Tiles& w, float* out, float* lse, const float* q, const float* k, const float* v, int b, int kvh,
                   int len, int Tn, int H, int KV, int window, float scale, float* probs) {
     gather<HD>(w, k, v, b, kvh, Tn, KV, false);
-    const int group = H / KV, qs = H * HD;
-    for (int g = 0; g < group; g++) {
-        const int h = kvh * group + g;
-        for (int t = 0; t < Tn; t++) {
-            const float* qt = q + ((int64_t)b * Tn + t) * qs + h * HD;
-            float* ot = out + ((int64_t)b * Tn + t) * qs + h * HD;
-            float* lt = lse + ((int64_t)b * H + h) * Tn + t;
-            const int j0 = attn_first_key(t, window), j1 = attn_last_key(t, len);
-            if (j1 < j0) {  // no visible key (an empty row): output 0
-                std::fill(ot, ot + HD, 0.0f);
-                *lt = 0.0f;
-                continue;
-            }
-            // scores of the chunks of 8 keys that cover [j0, j1], masked lanes at -inf; their max.
-            // With probs kept, the row is built in place there (and lse receives 1/sum instead).
-            float* s = probs ? probs + ((size_t)b * H + h) * probs_per_head(Tn) + probs_row(t) : w.s.data();
-            const int c0 = j0 / kLanes * kLanes;
-            const __m256 sc = _mm256_set1_ps(scale), ninf = _mm256_set1_ps(-INFINITY);
-            __m256 vmax = ninf;
-            for (int jc = c0; jc <= j1; jc += kLanes) {
-                const __m256 sj = _mm256_blendv_ps(ninf, _mm256_mul_ps(dots8<HD>(qt, w.Kt.data(), w.Tp, jc), sc),
-                                                   simd::lane_mask(jc, j0, j1));
-                _mm256_storeu_ps(s + jc, sj);
-                vmax = _mm256_max_ps(vmax, sj);
-            }
-            // e = exp(s - max) (0 in masked lanes) and its sum
-            const float mx = simd::hmax8(vmax);
-            const __m256 vmx = _mm256_set1_ps(mx);
-            __m256 vsum = _mm256_setzero_ps();
-            for (int jc = c0; jc <= j1; jc += kLanes) {
-                const __m256 e = simd::exp8(_mm256_sub_ps(_mm256_loadu_ps(s + jc), vmx));
-                _mm256_storeu_ps(s + jc, e);
-                vsum = _mm256_add_ps(vsum, e);
-            }
-            const float sum = simd::hsum8(vsum);
-            weighted_rows<HD>(ot, s, w.Vr.data(), j0, j1, 1.0f / sum);  // out = sum_j p_j V_j
-            *lt = probs ? 1.0f / sum : mx + std::log(sum);
-        }
-    }
+    const int group = H / KV;
+    int g = 0;
+    for (; g + 2 <= group; g += 2) forward_heads<HD, 2>(w, out, lse, q, b, kvh * group + g, len, Tn, H, window, scale, probs);
+    for (; g < group; g++) forward_heads<HD, 1>(w, out, lse, q, b, kvh * group + g, len, Tn, H, window, scale, probs);
 }
 
 template <int HD>
@@ -348,7 +439,8 @@ void size_tiles(Tiles& w, int Tn, int HD) {
     w.Tp = round_up(Tn, kLanes);
     const size_t n = (size_t)w.Tp * HD;
     for (auto* t : {&w.Kt, &w.Kr, &w.Vt, &w.Vr, &w.dK, &w.dV}) t->assign(n, 0.0f);
-    for (auto* t : {&w.s, &w.p, &w.dp}) t->assign(w.Tp, 0.0f);
+    w.s.assign((size_t)2 * w.Tp, 0.0f);  // one row per head of a pair
+    for (auto* t : {&w.p, &w.dp}) t->assign(w.Tp, 0.0f);
 }
 
 template <int HD>

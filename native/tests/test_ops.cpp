@@ -290,12 +290,13 @@ void test_rope() {
 }
 
 // hd 4 and 48 have no compiled kernel in the CPU backend (the sgemm path runs); hd 8 and 16 do
-void test_attention(int window, int hd) {
+void test_attention(int window, int hd, int H = 4, int KV = 2) {
     if (!want_op(Op::AttentionForward) && !want_op(Op::AttentionBackward)) return;
-    std::printf("attention (GQA 4/2, head_dim %d, right padding%s)\n", hd, window ? ", sliding window 3" : "");
+    std::printf("attention (%d query heads / %d KV heads, head_dim %d, right padding%s)\n", H, KV, hd,
+                window ? ", sliding window 3" : "");
     // T > the reference's query block so that blocks and the causal key limit are exercised;
     // T and the padded length are not multiples of the fast kernel's 8-key chunks
-    const int B = 2, T = ops::kAttnBlock + 7, H = 4, KV = 2;
+    const int B = 2, T = ops::kAttnBlock + 7;
     std::vector<int> lens = {T, T - 9};  // second row padded
     Vec q = randv(B * T * H * hd, 31), k = randv(B * T * KV * hd, 32), v = randv(B * T * KV * hd, 33);
     auto fwd = [&](const std::vector<Vec>& in) {
@@ -598,6 +599,8 @@ int main(int argc, char** argv) {
     test_attention(3, 4);
     test_attention(0, 8);
     test_attention(3, 8);
+    test_attention(0, 8, 4, 4);  // groups of 1 (the fast forward takes query heads in pairs)
+    test_attention(3, 8, 6, 2);  // groups of 3: a pair, then one
     test_attention(0, 16);
     test_attention(3, 16);
     test_attention(0, 48);
