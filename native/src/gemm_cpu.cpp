@@ -83,26 +83,31 @@ inline void tile(int K, const float* A, int lda, const float* Bp, float* C, int 
     }
 }
 
+// Rows [m0, m1) of C, in blocks of kMB rows: within a block every panel of B runs over all the
+// block's tiles, so a panel is loaded into L1 once per block and the block of A stays in L2.
+constexpr int kMB = 8 * kMR;
+
 void rows(int m0, int m1, int N, int K, float alpha, const float* A, int lda, const float* Bp, float beta, float* C,
           int ldc) {
     const int np = (N + kNR - 1) / kNR;
-    int m = m0;
-    for (; m + kMR <= m1; m += kMR)
-        for (int p = 0; p < np; p++)
-            tile<kMR>(K, A + (size_t)m * lda, lda, Bp + (size_t)p * K * kNR, C + (size_t)m * ldc + p * kNR, ldc,
-                      std::min(kNR, N - p * kNR), alpha, beta);
-    const int rest = m1 - m;
-    for (int p = 0; p < np && rest > 0; p++) {
-        const float* a = A + (size_t)m * lda;
-        const float* b = Bp + (size_t)p * K * kNR;
-        float* c = C + (size_t)m * ldc + p * kNR;
-        const int nc = std::min(kNR, N - p * kNR);
-        switch (rest) {
-            case 1: tile<1>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
-            case 2: tile<2>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
-            case 3: tile<3>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
-            case 4: tile<4>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
-            default: tile<5>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
+    for (int mb = m0; mb < m1; mb += kMB) {
+        const int me = std::min(m1, mb + kMB);
+        for (int p = 0; p < np; p++) {
+            const float* b = Bp + (size_t)p * K * kNR;
+            const int nc = std::min(kNR, N - p * kNR);
+            int m = mb;
+            for (; m + kMR <= me; m += kMR)
+                tile<kMR>(K, A + (size_t)m * lda, lda, b, C + (size_t)m * ldc + p * kNR, ldc, nc, alpha, beta);
+            const float* a = A + (size_t)m * lda;
+            float* c = C + (size_t)m * ldc + p * kNR;
+            switch (me - m) {
+                case 0: break;
+                case 1: tile<1>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
+                case 2: tile<2>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
+                case 3: tile<3>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
+                case 4: tile<4>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
+                default: tile<5>(K, a, lda, b, c, ldc, nc, alpha, beta); break;
+            }
         }
     }
 }

@@ -539,6 +539,76 @@ void test_embedding() {
     });
 }
 
+// best-of-7 wall time of f, in seconds
+template <class F>
+double best_time(F f) {
+    f();
+    double best = 1e30;
+    for (int r = 0; r < 7; r++) {
+        auto t0 = std::chrono::steady_clock::now();
+        f();
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+}
+
+// The CPU backend's own kernels against the sgemm paths they replace, same inputs, same run:
+// the measurements behind small_gemm_fits and the head sizes with an attention kernel.
+void run_kernel_perf() {
+    std::printf("CPU kernels vs OpenBLAS/sgemm reference (fp32, %d thread(s), best of 7)\n", omp_get_max_threads());
+    struct G { const char* name; bool trans_b; int M, N, K; float beta; };
+    const G shapes[] = {
+        {"260K q_proj fwd", true, 2048, 64, 64, 0}, {"260K gate fwd", true, 2048, 172, 64, 0},
+        {"260K down fwd", true, 2048, 64, 172, 0}, {"260K q_proj dx", false, 2048, 64, 64, 0},
+        {"260K gate dx (acc)", false, 2048, 64, 172, 1}, {"260K LoRA B fwd (acc)", true, 2048, 64, 16, 1},
+        {"260K lm_head fwd", true, 1600, 512, 64, 0}, {"260K lm_head dx", false, 1600, 64, 512, 0},
+        {"15M q_proj fwd", true, 2048, 288, 288, 0}, {"15M gate fwd", true, 2048, 768, 288, 0},
+        {"15M down dx", false, 2048, 768, 288, 0}, {"15M gate dx (acc)", false, 2048, 288, 768, 1},
+    };
+    for (const G& g : shapes) {
+        std::vector<float> A = tof(randv((size_t)g.M * g.K, 81)), B = tof(randv((size_t)g.N * g.K, 82));
+        std::vector<float> C1((size_t)g.M * g.N, 0.5f), C2 = C1, Bp(ops::small_gemm_packed_floats(g.N, g.K));
+        const int ldb = g.trans_b ? g.K : g.N;
+        ops::small_gemm_pack(Bp.data(), g.trans_b, g.N, g.K, B.data(), ldb);
+        const double t_blas = best_time([&] {
+            ops::gemm(false, g.trans_b, g.M, g.N, g.K, 1.0f, A.data(), g.K, B.data(), ldb, g.beta, C1.data(), g.N);
+        });
+        const double t_own = best_time([&] {
+            ops::small_gemm(g.M, g.N, g.K, 1.0f, A.data(), g.K, Bp.data(), g.beta, C2.data(), g.N);
+        });
+        const double fl = 2.0 * g.M * g.N * g.K;
+        std::printf("  gemm %-22s %s M%-5d N%-5d K%-5d sgemm %6.1f GFLOP/s   small_gemm %6.1f GFLOP/s%s\n", g.name,
+                    g.trans_b ? "NT" : "NN", g.M, g.N, g.K, fl / t_blas / 1e9, fl / t_own / 1e9,
+                    ops::small_gemm_fits(g.N, g.K) ? "" : "   (not taken: too large)");
+    }
+    struct At { int H, KV, hd; };
+    for (const At& a : {At{8, 4, 8}, At{4, 4, 16}, At{6, 6, 48}}) {
+        const int B = 8, T = 256;
+        std::vector<float> q = tof(randv((size_t)B * T * a.H * a.hd, 83)), k = tof(randv((size_t)B * T * a.KV * a.hd, 84)),
+                           v = tof(randv((size_t)B * T * a.KV * a.hd, 85)), d = tof(randv(q.size(), 86));
+        std::vector<float> out(q.size()), lse((size_t)B * a.H * T), dq(q.size()), dk(k.size()), dv(v.size());
+        std::vector<float> P(std::max<size_t>(1, ops::attention_fast_probs_floats(B, T, a.H, a.hd)));
+        std::vector<int> lens(B, T);
+        const double pairs = (double)B * a.H * T * (T + 1) / 2;
+        auto ref_f = [&] { ops::attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), lens.data(), B, T, a.H, a.KV, a.hd); };
+        auto ref_b = [&] { ops::attention_backward(dq.data(), dk.data(), dv.data(), d.data(), lse.data(), q.data(), k.data(), v.data(), lens.data(), B, T, a.H, a.KV, a.hd); };
+        const double rf = best_time(ref_f), rb = (ref_f(), best_time(ref_b));
+        std::printf("  attention B8 T256 H%d/%d hd%-3d sgemm reference: fwd %6.2f ms, bwd %6.2f ms (%.1f, %.1f ns per query-key pair)\n",
+                    a.H, a.KV, a.hd, rf * 1e3, rb * 1e3, rf * 1e9 / pairs, rb * 1e9 / pairs);
+        for (float* probs : {(float*)nullptr, P.data()}) {
+            auto f = [&] { return ops::attention_forward_fast(out.data(), lse.data(), q.data(), k.data(), v.data(), lens.data(), B, T, a.H, a.KV, a.hd, 0, probs); };
+            auto b = [&] { ops::attention_backward_fast(dq.data(), dk.data(), dv.data(), d.data(), lse.data(), q.data(), k.data(), v.data(), lens.data(), B, T, a.H, a.KV, a.hd, 0, probs); };
+            if (!f()) {
+                std::printf("  attention B8 T256 H%d/%d hd%-3d kernel: none for this head size (the reference runs)\n", a.H, a.KV, a.hd);
+                break;
+            }
+            const double tf = best_time(f), tb = (f(), best_time(b));
+            std::printf("  attention B8 T256 H%d/%d hd%-3d kernel, %-13s fwd %6.2f ms, bwd %6.2f ms (%.1f, %.1f ns per query-key pair)\n",
+                        a.H, a.KV, a.hd, probs ? "kept P:" : "recompute P:", tf * 1e3, tb * 1e3, tf * 1e9 / pairs, tb * 1e9 / pairs);
+        }
+    }
+}
+
 void run_perf() {
     std::printf("perf (fp32, shapes of the 15M model: N=2048 tokens, C=288, hidden=768, H=6, T=256)\n");
     const int N = 2048, C = 288, Hd = 768, B = 8, T = 256, H = 6, hd = 48;
@@ -588,6 +658,7 @@ int main(int argc, char** argv) {
         }
     }
     if (g_perf) {
+        run_kernel_perf();
         run_perf();
         return 0;
     }
