@@ -353,6 +353,63 @@ void backward_item(Tiles& w, float* dq, float* dk, float* dv, const float* dout,
 // (laid out like the kept P) and dQ; a key-major pass then sums dK[j] = sum_t dS[t][j] q_t and
 // dV[j] = sum_t P[t][j] dOut_t for kKeys keys at a time in registers, instead of a
 // read-modify-write of dK[j] and dV[j] for every (query, key) pair.
+// The query-major pass of backward_item_kept for G query heads of a KV group (sharing the loads
+// of V and K): dS = P (dP - D) rows into dS[u] (laid out like the kept P) and dQ.
+template <int HD, int G>
+void backward_rows_kept(Tiles& w, float* dq, const float* dout, const float* lse, const float* probs, float* const* dS,
+                        int b, int h0, int len, int Tn, int H, int window, float scale) {
+    const int qs = H * HD;
+    for (int t = 0; t < Tn; t++) {
+        const float* dot[G];
+        const float* e[G];  // exp(s - max); p = e / sum
+        float *dqt[G], *ds[G];
+        __m256 inv[G];
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) {
+            const int h = h0 + u;
+            dot[u] = dout + ((int64_t)b * Tn + t) * qs + h * HD;
+            dqt[u] = dq + ((int64_t)b * Tn + t) * qs + h * HD;
+            e[u] = probs + ((size_t)b * H + h) * probs_per_head(Tn) + probs_row(t);
+            ds[u] = dS[u] + probs_row(t);
+            inv[u] = _mm256_set1_ps(lse[((int64_t)b * H + h) * Tn + t]);
+        }
+        const int j0 = attn_first_key(t, window), j1 = attn_last_key(t, len);
+        if (j1 < j0) {
+            for (int u = 0; u < G; u++) std::fill(dqt[u], dqt[u] + HD, 0.0f);
+            continue;
+        }
+        const int c0 = j0 / kLanes * kLanes;
+        __m256 vD[G];
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) vD[u] = _mm256_setzero_ps();
+        for (int jc = c0; jc <= j1; jc += kLanes) {
+            __m256 dpj[G];
+            dots8_g<HD, G>(dpj, dot, w.Vt.data(), w.Tp, jc);
+#pragma GCC unroll 4
+            for (int u = 0; u < G; u++) {
+                _mm256_storeu_ps(ds[u] + jc, dpj[u]);
+                vD[u] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(e[u] + jc), inv[u]), dpj[u], vD[u]);
+            }
+        }
+        __m256 vDs[G];
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) vDs[u] = _mm256_set1_ps(simd::hsum8(vD[u]));
+        for (int jc = c0; jc <= j1; jc += kLanes)
+#pragma GCC unroll 4
+            for (int u = 0; u < G; u++)
+                _mm256_storeu_ps(ds[u] + jc, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(e[u] + jc), inv[u]),
+                                                           _mm256_sub_ps(_mm256_loadu_ps(ds[u] + jc), vDs[u])));
+        float sc[G];
+        const float* dsc[G];
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) {
+            sc[u] = scale;
+            dsc[u] = ds[u];
+        }
+        weighted_rows_g<HD, G>(dqt, dsc, w.Kr.data(), j0, j1, sc);
+    }
+}
+
 template <int HD>
 void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
                         const float* k, const float* v, int b, int kvh, int len, int Tn, int H, int KV, int window,
@@ -363,69 +420,50 @@ void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* 
     std::fill(w.dK.begin(), w.dK.end(), 0.0f);
     std::fill(w.dV.begin(), w.dV.end(), 0.0f);
     const int group = H / KV, qs = H * HD, ks = KV * HD;
-    float* dS = w.dS.data();
-    for (int g = 0; g < group; g++) {
-        const int h = kvh * group + g;
-        const float* P = probs + ((size_t)b * H + h) * probs_per_head(Tn);
-        // query-major: dS rows and dQ
-        for (int t = 0; t < Tn; t++) {
-            const float* dot = dout + ((int64_t)b * Tn + t) * qs + h * HD;
-            float* dqt = dq + ((int64_t)b * Tn + t) * qs + h * HD;
-            const int j0 = attn_first_key(t, window), j1 = attn_last_key(t, len);
-            if (j1 < j0) {
-                std::fill(dqt, dqt + HD, 0.0f);
-                continue;
-            }
-            const float* e = P + probs_row(t);  // exp(s - max); p = e / sum
-            const __m256 inv = _mm256_set1_ps(lse[((int64_t)b * H + h) * Tn + t]);
-            float* ds = dS + probs_row(t);
-            const int c0 = j0 / kLanes * kLanes;
-            __m256 vD = _mm256_setzero_ps();
-            for (int jc = c0; jc <= j1; jc += kLanes) {
-                const __m256 dpj = dots8<HD>(dot, w.Vt.data(), w.Tp, jc);
-                _mm256_storeu_ps(ds + jc, dpj);
-                vD = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(e + jc), inv), dpj, vD);
-            }
-            const __m256 vDs = _mm256_set1_ps(simd::hsum8(vD));
-            for (int jc = c0; jc <= j1; jc += kLanes)
-                _mm256_storeu_ps(ds + jc, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(e + jc), inv),
-                                                        _mm256_sub_ps(_mm256_loadu_ps(ds + jc), vDs)));
-            const float* Kr = w.Kr.data();
-            weighted_rows<HD>(dqt, ds, Kr, j0, j1, scale);
-        }
-        // key-major: keys j .. j+kKeys-1 see queries t >= j (and t < j + kKeys - 1 + window with a
-        // window); each such row holds the block's chunk, with 0 in the lanes its query cannot see
-        for (int j = 0; j < len; j += kKeys) {
-            // rows t >= len + window - 1 see no key at all (and keep nothing)
-            const int t1 = window > 0 ? std::min({Tn, j + kKeys - 1 + window, len + window - 1}) : Tn;
-            __m256 ak[kKeys][kVec], av[kKeys][kVec];
-            for (int u = 0; u < kKeys; u++)
-                for (int c = 0; c < kVec; c++) ak[u][c] = av[u][c] = _mm256_setzero_ps();
-            const float* qt = q + ((int64_t)b * Tn + j) * qs + h * HD;
-            const float* dot = dout + ((int64_t)b * Tn + j) * qs + h * HD;
-            const float* invt = lse + ((int64_t)b * H + h) * Tn + j;
-            size_t row = probs_row(j);
-            for (int t = j; t < t1; t++, qt += qs, dot += qs, invt++) {
-                const float* ds = dS + row + j;
-                const float* p = P + row + j;  // unnormalized: dOut is scaled by 1/sum instead
-                row += (size_t)(t / kLanes + 1) * kLanes;  // the next row starts round8(t + 1) later
-                const __m256 inv = _mm256_broadcast_ss(invt);
-                for (int c = 0; c < kVec; c++) {
-                    const __m256 qv = _mm256_loadu_ps(qt + c * kLanes);
-                    const __m256 dov = _mm256_mul_ps(_mm256_loadu_ps(dot + c * kLanes), inv);
-                    for (int u = 0; u < kKeys; u++) {
-                        ak[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(ds + u), qv, ak[u][c]);
-                        av[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + u), dov, av[u][c]);
+    for (int g0 = 0; g0 < group;) {
+        // query-major for a pair of heads (or the last one), then key-major for each
+        const int G = g0 + 2 <= group ? 2 : 1, h0 = kvh * group + g0;
+        float* dSp[2] = {w.dS.data(), w.dS.data() + probs_per_head(Tn)};
+        if (G == 2) backward_rows_kept<HD, 2>(w, dq, dout, lse, probs, dSp, b, h0, len, Tn, H, window, scale);
+        else backward_rows_kept<HD, 1>(w, dq, dout, lse, probs, dSp, b, h0, len, Tn, H, window, scale);
+        for (int gi = 0; gi < G; gi++, g0++) {
+            const int h = h0 + gi;
+            const float* P = probs + ((size_t)b * H + h) * probs_per_head(Tn);
+            const float* dS = dSp[gi];
+            // key-major: keys j .. j+kKeys-1 see queries t >= j (and t < j + kKeys - 1 + window with a
+            // window); each such row holds the block's chunk, with 0 in the lanes its query cannot see
+            for (int j = 0; j < len; j += kKeys) {
+                // rows t >= len + window - 1 see no key at all (and keep nothing)
+                const int t1 = window > 0 ? std::min({Tn, j + kKeys - 1 + window, len + window - 1}) : Tn;
+                __m256 ak[kKeys][kVec], av[kKeys][kVec];
+                for (int u = 0; u < kKeys; u++)
+                    for (int c = 0; c < kVec; c++) ak[u][c] = av[u][c] = _mm256_setzero_ps();
+                const float* qt = q + ((int64_t)b * Tn + j) * qs + h * HD;
+                const float* dot = dout + ((int64_t)b * Tn + j) * qs + h * HD;
+                const float* invt = lse + ((int64_t)b * H + h) * Tn + j;
+                size_t row = probs_row(j);
+                for (int t = j; t < t1; t++, qt += qs, dot += qs, invt++) {
+                    const float* ds = dS + row + j;
+                    const float* p = P + row + j;  // unnormalized: dOut is scaled by 1/sum instead
+                    row += (size_t)(t / kLanes + 1) * kLanes;  // the next row starts round8(t + 1) later
+                    const __m256 inv = _mm256_broadcast_ss(invt);
+                    for (int c = 0; c < kVec; c++) {
+                        const __m256 qv = _mm256_loadu_ps(qt + c * kLanes);
+                        const __m256 dov = _mm256_mul_ps(_mm256_loadu_ps(dot + c * kLanes), inv);
+                        for (int u = 0; u < kKeys; u++) {
+                            ak[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(ds + u), qv, ak[u][c]);
+                            av[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + u), dov, av[u][c]);
+                        }
                     }
                 }
+                for (int u = 0; u < kKeys && j + u < Tn; u++)
+                    for (int c = 0; c < kVec; c++) {
+                        float* dkr = &w.dK[(size_t)(j + u) * HD + c * kLanes];
+                        float* dvr = &w.dV[(size_t)(j + u) * HD + c * kLanes];
+                        _mm256_storeu_ps(dkr, _mm256_add_ps(_mm256_loadu_ps(dkr), ak[u][c]));
+                        _mm256_storeu_ps(dvr, _mm256_add_ps(_mm256_loadu_ps(dvr), av[u][c]));
+                    }
             }
-            for (int u = 0; u < kKeys && j + u < Tn; u++)
-                for (int c = 0; c < kVec; c++) {
-                    float* dkr = &w.dK[(size_t)(j + u) * HD + c * kLanes];
-                    float* dvr = &w.dV[(size_t)(j + u) * HD + c * kLanes];
-                    _mm256_storeu_ps(dkr, _mm256_add_ps(_mm256_loadu_ps(dkr), ak[u][c]));
-                    _mm256_storeu_ps(dvr, _mm256_add_ps(_mm256_loadu_ps(dvr), av[u][c]));
-                }
         }
     }
     for (int j = 0; j < Tn; j++) {
@@ -466,7 +504,7 @@ void backward_all(float* dq, float* dk, float* dv, const float* dout, const floa
     {
         Tiles w;
         size_tiles(w, Tn, HD);
-        if (probs) w.dS.assign(probs_per_head(Tn), 0.0f);
+        if (probs) w.dS.assign(2 * probs_per_head(Tn), 0.0f);  // a pair of heads
 #pragma omp for collapse(2) schedule(static)
         for (int b = 0; b < B; b++)
             for (int kvh = 0; kvh < KV; kvh++)

@@ -7,7 +7,10 @@
 __attribute__((constructor(101))) static void lf_check_cpu() {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
-        std::fputs("error: loraforge-core needs an x86-64 CPU with AVX2 and FMA (x86-64-v3); this one has not\n", stderr);
+        static const char msg[] = "loraforge-core needs an x86-64 CPU with AVX2 and FMA (x86-64-v3); this one has not";
+        // the error event of docs/CONTRACTS.md, on stdout, and the message for people on stderr
+        std::printf("{\"event\":\"error\",\"code\":2,\"kind\":\"usage\",\"message\":\"%s\"}\n", msg);
+        std::fprintf(stderr, "error: %s\n", msg);
         std::exit(2);
     }
 }
