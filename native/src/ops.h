@@ -116,13 +116,30 @@ void matmul_backward_weight(T* dW, const T* dout, const T* x, int N, int I, int 
 // RMSNorm (HF LlamaRMSNorm): out = w * (x * rstd), rstd = 1/sqrt(mean(x^2) + eps)
 // x, out: [N, C]   w: [C]   rstd: [N] (saved for backward)
 
+// sum of x[i] * y[i] * z[i] (z may be null: 1) in double, as four interleaved partial sums
+// combined in a fixed order: the compiler keeps them in one vector register
+template <class T>
+inline double dot3_f64(const T* x, const T* y, const T* z, int n) {
+    double a[4] = {0, 0, 0, 0};
+    int i = 0;
+    if (z) {
+        for (; i + 4 <= n; i += 4)
+            for (int k = 0; k < 4; k++) a[k] += (double)x[i + k] * y[i + k] * z[i + k];
+        for (; i < n; i++) a[i & 3] += (double)x[i] * y[i] * z[i];
+    } else {
+        for (; i + 4 <= n; i += 4)
+            for (int k = 0; k < 4; k++) a[k] += (double)x[i + k] * y[i + k];
+        for (; i < n; i++) a[i & 3] += (double)x[i] * y[i];
+    }
+    return (a[0] + a[1]) + (a[2] + a[3]);
+}
+
 template <class T>
 void rmsnorm_forward(T* out, T* rstd, const T* x, const T* w, int N, int C, double eps) {
 #pragma omp parallel for schedule(static) if ((int64_t)N * C >= kParallelMin)
     for (int n = 0; n < N; n++) {
         const T* xr = x + (int64_t)n * C;
-        double ss = 0;
-        for (int i = 0; i < C; i++) ss += (double)xr[i] * xr[i];
+        const double ss = dot3_f64(xr, xr, (const T*)nullptr, C);
         T r = (T)(1.0 / std::sqrt(ss / C + eps));
         rstd[n] = r;
         T* o = out + (int64_t)n * C;
@@ -136,8 +153,7 @@ void rmsnorm_backward(T* dx, const T* dout, const T* x, const T* w, const T* rst
     for (int n = 0; n < N; n++) {
         const T* xr = x + (int64_t)n * C;
         const T* dr = dout + (int64_t)n * C;
-        double dot = 0;  // sum_i dout_i * w_i * x_i
-        for (int i = 0; i < C; i++) dot += (double)dr[i] * w[i] * xr[i];
+        const double dot = dot3_f64(dr, w, xr, C);  // sum_i dout_i * w_i * x_i
         double r = rstd[n];
         T k = (T)(dot * r * r * r / C);
         T* o = dx + (int64_t)n * C;
