@@ -436,7 +436,9 @@ void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* 
                 // rows t >= len + window - 1 see no key at all (and keep nothing)
                 const int t1 = window > 0 ? std::min({Tn, j + kKeys - 1 + window, len + window - 1}) : Tn;
                 __m256 ak[kKeys][kVec], av[kKeys][kVec];
+#pragma GCC unroll 4
                 for (int u = 0; u < kKeys; u++)
+#pragma GCC unroll 4
                     for (int c = 0; c < kVec; c++) ak[u][c] = av[u][c] = _mm256_setzero_ps();
                 const float* qt = q + ((int64_t)b * Tn + j) * qs + h * HD;
                 const float* dot = dout + ((int64_t)b * Tn + j) * qs + h * HD;
@@ -447,16 +449,20 @@ void backward_item_kept(Tiles& w, float* dq, float* dk, float* dv, const float* 
                     const float* p = P + row + j;  // unnormalized: dOut is scaled by 1/sum instead
                     row += (size_t)(t / kLanes + 1) * kLanes;  // the next row starts round8(t + 1) later
                     const __m256 inv = _mm256_broadcast_ss(invt);
+#pragma GCC unroll 4
                     for (int c = 0; c < kVec; c++) {
                         const __m256 qv = _mm256_loadu_ps(qt + c * kLanes);
                         const __m256 dov = _mm256_mul_ps(_mm256_loadu_ps(dot + c * kLanes), inv);
+#pragma GCC unroll 4
                         for (int u = 0; u < kKeys; u++) {
                             ak[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(ds + u), qv, ak[u][c]);
                             av[u][c] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + u), dov, av[u][c]);
                         }
                     }
                 }
-                for (int u = 0; u < kKeys && j + u < Tn; u++)
+#pragma GCC unroll 4
+                for (int u = 0; u < kKeys; u++)
+#pragma GCC unroll 4
                     for (int c = 0; c < kVec; c++) {
                         float* dkr = &w.dK[(size_t)(j + u) * HD + c * kLanes];
                         float* dvr = &w.dV[(size_t)(j + u) * HD + c * kLanes];
