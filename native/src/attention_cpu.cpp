@@ -100,41 +100,6 @@ struct RowAcc {
     }
 };
 
-// out[0..HD) = scale * sum_{j in [j0, j1]} w[j] R[j][0..HD), R's rows HD floats apart: P V and dS K.
-// Four independent sums in flight (keys j0, j0+1, ... in turn), in named registers.
-template <int HD>
-inline void weighted_rows(float* out, const float* w, const float* R, int j0, int j1, float scale) {
-    static_assert(HD == 8 || HD == 16, "weighted_rows: head_dim 8 or 16");
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int j = j0;
-    if constexpr (HD == 8) {
-        for (; j + 4 <= j1 + 1; j += 4) {
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j), _mm256_loadu_ps(R + (size_t)j * 8), a0);
-            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + 1), _mm256_loadu_ps(R + (size_t)(j + 1) * 8), a1);
-            a2 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + 2), _mm256_loadu_ps(R + (size_t)(j + 2) * 8), a2);
-            a3 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j + 3), _mm256_loadu_ps(R + (size_t)(j + 3) * 8), a3);
-        }
-        for (; j <= j1; j++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j), _mm256_loadu_ps(R + (size_t)j * 8), a0);
-        _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)), _mm256_set1_ps(scale)));
-    } else {  // a0, a1: even keys, lanes 0-7 and 8-15; a2, a3: odd keys
-        for (; j + 2 <= j1 + 1; j += 2) {
-            const __m256 w0 = _mm256_broadcast_ss(w + j), w1 = _mm256_broadcast_ss(w + j + 1);
-            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(R + (size_t)j * 16), a0);
-            a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(R + (size_t)j * 16 + 8), a1);
-            a2 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(R + (size_t)(j + 1) * 16), a2);
-            a3 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(R + (size_t)(j + 1) * 16 + 8), a3);
-        }
-        if (j <= j1) {
-            const __m256 w0 = _mm256_broadcast_ss(w + j);
-            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(R + (size_t)j * 16), a0);
-            a1 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(R + (size_t)j * 16 + 8), a1);
-        }
-        const __m256 sc = _mm256_set1_ps(scale);
-        _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_add_ps(a0, a2), sc));
-        _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_add_ps(a1, a3), sc));
-    }
-}
-
 // f(set, j) for j in [j0, j1], with set = (j - j0) % kSets known at compile time
 template <int HD, class F>
 inline void for_keys(int j0, int j1, F&& f) {
