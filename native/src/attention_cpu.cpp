@@ -59,15 +59,31 @@ void gather(Tiles& w, const float* k, const float* v, int b, int kvh, int Tn, in
     }
 }
 
-// x . M[:, jc .. jc+8) for M [HD][Tp]: the dot products of x with 8 consecutive keys
+// x_u . M[:, jc .. jc+8) for M [HD][Tp]: the dot products of G vectors x_u with 8 consecutive keys,
+// sharing the loads of M (even and odd d: two sums in flight per vector)
+template <int HD, int G>
+inline void dots8_g(__m256* out, const float* const* x, const float* M, int Tp, int jc) {
+    __m256 a[G][2];
+#pragma GCC unroll 4
+    for (int u = 0; u < G; u++) a[u][0] = a[u][1] = _mm256_setzero_ps();
+    for (int d = 0; d < HD; d += 2) {
+        const __m256 m0 = _mm256_loadu_ps(M + (size_t)d * Tp + jc), m1 = _mm256_loadu_ps(M + (size_t)(d + 1) * Tp + jc);
+#pragma GCC unroll 4
+        for (int u = 0; u < G; u++) {
+            a[u][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(x[u] + d), m0, a[u][0]);
+            a[u][1] = _mm256_fmadd_ps(_mm256_broadcast_ss(x[u] + d + 1), m1, a[u][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int u = 0; u < G; u++) out[u] = _mm256_add_ps(a[u][0], a[u][1]);
+}
+
+// the same for one vector
 template <int HD>
 inline __m256 dots8(const float* x, const float* M, int Tp, int jc) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;  // even and odd d: two sums in flight
-    for (int d = 0; d < HD; d += 2) {
-        a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + d), _mm256_loadu_ps(M + (size_t)d * Tp + jc), a0);
-        a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(x + d + 1), _mm256_loadu_ps(M + (size_t)(d + 1) * Tp + jc), a1);
-    }
-    return _mm256_add_ps(a0, a1);
+    __m256 r;
+    dots8_g<HD, 1>(&r, &x, M, Tp, jc);
+    return r;
 }
 
 // Row accumulators for sums over keys: HD/8 vectors per set, and enough sets that at least four
@@ -149,24 +165,6 @@ inline void weighted_rows_g(float* const* out, const float* const* w, const floa
 #pragma GCC unroll 4
         for (int c = 0; c < kVec; c++)
             _mm256_storeu_ps(out[u] + c * kLanes, _mm256_mul_ps(_mm256_add_ps(a[u][0][c], a[u][1][c]), _mm256_set1_ps(scale[u])));
-}
-
-// x_u . M[:, jc .. jc+8) for G vectors x_u sharing the loads of M
-template <int HD, int G>
-inline void dots8_g(__m256* out, const float* const* x, const float* M, int Tp, int jc) {
-    __m256 a[G][2];
-#pragma GCC unroll 4
-    for (int u = 0; u < G; u++) a[u][0] = a[u][1] = _mm256_setzero_ps();
-    for (int d = 0; d < HD; d += 2) {
-        const __m256 m0 = _mm256_loadu_ps(M + (size_t)d * Tp + jc), m1 = _mm256_loadu_ps(M + (size_t)(d + 1) * Tp + jc);
-#pragma GCC unroll 4
-        for (int u = 0; u < G; u++) {
-            a[u][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(x[u] + d), m0, a[u][0]);
-            a[u][1] = _mm256_fmadd_ps(_mm256_broadcast_ss(x[u] + d + 1), m1, a[u][1]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int u = 0; u < G; u++) out[u] = _mm256_add_ps(a[u][0], a[u][1]);
 }
 
 // Forward of G query heads of one KV group at a time (they share t, so the same visible keys):

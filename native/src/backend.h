@@ -42,7 +42,7 @@ public:
     virtual float* alloc(size_t n_floats) = 0;  // zero-initialized
     virtual void free(float* p) = 0;
     virtual const float* weights(const float* host, size_t n) = 0;  // frozen tensor, resident
-    // the caller is done with a tensor it got from weights() (each weights() call is matched by one)
+    // the caller is done with the tensor it passed to weights() as `host` (one call per weights() call)
     virtual void release_weights(const float* host) {}
     virtual void upload(float* dst, const float* host, size_t n) = 0;
     virtual void download(float* host, const float* src, size_t n) = 0;

@@ -48,32 +48,33 @@ void rope_tables(const LlamaConfig& c, int T, std::vector<float>* cosv, std::vec
 
 Model::Model(Backend& be, const LlamaWeights& w, Lora* lora) : be_(be), w_(w), lora_(lora) {
     const LlamaConfig& c = w.cfg;
-    embed_ = be_.weights(w.embed, (size_t)c.vocab * c.dim);
-    final_norm_ = be_.weights(w.final_norm, c.dim);
-    lm_head_ = c.tied ? embed_ : be_.weights(w.lm_head, (size_t)c.vocab * c.dim);
+    embed_ = hold(w.embed, (size_t)c.vocab * c.dim);
+    final_norm_ = hold(w.final_norm, c.dim);
+    lm_head_ = c.tied ? embed_ : hold(w.lm_head, (size_t)c.vocab * c.dim);
     for (auto& L : w.layers) {
         LayerWeights d;
-        d.in_norm = be_.weights(L.in_norm, c.dim);
-        d.post_norm = be_.weights(L.post_norm, c.dim);
-        d.wq = be_.weights(L.wq, (size_t)c.q_dim() * c.dim);
-        d.wk = be_.weights(L.wk, (size_t)c.kv_dim() * c.dim);
-        d.wv = be_.weights(L.wv, (size_t)c.kv_dim() * c.dim);
-        d.wo = be_.weights(L.wo, (size_t)c.dim * c.q_dim());
-        d.wg = be_.weights(L.wg, (size_t)c.hidden * c.dim);
-        d.wu = be_.weights(L.wu, (size_t)c.hidden * c.dim);
-        d.wd = be_.weights(L.wd, (size_t)c.dim * c.hidden);
+        d.in_norm = hold(L.in_norm, c.dim);
+        d.post_norm = hold(L.post_norm, c.dim);
+        d.wq = hold(L.wq, (size_t)c.q_dim() * c.dim);
+        d.wk = hold(L.wk, (size_t)c.kv_dim() * c.dim);
+        d.wv = hold(L.wv, (size_t)c.kv_dim() * c.dim);
+        d.wo = hold(L.wo, (size_t)c.dim * c.q_dim());
+        d.wg = hold(L.wg, (size_t)c.hidden * c.dim);
+        d.wu = hold(L.wu, (size_t)c.hidden * c.dim);
+        d.wd = hold(L.wd, (size_t)c.dim * c.hidden);
         layers_.push_back(d);
     }
 }
 
 Model::~Model() {
     for (float* p : allocs_) be_.free(p);
-    const LlamaConfig& c = w_.cfg;
-    be_.release_weights(w_.embed);
-    be_.release_weights(w_.final_norm);
-    if (!c.tied) be_.release_weights(w_.lm_head);
-    for (auto& L : w_.layers)
-        for (const float* t : {L.in_norm, L.post_norm, L.wq, L.wk, L.wv, L.wo, L.wg, L.wu, L.wd}) be_.release_weights(t);
+    for (const float* t : held_) be_.release_weights(t);
+}
+
+// a frozen tensor as the backend sees it; released when the model goes
+const float* Model::hold(const float* host, size_t n) {
+    held_.push_back(host);
+    return be_.weights(host, n);
 }
 
 float* Model::buf(size_t n) {

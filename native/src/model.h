@@ -61,6 +61,7 @@ private:
         float *xd = nullptr, *z = nullptr;
     };
     float* buf(size_t n);
+    const float* hold(const float* host, size_t n);
     void ensure_rope(int T);
     void linear_forward(int layer, int m, const float* x, const float* W, float* y, int N, int in, int out,
                         uint64_t key, bool train);
@@ -74,6 +75,7 @@ private:
     float* grad_target_ = nullptr;
     // frozen weights as the backend sees them
     const float *embed_, *final_norm_, *lm_head_;
+    std::vector<const float*> held_;  // every tensor taken with weights(), for release_weights()
     std::vector<LayerWeights> layers_;
     // activations
     int capB_ = 0, capT_ = 0;
