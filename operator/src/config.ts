@@ -1,6 +1,7 @@
 // The operator's settings, from environment variables (the Helm chart sets them). Parsed
 // with zod so that a bad value names the variable.
 
+import { hostname } from "node:os";
 import { z } from "zod";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
@@ -30,7 +31,7 @@ const EnvSchema = z.object({
   LORAFORGE_LEASE_DURATION_S: seconds(0.1, 3600).default(15),
   LORAFORGE_RENEW_DEADLINE_S: seconds(0.1, 3600).default(10),
   LORAFORGE_RETRY_PERIOD_S: seconds(0.1, 3600).default(2),
-  /** Leader-election identity; the chart passes the pod name. */
+  /** The pod's name (downward API, set by the chart): leader identity and Events' reportingInstance. */
   LORAFORGE_POD_NAME: z.string().optional(),
   LORAFORGE_HTTP_PORT: int(0, 65535).default(8080),
   LORAFORGE_WORKERS: int(1, 256).default(16),
@@ -53,6 +54,8 @@ export interface OperatorConfig {
     renewDeadlineMs: number;
     retryPeriodMs: number;
   };
+  /** reportingInstance of Events: the operator pod's name, else the host name. */
+  podName?: string;
   httpPort: number;
   workers: number;
   jobBackoffLimit: number;
@@ -87,6 +90,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
       renewDeadlineMs: e.LORAFORGE_RENEW_DEADLINE_S * 1000,
       retryPeriodMs: e.LORAFORGE_RETRY_PERIOD_S * 1000,
     },
+    podName: e.LORAFORGE_POD_NAME ?? hostname(),
     httpPort: e.LORAFORGE_HTTP_PORT,
     workers: e.LORAFORGE_WORKERS,
     jobBackoffLimit: e.LORAFORGE_JOB_BACKOFF_LIMIT,

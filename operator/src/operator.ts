@@ -36,6 +36,7 @@ export class Operator {
         pullPolicy: config.trainerPullPolicy,
         backoffLimit: config.jobBackoffLimit,
         defaultGpuProduct: config.defaultGpuProduct,
+        reportingInstance: config.podName ?? hostname(),
       },
       this.metrics,
       log,

@@ -8,7 +8,7 @@ import { type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crd
 import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
-import type { EventRecorder } from "./events.ts";
+import type { RunRecorder } from "./events.ts";
 import { isAlreadyExists, isConflict, type Kube, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
 import { FIELD_MANAGER, jobName, runAccountName, specConfigMapName } from "./naming.ts";
@@ -64,7 +64,7 @@ export class Reconciler {
     private readonly kube: Kube,
     private readonly caches: Caches,
     private readonly settings: ReconcileSettings,
-    private readonly events: EventRecorder,
+    private readonly events: RunRecorder,
     private readonly log: Logger,
   ) {}
 
@@ -269,7 +269,7 @@ export class Reconciler {
     return out;
   }
 
-  /** Events on transitions: the phase, and validation warnings when first seen. */
+  /** Events and run metrics for a status write (see events.ts). */
   private announce(
     raw: RawLft,
     lft: LoraFineTune,
@@ -277,35 +277,17 @@ export class Reconciler {
     after: OperatorStatus,
     validation: ValidationOutcome,
   ) {
-    const target = {
-      name: raw.metadata.name,
-      namespace: raw.metadata.namespace,
-      uid: raw.metadata.uid,
-    };
-    const validatedBefore = before.conditions?.find((c) => c.type === "Validated");
-    if (validation.warnings.length > 0 && validatedBefore?.reason !== validation.reason) {
-      for (const w of validation.warnings)
-        this.events.emit(target, "Warning", validation.reason, w);
-    }
-    if (
-      lft.spec.queueName &&
-      lft.spec.resources.tolerations?.length &&
-      before.phase === undefined
-    ) {
-      this.events.emit(
-        target,
-        "Warning",
-        "TolerationsFromFlavor",
-        "queueName is set: Kueue's ResourceFlavor supplies tolerations; spec.resources.tolerations are not written to the Job",
-      );
-    }
-    if (before.phase === after.phase) return;
-    const failed = after.phase === "Failed";
-    const reason = failed ? (after.failure?.reason ?? "Failed") : (after.phase ?? "Unknown");
-    const message = failed
-      ? (after.failure?.message ?? "")
-      : `phase ${before.phase ?? "(none)"} → ${after.phase}`;
-    this.events.emit(target, failed ? "Warning" : "Normal", reason, message);
+    const created = (raw.metadata as { creationTimestamp?: unknown }).creationTimestamp;
+    this.events.transition({
+      target: { name: raw.metadata.name, namespace: raw.metadata.namespace, uid: raw.metadata.uid },
+      lft,
+      before,
+      after,
+      validation,
+      observed: lft.status,
+      createdAt: typeof created === "string" ? created : undefined,
+      at: new Date(),
+    });
   }
 }
 
