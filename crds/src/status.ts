@@ -224,6 +224,7 @@ export const LoraFineTuneStatusSchema = z
 
 /** A duration as kubectl prints ages ("45s", "12m", "3h05m", "2d4h"), for status.progress.eta. */
 export function durationText(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "unknown";
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s}s`;
   const m = Math.floor(s / 60);
