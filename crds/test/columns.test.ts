@@ -258,17 +258,18 @@ describe("kubectl get lft columns, from a real kube-apiserver", () => {
     assert.equal(zod.success, false);
     assert.deepEqual(zod.error?.issues[0]?.path, ["conditions", 0, "lastTransitionTime"]);
   });
+});
 
-  test("durationText reads like kubectl's ages", () => {
-    assert.deepEqual([0, 42.4, 60, 719, 3600, 4320, 86399, 90000].map(durationText), [
-      "0s",
-      "42s",
-      "1m",
-      "11m",
-      "1h00m",
-      "1h12m",
-      "23h59m",
-      "1d1h",
-    ]);
-  });
+test("durationText reads like kubectl's ages", () => {
+  assert.deepEqual([0, 42.4, 60, 719, 3600, 4320, 86399, 90000].map(durationText), [
+    "0s",
+    "42s",
+    "1m",
+    "11m",
+    "1h00m",
+    "1h12m",
+    "23h59m",
+    "1d1h",
+  ]);
+  assert.equal(durationText(Number.NaN), "unknown");
 });
