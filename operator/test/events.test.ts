@@ -2,8 +2,10 @@
 // the operator's own decisions (decideStatus) for a run going through its life.
 
 import assert from "node:assert/strict";
+import { hostname } from "node:os";
 import { test } from "node:test";
 import { type LoraFineTune, Reason } from "@loraforge/crds";
+import { configFromEnv } from "../src/config.ts";
 import {
   checkpointEvents,
   EventRecorder,
@@ -314,4 +316,13 @@ test("run metrics: failures by reason from zero, duration by final phase, queue 
   );
   assert.equal(metricLine(text, 'loraforge_run_duration_seconds_count{phase="Failed"}'), "1");
   assert.equal(metricLine(text, 'loraforge_run_duration_seconds_sum{phase="Failed"}'), "1800");
+});
+
+test("reportingInstance comes from LORAFORGE_POD_NAME (the chart's downward API), else the host name", () => {
+  const env = { LORAFORGE_TRAINER_IMAGE: "trainer:1" };
+  assert.equal(
+    configFromEnv({ ...env, LORAFORGE_POD_NAME: "loraforge-5d8c7-x2x9q" }, "id").podName,
+    "loraforge-5d8c7-x2x9q",
+  );
+  assert.equal(configFromEnv(env, "id").podName, hostname());
 });
