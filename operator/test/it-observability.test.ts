@@ -164,7 +164,7 @@ describe("Events and run metrics against a real API server", () => {
     assert.equal(value(text, 'loraforge_run_queue_wait_seconds_bucket{le="+Inf"}'), 1);
     assert.equal(value(text, 'loraforge_run_duration_seconds_count{phase="Succeeded"}'), 1);
     assert.equal(
-      value(text, 'loraforge_run_duration_seconds_bucket{le="60",phase="Succeeded"}'),
+      value(text, 'loraforge_run_duration_seconds_bucket{le="300",phase="Succeeded"}'),
       1,
     );
     // nan's Job started (startTime) and failed; bf16 never started: no duration.
