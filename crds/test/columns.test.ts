@@ -234,10 +234,8 @@ describe("kubectl get lft columns, from a real kube-apiserver", () => {
     ]);
     for (const cells of Object.values(rows)) assert.match(String(cells[5]), /^\d+s$/, "Age");
 
-    console.log("# $ kubectl get lft");
-    for (const line of render(table, false)) console.log(`# ${line}`);
-    console.log("# $ kubectl get lft -o wide");
-    for (const line of render(table, true)) console.log(`# ${line}`);
+    console.log(["$ kubectl get lft", ...render(table, false)].join("\n"));
+    console.log(["$ kubectl get lft -o wide", ...render(table, true)].join("\n"));
   });
 
   test("a condition time that is not RFC 3339 is refused by the API server and by zod", async () => {
