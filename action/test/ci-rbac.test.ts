@@ -18,12 +18,14 @@ import { type ActionCluster, actionCluster } from "./cluster.ts";
 const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "ci-rbac.yaml");
 const ACCOUNT = "loraforge-ci";
 
-const Doc = z.object({
-  apiVersion: z.string(),
-  kind: z.enum(["ServiceAccount", "Role", "RoleBinding"]),
-  metadata: z.object({ name: z.string(), namespace: z.string() }).passthrough(),
-  subjects: z.array(z.object({ namespace: z.string().optional() }).passthrough()).optional(),
-});
+const Doc = z
+  .object({
+    apiVersion: z.string(),
+    kind: z.enum(["ServiceAccount", "Role", "RoleBinding"]),
+    metadata: z.object({ name: z.string(), namespace: z.string() }).passthrough(),
+    subjects: z.array(z.object({ namespace: z.string().optional() }).passthrough()).optional(),
+  })
+  .passthrough(); // rules and roleRef go to the server as written
 
 /** The example's objects, moved into `namespace` (the file says ml-ci). */
 function exampleObjects(namespace: string) {
