@@ -122,8 +122,12 @@ export function decideStatus(o: Observation): Decision {
     };
   } else if (!job) {
     if (prev?.phase && TERMINAL_PHASES.includes(prev.phase)) {
-      // The run is over and its Job is gone (deleted after a failure, or by a TTL): keep the result.
-      return { status: pick(prev), stopJob: false };
+      // The run is over and its Job is gone (deleted after a failure, or by a TTL): keep the
+      // result (a run finished before status.reason existed gets it from its result).
+      const kept = pick(prev);
+      const reason =
+        kept.reason ?? (prev.phase === "Failed" ? prev.failure?.reason : Reason.AdapterReady);
+      return { status: reason ? { ...kept, reason } : kept, stopJob: false };
     }
     if (lft.spec.suspend) {
       phase = "Suspended";

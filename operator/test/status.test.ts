@@ -201,6 +201,7 @@ test("a finished run keeps its result when its Job is gone", () => {
   const d = decideStatus(observe({ lft: l }));
   assert.equal(d.status.phase, "Failed");
   assert.equal(d.status.failure?.reason, "ImagePullFailed");
+  assert.equal(d.status.reason, "ImagePullFailed", "finished before status.reason existed");
 });
 
 test("lastTransitionTime changes only when a condition's status changes", () => {
