@@ -66,6 +66,16 @@ def main() -> int:
             if e["tokens"] != w["tokens"] or e["stop"] != w["stop"] or e["stop_token"] != want_stop_token:
                 problems.append(f"{e['variant']} stop case: tokens {e['tokens']} stop {e['stop']} {e['stop_token']}, "
                                 f"transformers {w['tokens']} stop {w['stop']}")
+        # greedy with the repetition penalty
+        pc = g["penalty_case"]
+        one.write_text(json.dumps({"id": "pen", "tokens": g["prompts"][pc["prompt"]]}) + "\n")
+        events = run([a.core, "generate", "--model", str(model), "--adapter", str(adapter), "--variants", "base,adapter",
+                      "--prompts", str(one), "--max-new-tokens", str(g["settings"]["max_new_tokens"]),
+                      "--repetition-penalty", str(pc["repetition_penalty"])])
+        for e in (e for e in events if e["event"] == "sequence"):
+            w = g["variants"][e["variant"]]["penalty_case"]
+            if e["tokens"] != w["tokens"] or e["stop"] != w["stop"]:
+                problems.append(f"{e['variant']} repetition penalty: tokens {e['tokens']}, transformers {w['tokens']}")
         examples = Path(tmp) / "examples.jsonl"
         examples.write_text("".join(json.dumps({"id": f"e{i}", **ex}) + "\n" for i, ex in enumerate(g["score_examples"])))
         events = run([a.core, "score", "--model", str(model), "--adapter", str(adapter), "--variants", "base,adapter",

@@ -6,6 +6,8 @@ pinned Hugging Face stack, with and without the adapter:
   - transformers' greedy `generate` of a few prompts of different lengths, each alone (batch 1):
     the generated tokens and the raw logits of every step (`output_logits=True`);
   - the same for one prompt with a token of its base output as eos (the stop-token path);
+  - greedy with repetition_penalty 1.3 for one prompt;
+  - transformers' processors (repetition penalty, temperature, top-k, top-p) on one row of logits;
   - the score of a few (prompt, target) pairs: sum over the target of -log p(target[i] | prompt,
     target[<i]) from one forward pass, log_softmax in fp32, summed in fp64.
 
@@ -38,6 +40,12 @@ import transformers  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 from transformers import LlamaForCausalLM  # noqa: E402
+from transformers.generation.logits_process import (  # noqa: E402
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 HERE = Path(__file__).resolve().parent
 MODELS = HERE.parent / "tests" / "golden" / "v1"
@@ -45,6 +53,10 @@ DEFAULT_OUT = HERE.parent / "tests" / "golden" / "gen-v1"
 FORMAT = 1
 MAX_NEW_TOKENS = 24
 PROMPT_LENS = [1, 4, 9, 13]  # BOS included
+PENALTY = 1.3  # greedy with transformers' repetition penalty, on PENALTY_PROMPT
+PENALTY_PROMPT = 1
+# the sampling processors on one row of logits: repetition penalty, temperature, top-k, top-p
+PROCESSORS = {"repetition_penalty": 1.3, "temperature": 0.7, "top_k": 20, "top_p": 0.8}
 STOP_PROMPT = 2  # the prompt generated again with a token of its output as eos
 SCORE_LENS = [(1, 5), (3, 2), (6, 7), (2, 1)]  # (prompt, target)
 
@@ -79,10 +91,10 @@ def random_ids(g: torch.Generator, n: int, vocab: int) -> list[int]:
     return [1] + torch.randint(3, vocab, (n - 1,), generator=g).tolist()
 
 
-def greedy(model, prompt: list[int], eos: int) -> tuple[list[int], bool, torch.Tensor]:
+def greedy(model, prompt: list[int], eos: int, **kw) -> tuple[list[int], bool, torch.Tensor]:
     out = model.generate(input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
                          max_new_tokens=MAX_NEW_TOKENS, do_sample=False, num_beams=1, eos_token_id=eos,
-                         pad_token_id=0, output_logits=True, return_dict_in_generate=True)
+                         pad_token_id=0, output_logits=True, return_dict_in_generate=True, **kw)
     new = out.sequences[0, len(prompt):].tolist()
     logits = torch.cat([step.float() for step in out.logits], dim=0)  # [steps, V]
     stopped = len(new) > 0 and new[-1] == eos
@@ -128,7 +140,21 @@ def make(config: str, out: Path, seed: int) -> None:
                 stop_id = seqs[STOP_PROMPT]["tokens"][6]
             toks, stopped, _ = greedy(model, prompts[STOP_PROMPT], stop_id)
             stop_seq = {"tokens": toks, "stop": "stop_token" if stopped else "max_new_tokens"}
-            variants[variant] = {"sequences": seqs, "loss_sum": scores, "stop_case": stop_seq}
+            toks, stopped, _ = greedy(model, prompts[PENALTY_PROMPT], eos, repetition_penalty=PENALTY)
+            penalty_seq = {"tokens": toks, "stop": "stop_token" if stopped else "max_new_tokens"}
+            variants[variant] = {"sequences": seqs, "loss_sum": scores, "stop_case": stop_seq,
+                                 "penalty_case": penalty_seq}
+    # the processors on the last step's logits of the base model's prompt 3, its context the prompt
+    # and the tokens generated before that step
+    context = prompts[3] + variants["base"]["sequences"][3]["tokens"][:-1]
+    raw = tensors["base.p3.logits"][-1:].clone()
+    ids = torch.tensor([context])
+    processed = RepetitionPenaltyLogitsProcessor(PROCESSORS["repetition_penalty"])(ids, raw.clone())
+    for proc in (TemperatureLogitsWarper(PROCESSORS["temperature"]), TopKLogitsWarper(PROCESSORS["top_k"]),
+                 TopPLogitsWarper(PROCESSORS["top_p"])):
+        processed = proc(ids, processed)
+    tensors["processors.input"] = raw[0].contiguous()
+    tensors["processors.output"] = processed[0].contiguous()
     # the adapter must change what is generated or scored, else it tests nothing
     assert variants["base"] != variants["adapter"], f"{config}: the adapter changes nothing"
     cfg_path = dest / "adapter" / "adapter_config.json"
@@ -147,6 +173,8 @@ def make(config: str, out: Path, seed: int) -> None:
                      "ATEN_CPU_CAPABILITY": os.environ["ATEN_CPU_CAPABILITY"]},
         "prompts": prompts,
         "stop_case": {"prompt": STOP_PROMPT, "eos_token_id": stop_id},
+        "penalty_case": {"prompt": PENALTY_PROMPT, "repetition_penalty": PENALTY},
+        "processors": {"context": context, **PROCESSORS},
         "score_examples": [{"prompt": p, "target": t} for p, t in examples],
         "variants": variants,
     }

@@ -109,3 +109,15 @@ endif()
 # ---------------------------------------------------------------- the real model: llama2.c -> HF, greedy tokens
 add_test(NAME stories260k_greedy COMMAND bash ${LF_TESTS}/stories_greedy.sh ${CMAKE_BINARY_DIR}
   ${CMAKE_CURRENT_SOURCE_DIR}/golden/assets/stories260K)
+
+# ---------------------------------------------------------------- generate / score (tests/golden/gen-v1)
+add_executable(test_generate tests/test_generate.cpp)
+target_link_libraries(test_generate PRIVATE lfcore)
+file(GLOB LF_GEN_GOLDEN_DIRS LIST_DIRECTORIES true ${LF_TESTS}/golden/gen-v1/*)
+foreach(dir ${LF_GEN_GOLDEN_DIRS})
+  if(IS_DIRECTORY ${dir})
+    get_filename_component(cfg ${dir} NAME)
+    add_test(NAME generate_${cfg} COMMAND test_generate ${dir})
+    set_tests_properties(generate_${cfg} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2")
+  endif()
+endforeach()
