@@ -544,6 +544,44 @@ void test_embedding() {
 // generation ops (ops_decode.h): their f64 reference against the training ops they must agree
 // with, then every backend against that reference
 
+void test_matmul_rows() {
+    if (!want_op(Op::MatmulRows)) return;
+    std::printf("matmul_rows (the decoder's linears: a row depends only on its x row)\n");
+    // I = 300: not a multiple of 8 (the tail); O * I above small_gemm's limit (the CPU's own
+    // row kernel), then a small weight (small_gemm)
+    for (auto [I, O] : {std::pair<int, int>{300, 1200}, std::pair<int, int>{64, 96}}) {
+        const int N = 7;
+        Vec x = randv((size_t)N * I, 51), W = randv((size_t)O * I, 52);
+        Vec ref((size_t)N * O);
+        ops::matmul_rows(ref.data(), x.data(), W.data(), N, I, O);
+        backend_check(Op::MatmulRows, 1e-5, {ref}, [&](Backend& be) {
+            Buf bx(be, x), bw(be, W), bo(be, ref.size());
+            be.matmul_rows(bo.p, bx.p, bw.p, N, I, O);
+            return std::vector<Vec>{bo.get()};
+        });
+        // each row alone (N = 1), and on 1 vs 2 threads: the same bits as in the batch of 7
+        for (auto& name : backend_names()) {
+            auto be = make_backend(name);
+            Buf bx(*be, x), bw(*be, W), bo(*be, ref.size()), b1(*be, (size_t)O);
+            const float* w = be->weights(bw.p, W.size());
+            be->set_threads(2);
+            be->matmul_rows(bo.p, bx.p, w, N, I, O);
+            Vec all = bo.get();
+            be->set_threads(1);
+            double diff = 0;
+            for (int n = 0; n < N; n++) {
+                be->matmul_rows(b1.p, bx.p + (size_t)n * I, w, 1, I, O);
+                Vec one = b1.get();
+                for (int o = 0; o < O; o++) diff = std::max(diff, std::fabs(one[o] - all[(size_t)n * O + o]));
+            }
+            be->release_weights(bw.p);
+            be->set_threads(2);
+            result(strprintf("matmul_rows [%s] I %d O %d: row alone on 1 thread == in a batch of 7 on 2", name.c_str(), I, O),
+                   diff, 0.0);
+        }
+    }
+}
+
 void test_decode_ops(int window) {
     if (!want_op(Op::RopeForwardAt) && !want_op(Op::KvCacheWrite) && !want_op(Op::AttentionCached)) return;
     std::printf("generation ops (rope at positions, KV cache write, cached attention%s)\n", window ? ", window 3" : "");
@@ -780,6 +818,7 @@ int main(int argc, char** argv) {
     test_dropout();
     test_adamw();
     test_embedding();
+    test_matmul_rows();
     test_decode_ops(0);
     test_decode_ops(3);
     test_vexp();
