@@ -41,3 +41,6 @@ foreach(dir ${LF_GEN_GOLDEN_DIRS})
     set_tests_properties(generate_cli_${cfg} PROPERTIES TIMEOUT 120 ENVIRONMENT "${LF_PY_ENV}")
   endif()
 endforeach()
+# the committed generation goldens are what make_gen_golden.py writes now
+add_test(NAME gen_goldens_not_stale COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/regen_gen_check.py)
+set_tests_properties(gen_goldens_not_stale PROPERTIES TIMEOUT 300 ENVIRONMENT "${LF_PY_ENV}")

@@ -160,6 +160,7 @@ def make(config: str, out: Path, seed: int) -> None:
     cfg_path = dest / "adapter" / "adapter_config.json"
     ac = json.loads(cfg_path.read_text())
     ac["base_model_name_or_path"] = config  # not this machine's path
+    ac["target_modules"] = sorted(ac["target_modules"])  # PEFT keeps a set: the order varies per run
     cfg_path.write_text(json.dumps(ac, indent=2, sort_keys=True) + "\n")
     save_file(tensors, str(dest / "gen_golden.safetensors"))
     golden = {
