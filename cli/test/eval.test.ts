@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { printEvaluation } from "../src/commands/eval.ts";
@@ -230,5 +230,171 @@ describe("loraforge eval: the command line", () => {
     } finally {
       await tmp.cleanup();
     }
+  });
+});
+
+describe("evaluation through loraforge-core generate and score", () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  let specFile: string;
+  const spec = {
+    apiVersion: "loraforge.dev/v1alpha1",
+    kind: "LoraFineTune",
+    metadata: { name: "e" },
+    spec: {
+      baseModel: { source: { pvc: { claimName: "models", path: "stories260K" } } },
+      dataset: {
+        source: { pvc: { claimName: "data", path: "stories.jsonl" } },
+        promptTemplate: "alpaca_short",
+        valSetSize: 6,
+        cutoffLen: 160,
+      },
+      lora: { r: 4, alpha: 8, dropout: 0 },
+      training: {
+        epochs: 1,
+        maxSteps: 8,
+        learningRate: 3e-3,
+        batchSize: 4,
+        microBatchSize: 4,
+        warmupSteps: 1,
+        evalSteps: 4,
+        saveSteps: 4,
+      },
+      checkpointSelection: "last",
+      evaluation: { samples: 6, maxNewTokens: 24 },
+      resources: { gpus: 0 },
+      output: { pvc: { claimName: "runs", path: "e" } },
+    },
+  };
+  before(async () => {
+    tmp = await tempDir();
+    await importLlama2c({
+      checkpoint: join(ASSETS, "stories260K", "stories260K.bin"),
+      tokenizer: join(ASSETS, "stories260K", "tok512.model"),
+      outDir: join(tmp.dir, "models", "stories260K"),
+    });
+    const lines = (await readFile(STORIES, "utf8")).split("\n").slice(0, 40);
+    await mkdir(join(tmp.dir, "data"));
+    await writeFile(join(tmp.dir, "data", "stories.jsonl"), `${lines.join("\n")}\n`);
+    specFile = join(tmp.dir, "spec.json");
+    await writeFile(specFile, JSON.stringify(spec));
+  });
+  after(() => tmp.cleanup());
+
+  const volumes = () => [
+    "--volume",
+    `models=${join(tmp.dir, "models")}`,
+    "--volume",
+    `data=${join(tmp.dir, "data")}`,
+    "--out",
+    join(tmp.dir, "run"),
+  ];
+  const capture = () => {
+    const lines: string[] = [];
+    return {
+      out: { info: (l: string) => lines.push(l), error: (l: string) => lines.push(l) },
+      lines,
+    };
+  };
+
+  test("train ends with eval.json; its eval losses are the trainer's validation losses", async () => {
+    const c = capture();
+    assert.equal(
+      await main(["train", specFile, "--quiet", "--threads", "1", ...volumes()], c.out),
+      0,
+      c.lines.join("\n"),
+    );
+    const text = c.lines.join("\n");
+    assert.match(text, /metric\s+base\s+fine-tuned\s+change/);
+    assert.match(text, /eval\.json\s+\S+eval\.json/);
+    const run = join(tmp.dir, "run");
+    const summary = JSON.parse(await readFile(join(run, "summary.json"), "utf8"));
+    const r = JSON.parse(await readFile(join(run, "eval.json"), "utf8")) as EvalResult;
+    assert.equal(summary.evaluation.path, join(run, "eval.json"));
+    assert.equal(summary.evaluation.samples, 6);
+    assert.deepEqual(Object.keys(summary.evaluation.tuned).sort(), [
+      "evalLoss",
+      "exactMatch",
+      "promptRepetition",
+      "rougeL",
+    ]);
+    // Scoring the whole validation split with `score` gives the trainer's validation loss:
+    // the same tokens and mask, summed in another order (float32 sums: 1e-5 relative).
+    const close = (a: number | null, b: number | null) =>
+      a !== null && b !== null && Math.abs(a - b) <= 1e-5 * Math.abs(b);
+    assert.ok(
+      close(r.metrics.base.evalLoss, summary.valLoss.before),
+      `${r.metrics.base.evalLoss} vs ${summary.valLoss.before}`,
+    );
+    assert.ok(
+      close(r.metrics.tuned?.evalLoss ?? null, summary.valLoss.after),
+      `${r.metrics.tuned?.evalLoss} vs ${summary.valLoss.after}`,
+    );
+    const manifest = JSON.parse(await readFile(join(run, "data", "manifest.json"), "utf8"));
+    assert.equal(r.data.digest, manifest.digest);
+    assert.equal(r.data.split, "validation");
+    assert.deepEqual(r.settings.stopTokens, [2, 1]);
+    assert.equal(r.settings.maxNewTokens, 24);
+    assert.equal(r.samples.length, 6);
+    for (const s of r.samples) {
+      assert.ok(s.tuned, "tuned answer");
+      assert.ok(s.base.tokens <= 24 && (s.tuned?.tokens ?? 99) <= 24);
+      assert.equal(s.base.stop === "max_new_tokens", s.base.tokens === 24);
+    }
+    assert.ok(r.core.version !== "unknown");
+  });
+
+  test("loraforge eval on the finished run gives the same numbers (greedy is deterministic)", async () => {
+    const run = join(tmp.dir, "run");
+    const first = JSON.parse(await readFile(join(run, "eval.json"), "utf8")) as EvalResult;
+    const c = capture();
+    assert.equal(
+      await main(
+        ["eval", specFile, "--batch-size", "3", "--threads", "1", "--show", "1", ...volumes()],
+        c.out,
+      ),
+      0,
+      c.lines.join("\n"),
+    );
+    const again = JSON.parse(await readFile(join(run, "eval.json"), "utf8")) as EvalResult;
+    assert.deepEqual(again.metrics.base, first.metrics.base);
+    assert.deepEqual(
+      again.samples.map((s) => [s.base.text, s.tuned?.text]),
+      first.samples.map((s) => [s.base.text, s.tuned?.text]),
+    );
+    assert.equal(c.lines.filter((l) => l.includes("reference:")).length, 1);
+  });
+
+  test("an eval file, base model only", async () => {
+    const evalFile = join(tmp.dir, "held-out.json");
+    await writeFile(
+      evalFile,
+      JSON.stringify([
+        { instruction: "Write a story about Tom and a cat.", output: "Tom had a cat." },
+      ]),
+    );
+    const out = join(tmp.dir, "base-only");
+    const c = capture();
+    const code = await main(
+      [
+        "eval",
+        "--model",
+        join(tmp.dir, "models", "stories260K"),
+        "--eval-file",
+        evalFile,
+        "--out",
+        out,
+        "--template",
+        "alpaca_short",
+        "--max-new-tokens",
+        "8",
+      ],
+      c.out,
+    );
+    assert.equal(code, 0, c.lines.join("\n"));
+    const r = JSON.parse(await readFile(join(out, "eval.json"), "utf8")) as EvalResult;
+    assert.equal(r.adapter, null);
+    assert.equal(r.metrics.tuned, undefined);
+    assert.equal(r.data.split, "file");
+    assert.equal(r.samples.length, 1);
   });
 });

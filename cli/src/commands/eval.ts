@@ -182,7 +182,7 @@ export function printEvaluation(out: Out, r: EvalResult, show: number): void {
   const rows = [
     ["metric", "base", "fine-tuned", "change"],
     ...METRIC_ROWS.map(({ key, label, better }) => [
-      `${label} (${better} is better)`,
+      better ? `${label} (${better} is better)` : label,
       fmtMetric(key, base[key]),
       tuned ? fmtMetric(key, tuned[key]) : "-",
       tuned ? fmtChange(key, base[key], tuned[key]) : "-",

@@ -44,17 +44,20 @@ export interface ModelMetrics {
   meanLength: number;
 }
 
-export const METRIC_ROWS: { key: keyof ModelMetrics; label: string; better: "higher" | "lower" }[] =
-  [
-    { key: "evalLoss", label: "eval loss", better: "lower" },
-    { key: "perplexity", label: "perplexity", better: "lower" },
-    { key: "exactMatch", label: "exact match", better: "higher" },
-    { key: "tokenF1", label: "token F1", better: "higher" },
-    { key: "rougeL", label: "ROUGE-L", better: "higher" },
-    { key: "promptRepetition", label: "prompt repetition", better: "lower" },
-    { key: "stopped", label: "stopped", better: "higher" },
-    { key: "meanLength", label: "mean length (tokens)", better: "higher" },
-  ];
+export const METRIC_ROWS: {
+  key: keyof ModelMetrics;
+  label: string;
+  better: "higher" | "lower" | null;
+}[] = [
+  { key: "evalLoss", label: "eval loss", better: "lower" },
+  { key: "perplexity", label: "perplexity", better: "lower" },
+  { key: "exactMatch", label: "exact match", better: "higher" },
+  { key: "tokenF1", label: "token F1", better: "higher" },
+  { key: "rougeL", label: "ROUGE-L", better: "higher" },
+  { key: "promptRepetition", label: "prompt repetition", better: "lower" },
+  { key: "stopped", label: "stopped", better: "higher" },
+  { key: "meanLength", label: "mean length (tokens)", better: null },
+];
 
 export function answerResult(
   ex: EvalExample,

@@ -17,6 +17,7 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
+import { type EvaluationSummary, evaluateRun } from "../eval/afterTraining.ts";
 import {
   DataChangedError,
   type DataManifest,
@@ -75,6 +76,8 @@ export interface RunSummary {
       })
     | null;
   error: ErrorEvent | null;
+  /** spec.evaluation's summary of eval.json (null when disabled, skipped or not reached). */
+  evaluation?: EvaluationSummary | null;
   files: { metrics: string; lossCurve: string; runJson: string; coreLog: string };
 }
 
@@ -119,6 +122,14 @@ export async function runTraining(
   };
   const corePath = opts.corePath ?? findCore();
   await mkdir(out, { recursive: true });
+  const evalInputs = (prepared: PrepareResult) => ({
+    paths,
+    prepared,
+    corePath,
+    threads: opts.threads ?? 0,
+    onMessage: say,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
 
   if (opts.fresh) {
     for (const name of [
@@ -130,6 +141,8 @@ export async function runTraining(
       "summary.json",
       "selection.json",
       "core.log",
+      "eval.json",
+      "eval",
     ])
       await rm(join(out, name), { recursive: true, force: true });
   }
@@ -194,6 +207,14 @@ export async function runTraining(
     (await exists(join(previousSummary.adapterDir, "adapter_model.safetensors")))
   ) {
     say("this run is already complete (run with --fresh to train again)");
+    if (spec.evaluation.enabled && previousSummary.evaluation === undefined) {
+      const done = {
+        ...previousSummary,
+        evaluation: await evaluateRun(spec, evalInputs(prepared)),
+      };
+      await writeFileAtomic(join(out, "summary.json"), `${JSON.stringify(done, null, 2)}\n`);
+      return done;
+    }
     return previousSummary;
   }
   await writeFileAtomic(files.runJson, runText);
@@ -255,6 +276,11 @@ export async function runTraining(
     };
     await writeFileAtomic(join(out, "selection.json"), `${JSON.stringify(selection, null, 2)}\n`);
     await writeFileAtomic(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+    // The summary is written first: if evaluation fails, running again evaluates without training.
+    if (spec.evaluation.enabled) {
+      summary.evaluation = await evaluateRun(spec, evalInputs(prepared));
+      await writeFileAtomic(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+    }
     return summary;
   }
   const summary: RunSummary = {
