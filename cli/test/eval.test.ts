@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { LoraFineTuneStatusSchema, parseLoraFineTune } from "@loraforge/crds";
 import { printEvaluation } from "../src/commands/eval.ts";
 import { buildEvalExamples, loadEvalRecords } from "../src/eval/examples.ts";
 import { templateMarkers } from "../src/eval/metrics.ts";
 import { answerResult, modelMetrics } from "../src/eval/report.ts";
 import type { EvalResult } from "../src/eval/run.ts";
 import { stopTokensFor } from "../src/eval/run.ts";
+import { cliPipeline } from "../src/job/cliPipeline.ts";
 import { importLlama2c } from "../src/llama2c/import.ts";
 import { main } from "../src/main.ts";
 import { loadTemplate, prepareDataset } from "../src/prepare/prepare.ts";
@@ -362,6 +364,37 @@ describe("evaluation through loraforge-core generate and score", () => {
       first.samples.map((s) => [s.base.text, s.tuned?.text]),
     );
     assert.equal(c.lines.filter((l) => l.includes("reference:")).length, 1);
+  });
+
+  test("the trainer Job's pipeline puts the eval.json summary into status.evaluation", async () => {
+    const run = join(tmp.dir, "job");
+    const result = await cliPipeline(() => {})({
+      lft: parseLoraFineTune(spec),
+      modelDir: join(tmp.dir, "models", "stories260K"),
+      datasetPath: join(tmp.dir, "data", "stories.jsonl"),
+      outputDir: run,
+      onEvent: () => {},
+      signal: new AbortController().signal,
+    });
+    const r = JSON.parse(await readFile(join(run, "eval.json"), "utf8")) as EvalResult;
+    assert.deepEqual(result.evaluation, {
+      path: join(run, "eval.json"),
+      samples: 6,
+      base: {
+        evalLoss: r.metrics.base.evalLoss,
+        exactMatch: r.metrics.base.exactMatch,
+        rougeL: r.metrics.base.rougeL,
+        promptRepetition: r.metrics.base.promptRepetition,
+      },
+      tuned: {
+        evalLoss: r.metrics.tuned?.evalLoss,
+        exactMatch: r.metrics.tuned?.exactMatch,
+        rougeL: r.metrics.tuned?.rougeL,
+        promptRepetition: r.metrics.tuned?.promptRepetition,
+      },
+    });
+    // what the status accepts
+    LoraFineTuneStatusSchema.parse({ evaluation: result.evaluation });
   });
 
   test("an eval file, base model only", async () => {
