@@ -16,6 +16,9 @@ import { loadTemplate, prepareDataset } from "../src/prepare/prepare.ts";
 import { ALPACA_SHORT } from "../src/prompt/templates.ts";
 import { decodeShard } from "../src/shards/lfs.ts";
 import { loadModelTokenizer } from "../src/tokenizer/tokenizer.ts";
+import { resolveLocalPaths } from "../src/train/resolve.ts";
+import { runTraining } from "../src/train/run.ts";
+import { selectCheckpoint } from "../src/train/select.ts";
 import { ASSETS, llama2TokenizerDir, REPO_ROOT, tempDir } from "./helpers.ts";
 
 const STORIES = join(REPO_ROOT, "examples", "stories-instruct", "stories.jsonl");
@@ -193,6 +196,44 @@ describe("per-model metrics", () => {
     assert.match(text, /base:\s+\(empty\)/);
     assert.match(text, /fine-tuned:\s+Lily ran\./);
     assert.match(text, /eval\.json\s+\/x\/eval\.json/);
+  });
+});
+
+describe("bestEvalScore selection", () => {
+  const c = (step: number, trainLoss: number) => ({
+    step,
+    dir: `/c/${step}`,
+    trainLoss,
+    valLoss: null,
+    kind: "checkpoint" as const,
+  });
+  const candidates = [c(2, 0.5), c(4, 0.2), c(6, 0.3)];
+  test("picks the highest score, ties to the later candidate", () => {
+    const s = selectCheckpoint(
+      "bestEvalScore",
+      candidates,
+      new Map([
+        [2, 0.4],
+        [4, 0.1],
+        [6, 0.4],
+      ]),
+    );
+    assert.equal(s.applied, "bestEvalScore");
+    assert.equal(s.selected.step, 6);
+    assert.deepEqual(
+      s.candidates.map((x) => x.evalScore),
+      [0.4, 0.1, 0.4],
+    );
+    assert.equal(
+      selectCheckpoint("bestEvalScore", candidates, new Map([[2, 0.9]])).selected.step,
+      2,
+    );
+  });
+  test("without scores it falls back to the train loss and says why", () => {
+    const s = selectCheckpoint("bestEvalScore", candidates);
+    assert.equal(s.applied, "lowestTrainLoss");
+    assert.equal(s.selected.step, 4);
+    assert.match(s.note ?? "", /no candidate has an evaluation score/);
   });
 });
 
@@ -395,6 +436,33 @@ describe("evaluation through loraforge-core generate and score", () => {
     });
     // what the status accepts
     LoraFineTuneStatusSchema.parse({ evaluation: result.evaluation });
+  });
+
+  test("checkpointSelection bestEvalScore: every candidate generates; the best scoreMetric wins", async () => {
+    const lft = parseLoraFineTune({
+      ...spec,
+      spec: { ...spec.spec, checkpointSelection: "bestEvalScore" },
+    });
+    const paths = resolveLocalPaths(lft.spec, {
+      specFile,
+      volumes: { models: join(tmp.dir, "models"), data: join(tmp.dir, "data") },
+      outDir: join(tmp.dir, "best"),
+    });
+    const s = await runTraining(lft.spec, { paths, threads: 1 });
+    assert.equal(s.status, "done");
+    const sel = JSON.parse(await readFile(join(tmp.dir, "best", "selection.json"), "utf8"));
+    assert.equal(sel.applied, "bestEvalScore");
+    const scores = sel.candidates.map((c: { evalScore: number }) => c.evalScore);
+    assert.equal(scores.length, 2);
+    assert.ok(scores.every((v: unknown) => typeof v === "number"));
+    assert.equal(sel.selected.evalScore, Math.max(...scores));
+    // the selected adapter, evaluated afterwards on the same examples, scores the same (rougeL)
+    assert.equal(s.evaluation?.tuned?.rougeL, sel.selected.evalScore);
+    const inAdapter = JSON.parse(
+      await readFile(join(tmp.dir, "best", "adapter", "selection.json"), "utf8"),
+    );
+    assert.equal(inAdapter.score_metric, "rougeL");
+    assert.equal(inAdapter.eval_score, sel.selected.evalScore);
   });
 
   test("an eval file, base model only", async () => {

@@ -63,8 +63,11 @@ Example:
 Runs a LoraFineTune manifest (the same spec the operator runs) on this machine: prepares the data
 into <out>/data, runs the native trainer (native/build/loraforge-core, or $LORAFORGE_CORE) with a
 live progress line, writes <out>/metrics.jsonl and <out>/loss_curve.png, applies the spec's
-checkpointSelection (lowestTrainLoss by default; last; lowestEvalLoss) and copies the chosen
-adapter to <out>/adapter (PEFT format), then prints a summary.
+checkpointSelection (lowestTrainLoss by default; last; lowestEvalLoss; bestEvalScore: each kept
+checkpoint generates for the evaluation's examples, the best spec.evaluation.scoreMetric wins) and
+copies the chosen adapter to <out>/adapter (PEFT format), then prints a summary. With
+spec.evaluation enabled (the default) it ends with \`loraforge eval\`: base vs fine-tuned on the
+validation split, the metric table, two sample answers, <out>/eval.json.
 Ctrl-C stops after saving a checkpoint; running the same command again resumes from it.
 
 A local run reads files: a pvc source {claimName, path} is looked up in the directory given with

@@ -15,6 +15,7 @@ import { writeFileAtomic } from "../util/atomic.ts";
 import { coreVersion, generate, type SamplingSettings, score, type Variant } from "./coreVerbs.ts";
 import {
   buildEvalExamples,
+  type EvalExample,
   type EvalRecords,
   loadEvalRecords,
   type RecordSource,
@@ -143,8 +144,23 @@ async function maxPositions(modelDir: string): Promise<number | undefined> {
   return cfg.success ? cfg.data.max_position_embeddings : undefined;
 }
 
-export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult> {
-  const say = opts.onMessage ?? (() => {});
+/** What every generation pass of an evaluation shares: tokenizer, examples, settings. */
+export interface PreparedEvaluation {
+  tok: ModelTokenizer;
+  recs: EvalRecords;
+  examples: EvalExample[];
+  skipped: number;
+  sampling: SamplingSettings;
+  stopTokensWhy: string;
+  corePath: string;
+}
+
+export async function prepareEvaluation(
+  opts: Pick<
+    EvaluationOptions,
+    "modelDir" | "template" | "records" | "cutoffLen" | "addEos" | "generation" | "corePath"
+  >,
+): Promise<PreparedEvaluation> {
   const tok = await loadModelTokenizer(opts.modelDir);
   const recs = await loadEvalRecords(opts.records);
   const { examples, skipped } = buildEvalExamples(recs.records, opts.template, tok, {
@@ -160,10 +176,6 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
       },
     ]);
   const corePath = opts.corePath ?? findCore();
-  const workDir = join(opts.outDir, "eval");
-  await mkdir(workDir, { recursive: true });
-  const files = { evalJson: join(opts.outDir, "eval.json"), coreLog: join(workDir, "core.log") };
-  await writeFileAtomic(files.coreLog, "");
   const stops = await stopTokensFor(opts.modelDir, tok);
   const longestPrompt = Math.max(...examples.map((e) => e.prompt.length));
   const room = Math.min(opts.cutoffLen, (await maxPositions(opts.modelDir)) ?? Infinity);
@@ -172,6 +184,17 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
     maxNewTokens: Math.max(1, Math.min(opts.generation.maxNewTokens, room - longestPrompt)),
     stopTokens: stops.tokens,
   };
+  return { tok, recs, examples, skipped, sampling, stopTokensWhy: stops.why, corePath };
+}
+
+export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult> {
+  const say = opts.onMessage ?? (() => {});
+  const { tok, recs, examples, skipped, sampling, corePath, ...prep } =
+    await prepareEvaluation(opts);
+  const workDir = join(opts.outDir, "eval");
+  await mkdir(workDir, { recursive: true });
+  const files = { evalJson: join(opts.outDir, "eval.json"), coreLog: join(workDir, "core.log") };
+  await writeFileAtomic(files.coreLog, "");
   const variants: Variant[] = opts.adapterDir ? ["base", "adapter"] : ["base"];
   const run = {
     corePath,
@@ -248,7 +271,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
       ...sampling,
       template: opts.templateName,
       cutoffLen: opts.cutoffLen,
-      stopTokensWhy: stops.why,
+      stopTokensWhy: prep.stopTokensWhy,
     },
     metrics: {
       base: modelMetrics(baseAnswers, scoresOf("base")),

@@ -17,7 +17,12 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
-import { type EvaluationSummary, evaluateRun } from "../eval/afterTraining.ts";
+import {
+  type EvaluateRunInputs,
+  type EvaluationSummary,
+  evaluateRun,
+  scoreCheckpoints,
+} from "../eval/afterTraining.ts";
 import {
   DataChangedError,
   type DataManifest,
@@ -256,7 +261,7 @@ export async function runTraining(
 
   const base = summaryBase(history, out, runDigest, prepared.manifest.digest, files);
   if (exit.code === EXIT.ok && history.done) {
-    const selection = await selectAdapter(spec, history, out);
+    const selection = await selectAdapter(spec, history, out, evalInputs(prepared));
     const summary: RunSummary = {
       ...base,
       status: "done",
@@ -359,6 +364,7 @@ async function selectAdapter(
   spec: LoraFineTuneSpec,
   history: History,
   out: string,
+  evalInputs: EvaluateRunInputs,
 ): Promise<Selection> {
   const checkpoints = await listCheckpoints(out);
   const finalDir = join(out, "final");
@@ -368,7 +374,11 @@ async function selectAdapter(
     checkpoints,
     ...(hasFinal ? { final: { step: finalStep, dir: finalDir } } : {}),
   });
-  const selection = selectCheckpoint(spec.checkpointSelection, candidates);
+  const scores =
+    spec.checkpointSelection === "bestEvalScore" && evalInputs.prepared.manifest.val.records > 0
+      ? await scoreCheckpoints(spec, evalInputs, candidates)
+      : undefined;
+  const selection = selectCheckpoint(spec.checkpointSelection, candidates, scores);
   const target = join(out, "adapter");
   const tmp = join(out, ".adapter.tmp");
   await rm(tmp, { recursive: true, force: true });
@@ -377,7 +387,7 @@ async function selectAdapter(
     await copyFile(join(selection.selected.dir, f), join(tmp, f));
   await writeFile(
     join(tmp, "selection.json"),
-    `${JSON.stringify({ policy: selection.policy, applied: selection.applied, step: selection.selected.step, source: selection.selected.dir, train_loss: selection.selected.trainLoss, val_loss: selection.selected.valLoss }, null, 2)}\n`,
+    `${JSON.stringify({ policy: selection.policy, applied: selection.applied, step: selection.selected.step, source: selection.selected.dir, train_loss: selection.selected.trainLoss, val_loss: selection.selected.valLoss, ...(selection.selected.evalScore !== undefined ? { eval_score: selection.selected.evalScore, score_metric: spec.evaluation.scoreMetric } : {}) }, null, 2)}\n`,
   );
   await rm(target, { recursive: true, force: true });
   await rename(tmp, target);
