@@ -27,7 +27,7 @@ enum class Op {
     DropoutApply, DropoutBackward,
     AdamW,
     Embedding,
-    RopeForwardAt, KvCacheWrite, AttentionCached,  // generation (ops_decode.h)
+    RopeForwardAt, KvCacheWrite, AttentionCached, MatmulRows,  // generation (ops_decode.h)
     Count
 };
 const char* op_name(Op op);
@@ -83,6 +83,8 @@ public:
                        double eps, double wd, int64_t step) = 0;
 
     // generation with a KV cache: see ops_decode.h. pos is host memory [B].
+    // matmul_rows: out[N,O] = x W^T where row n depends only on x's row n (the decoder's linears)
+    virtual void matmul_rows(float* out, const float* x, const float* W, int N, int I, int O) = 0;
     virtual void rope_forward_at(float* x, const float* cos, const float* sin, const int* pos, int B, int n, int nh,
                                  int hd) = 0;
     virtual void kv_cache_write(float* cache, const float* x, const int* pos, int B, int n, int Tcap, int width) = 0;

@@ -28,7 +28,7 @@ const char* op_name(Op op) {
                                   "rmsnorm_forward", "rmsnorm_backward", "rope_forward", "rope_backward",
                                   "attention_forward", "attention_backward", "swiglu_forward", "swiglu_backward",
                                   "cross_entropy", "dropout_apply", "dropout_backward", "adamw", "embedding",
-                                  "rope_forward_at", "kv_cache_write", "attention_cached"};
+                                  "rope_forward_at", "kv_cache_write", "attention_cached", "matmul_rows"};
     static_assert(sizeof(names) / sizeof(names[0]) == (size_t)Op::Count, "op names");
     return names[(int)op];
 }
@@ -220,6 +220,12 @@ public:
     void adamw(float* p, const float* g, float* m, float* v, int64_t n, double lr, double b1, double b2, double eps,
                double wd, int64_t step) override {
         ops::adamw_update(p, g, m, v, n, lr, b1, b2, eps, wd, step);
+    }
+    // small weights: the packed small_gemm (a row's sums do not depend on the others); large
+    // ones: one pass over W for all rows instead of OpenBLAS packing W on every decoding step
+    void matmul_rows(float* out, const float* x, const float* W, int N, int I, int O) override {
+        if (ops::small_gemm_fits(O, I)) return matmul_forward(out, x, W, N, I, O, 1.0f, 0.0f);
+        ops::matmul_rows_f32(out, x, W, N, I, O);
     }
     void rope_forward_at(float* x, const float* c, const float* s, const int* pos, int B, int n, int nh, int hd) override {
         ops::rope_forward_at(x, c, s, pos, B, n, nh, hd);

@@ -72,6 +72,7 @@ void Decoder::reset(int B, int Tcap, int n_max) {
     h_ = buf(N * Hd);
     // the LoRA branch's x A^T: r <= min(in, out) <= the widest input
     z_ = buf(N * std::max<size_t>(std::max<size_t>(C, Q), Hd));
+    lora_y_ = buf(N * std::max<size_t>(std::max<size_t>(C, Q), Hd));
     head_rows_ = (int)std::max<size_t>(16, std::min<size_t>(N, (size_t)(8u << 20) / (size_t)c.vocab));
     head_x_ = buf((size_t)head_rows_ * C);
     head_logits_ = buf((size_t)head_rows_ * c.vocab);
@@ -90,13 +91,16 @@ void Decoder::reset(int B, int Tcap, int n_max) {
 
 // y[N,out] = x W^T (+ s (x A^T) B^T when the adapter targets this module)
 void Decoder::linear(int layer, int m, const float* x, const float* W, float* y, int N, int in, int out) {
-    be_.matmul_forward(y, x, W, N, in, out, 1.0f, 0.0f);
+    be_.matmul_rows(y, x, W, N, in, out);
     const int si = lora_ ? lora_->slot_index(layer, m) : -1;
     if (si < 0) return;
     const LoraSlot& s = lora_->slots()[si];
     const LoraConfig& lc = lora_->cfg();
-    be_.matmul_forward(z_, x, lora_->params() + s.a_off, N, in, lc.r, 1.0f, 0.0f);
-    be_.matmul_forward(y, z_, lora_->params() + s.b_off, N, lc.r, out, (float)lc.scaling(), 1.0f);
+    // as PEFT: y + (x A^T B^T) * s, each row on its own (matmul_rows)
+    be_.matmul_rows(z_, x, lora_->params() + s.a_off, N, in, lc.r);
+    be_.matmul_rows(lora_y_, z_, lora_->params() + s.b_off, N, lc.r, out);
+    be_.scale(lora_y_, (float)lc.scaling(), (size_t)N * out);
+    be_.add(y, lora_y_, (size_t)N * out);
 }
 
 void Decoder::forward(const int* tokens, const int* pos, int B, int n, const std::vector<int>& rows, float* logits_out,
@@ -139,7 +143,7 @@ void Decoder::forward(const int* tokens, const int* pos, int B, int n, const std
         const int nr = (int)std::min<size_t>(head_rows_, rows.size() - r0);
         for (int i = 0; i < nr; i++) LF_ASSERT(rows[r0 + i] >= 0 && rows[r0 + i] < N);
         be_.embedding(head_x_, rows.data() + r0, xn_, nr, C);
-        be_.matmul_forward(head_logits_, head_x_, lm_head_, nr, C, V, 1.0f, 0.0f);
+        be_.matmul_rows(head_logits_, head_x_, lm_head_, nr, C, V);
         if (logits_out) be_.download(logits_out + r0 * V, head_logits_, (size_t)nr * V);
         if (row_loss) be_.cross_entropy(nullptr, head_logits_, targets + r0, nr, V, 0.0, row_loss + r0);
     }

@@ -52,7 +52,7 @@ private:
     std::vector<float*> allocs_;
     std::vector<float*> kc_, vc_;  // per layer [B, Tcap, KV, hd]
     float *x_ = nullptr, *xn_ = nullptr, *rstd_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr;
-    float *att_ = nullptr, *tmp_ = nullptr, *g_ = nullptr, *u_ = nullptr, *h_ = nullptr, *z_ = nullptr;
+    float *att_ = nullptr, *tmp_ = nullptr, *g_ = nullptr, *u_ = nullptr, *h_ = nullptr, *z_ = nullptr, *lora_y_ = nullptr;
     float *head_x_ = nullptr, *head_logits_ = nullptr;
     int head_rows_ = 0;
     const float *cos_ = nullptr, *sin_ = nullptr;

@@ -20,6 +20,24 @@
 namespace lf {
 namespace ops {
 
+// The decoding matmul: out[N,O] = x[N,I] W[O,I]^T (nn.Linear) where N is a handful of new
+// tokens. Unlike matmul_forward it promises that row n of out depends only on row n of x (not on
+// N, the other rows, or the thread count), which is what makes a sequence's tokens the same
+// alone and in any batch. fp32: matvec_cpu.cpp (W read once for all N rows); double: plain loops.
+void matmul_rows_f32(float* out, const float* x, const float* W, int N, int I, int O);
+template <class T>
+void matmul_rows(T* out, const T* x, const T* W, int N, int I, int O) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++) {
+            T s = 0;
+            for (int i = 0; i < I; i++) s += x[(int64_t)n * I + i] * W[(int64_t)o * I + i];
+            out[(int64_t)n * O + o] = s;
+        }
+}
+inline void matmul_rows(float* out, const float* x, const float* W, int N, int I, int O) {
+    matmul_rows_f32(out, x, W, N, I, O);
+}
+
 // RoPE in place at explicit positions: row (b, i) is rotated by position pos[b] + i.
 // cos, sin: [Tcap, hd/2], the same tables as rope_forward (which is pos[b] = 0 for every b).
 template <class T>

@@ -50,13 +50,18 @@ void top_p_filter(float* l, int V, double top_p) {
 }
 }  // namespace
 
-int choose_token(float* l, int V, const std::vector<int>& context, const SamplingParams& p, uint64_t sequence, int step) {
+void process_logits(float* l, int V, const std::vector<int>& context, const SamplingParams& p) {
     if (p.repetition_penalty != 1.0) repetition_penalty(l, V, context, (float)p.repetition_penalty);
-    if (p.temperature <= 0) return (int)(std::max_element(l, l + V) - l);  // first maximum, as torch.argmax
+    if (p.temperature <= 0) return;
     const float temp = (float)p.temperature;
     for (int i = 0; i < V; i++) l[i] = l[i] / temp;
     top_k_filter(l, V, p.top_k);
     top_p_filter(l, V, p.top_p);
+}
+
+int choose_token(float* l, int V, const std::vector<int>& context, const SamplingParams& p, uint64_t sequence, int step) {
+    process_logits(l, V, context, p);
+    if (p.temperature <= 0) return (int)(std::max_element(l, l + V) - l);  // first maximum, as torch.argmax
     // inverse CDF of the softmax, in token order, with a uniform draw in [0, 1)
     const float mx = *std::max_element(l, l + V);
     std::vector<double> e(V);

@@ -20,6 +20,9 @@ struct SamplingParams {
 // logits [V] are modified in place. `context`: the prompt and the tokens generated so far (what
 // the repetition penalty looks at). `sequence` identifies the sequence (its index in the input
 // file), `step` the index of the token being chosen.
+// the logits processors alone, in place: repetition penalty, then (temperature > 0) temperature,
+// top-k and top-p; removed tokens become -inf (what transformers' processors leave in `scores`)
+void process_logits(float* logits, int V, const std::vector<int>& context, const SamplingParams& p);
 int choose_token(float* logits, int V, const std::vector<int>& context, const SamplingParams& p, uint64_t sequence,
                  int step);
 
