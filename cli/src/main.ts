@@ -3,6 +3,7 @@
  * and exit codes (0 ok, 1 bug, 2 usage, 3 invalid input, 130 interrupted, or the trainer's code).
  */
 import { InvalidLoraFineTuneError } from "@loraforge/crds";
+import { evalCommand } from "./commands/eval.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./commands/help.ts";
 import { importCommand } from "./commands/importCmd.ts";
 import { consoleOut, type Out, printProblems, UsageError } from "./commands/output.ts";
@@ -10,6 +11,7 @@ import { prepareCommand } from "./commands/prepare.ts";
 import { trainCommand } from "./commands/train.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { DatasetError, formatProblem, type Problem } from "./dataset/problems.ts";
+import { EvalCoreError } from "./eval/coreVerbs.ts";
 import { jobCommand } from "./job/command.ts";
 import { Llama2cError } from "./llama2c/checkpoint.ts";
 import { SentencePieceError } from "./llama2c/sentencepiece.ts";
@@ -24,6 +26,7 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   validate: validateCommand,
   prepare: prepareCommand,
   train: trainCommand,
+  eval: evalCommand,
   import: importCommand,
   job: jobCommand,
 };
@@ -85,6 +88,7 @@ export function classifyError(e: unknown): { code: number; message: string; prob
     e instanceof ShardError
   )
     return { code: 3, message: e.message };
+  if (e instanceof EvalCoreError) return { code: e.exitCode, message: e.message };
   // file system errors (ENOENT, EACCES, ...) carry the path in their message
   if (e instanceof Error && "code" in e && typeof e.code === "string" && "path" in e)
     return { code: 3, message: e.message };
