@@ -36,6 +36,8 @@ export class Operator {
         pullPolicy: config.trainerPullPolicy,
         backoffLimit: config.jobBackoffLimit,
         defaultGpuProduct: config.defaultGpuProduct,
+        policy: config.policy,
+        trainer: config.trainer,
       },
       this.metrics,
       log,

@@ -8,11 +8,13 @@ import { type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crd
 import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
+import type { TrainerPodSettings } from "./config.ts";
 import type { EventRecorder } from "./events.ts";
 import { isAlreadyExists, isConflict, type Kube, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
 import { FIELD_MANAGER, jobName, runAccountName, specConfigMapName } from "./naming.ts";
 import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
+import type { Policy } from "./policy.ts";
 import {
   decideStatus,
   OPERATOR_FIELDS,
@@ -34,6 +36,8 @@ export interface ReconcileSettings {
   pullPolicy: "Always" | "IfNotPresent" | "Never";
   backoffLimit: number;
   defaultGpuProduct: string | undefined;
+  policy: Policy;
+  trainer: TrainerPodSettings;
 }
 
 export type Result =
@@ -123,7 +127,11 @@ export class Reconciler {
       };
     } else {
       lft = parsed.value;
-      validation = validateForCluster(lft, { defaultGpuProduct: this.settings.defaultGpuProduct });
+      validation = validateForCluster(lft, {
+        defaultGpuProduct: this.settings.defaultGpuProduct,
+        policy: this.settings.policy,
+        memory: { default: this.settings.trainer.defaultMemory },
+      });
     }
     const run: OwnedRun = { lft, uid, namespace };
     const jName = jobName(name);
@@ -189,6 +197,7 @@ export class Reconciler {
             pullPolicy: this.settings.pullPolicy,
             backoffLimit: this.settings.backoffLimit,
             gpuProduct: validation.gpuProduct,
+            pod: this.settings.trainer,
           }),
         );
         job = JobSchema.parse(applied);
