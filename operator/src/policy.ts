@@ -21,6 +21,8 @@ export const PolicySchema = z
       .default({ [GPU_PRODUCT_LABEL]: [ANY_VALUE] }),
     allowedImageRegistries: z.array(z.string().min(1).max(512)).default([]),
     allowPodAffinity: z.boolean().default(false),
+    /** Loopback, link-local or private networks source URIs may reach (the URI checks read it). */
+    allowedSourceNetworks: z.array(z.string().min(1).max(64)).default([]),
   })
   .strict();
 export type Policy = z.output<typeof PolicySchema>;

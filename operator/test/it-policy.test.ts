@@ -43,6 +43,7 @@ describe("admin placement policy against a real API server", () => {
         allowedNodeSelector: { "nvidia.com/gpu.product": ["*"], pool: ["v100"] },
         allowedImageRegistries: ["registry.internal/models"],
         allowPodAffinity: false,
+        allowedSourceNetworks: [],
       },
       trainer: {
         terminationGracePeriodSeconds: 240,

@@ -16,6 +16,7 @@ const policy: Policy = {
   allowedNodeSelector: { "nvidia.com/gpu.product": ["*"], pool: ["v100", "a100"] },
   allowedImageRegistries: ["registry.internal", "ghcr.io/acme/"],
   allowPodAffinity: false,
+  allowedSourceNetworks: [],
 };
 const check = (o: FixtureOptions, p: Policy = policy) => checkPolicy(lft(o).spec, p);
 const refusal = (o: FixtureOptions, p: Policy = policy) => {
@@ -30,6 +31,7 @@ test("the default policy: GPU taint and product only, no other labels, no model 
     allowedNodeSelector: { "nvidia.com/gpu.product": ["*"] },
     allowedImageRegistries: [],
     allowPodAffinity: false,
+    allowedSourceNetworks: [],
   });
   assert.deepEqual(check({}, DEFAULT_POLICY), { ok: true });
 });
