@@ -110,6 +110,16 @@ export class Reconciler {
     const generation = raw.metadata.generation ?? 0;
     const log = this.log.with({ lft: `${namespace}/${name}` });
 
+    const jName = jobName(name);
+    const prevPhase = (raw.status as { phase?: string } | undefined)?.phase;
+    // The cache can lag behind our own last status write; either one saying "finished" counts.
+    const isTerminal = (p: string | undefined) =>
+      p !== undefined && (TERMINAL_PHASES as readonly string[]).includes(p);
+    const terminal = isTerminal(prevPhase) || isTerminal(this.written.get(uid));
+    // The admin's policy and the memory rule decide whether a Job may be created; a change
+    // of policy does not fail runs that already have one, or rewrite finished ones.
+    const admitting = !terminal && !this.jobFromCache(namespace, jName);
+
     // 3. validate
     const parsed = safeParseLoraFineTune(raw);
     let lft: LoraFineTune;
@@ -129,17 +139,15 @@ export class Reconciler {
       lft = parsed.value;
       validation = validateForCluster(lft, {
         defaultGpuProduct: this.settings.defaultGpuProduct,
-        policy: this.settings.policy,
-        memory: { default: this.settings.trainer.defaultMemory },
+        ...(admitting
+          ? {
+              policy: this.settings.policy,
+              memory: { default: this.settings.trainer.defaultMemory },
+            }
+          : {}),
       });
     }
     const run: OwnedRun = { lft, uid, namespace };
-    const jName = jobName(name);
-    const prevPhase = (raw.status as { phase?: string } | undefined)?.phase;
-    // The cache can lag behind our own last status write; either one saying "finished" counts.
-    const isTerminal = (p: string | undefined) =>
-      p !== undefined && (TERMINAL_PHASES as readonly string[]).includes(p);
-    const terminal = isTerminal(prevPhase) || isTerminal(this.written.get(uid));
 
     let job = this.jobFromCache(namespace, jName);
     let result: Result = { kind: "done", why: "in sync" };

@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { Reason } from "@loraforge/crds";
 import { z } from "zod";
 import type { Operator } from "../src/operator.ts";
+import { DEFAULT_POLICY } from "../src/policy.ts";
 import {
   condition,
   type Env,
@@ -34,7 +35,7 @@ const Events = z.object({
 
 describe("admin placement policy against a real API server", () => {
   let env: Env;
-  let op: Operator;
+  let op: Operator | undefined;
   before(async () => {
     env = await setup("policy");
     op = await startOperator(env, {
@@ -180,5 +181,30 @@ describe("admin placement policy against a real API server", () => {
     });
     const job = await eventually("the Job", () => getJob(env, "grace-train"));
     assert.equal(job.spec.template.spec.terminationGracePeriodSeconds, 900);
+  });
+  test("a stricter policy later does not fail a run that already has its Job", async () => {
+    // "inside" (above) selected pool: v100 and got its Job. The admin now drops `pool`.
+    await op?.stop();
+    op = await startOperator(env, {
+      policy: DEFAULT_POLICY,
+      trainer: {
+        terminationGracePeriodSeconds: 240,
+        defaultMemory: "4Gi",
+        tmpSizeLimit: "2Gi",
+        outputSizeLimit: "3Gi",
+        imagePullSecrets: [],
+      },
+    });
+    await env.client.patch(
+      lftPath(env.ns, "inside"),
+      { metadata: { annotations: { touched: "yes" } } },
+      "merge",
+    );
+    // A new run with the same selector is refused: the new operator is at work.
+    await create({ name: "inside-late", resources: { nodeSelector: { pool: "v100" } } });
+    await refused("inside-late", /nodeSelector "pool: v100" is outside the admin policy/);
+    const l = await waitPhase(env, "inside", "Pending");
+    assert.equal(condition(l, "Validated")?.status, "True");
+    assert.ok(await getJob(env, "inside-train"));
   });
 });
