@@ -134,6 +134,30 @@ describe("chart guard rails against a real API server", () => {
     }
   });
 
+  test("NOTES.txt says what to run next, the policy in force and the CRD upgrade step", () => {
+    const r = helmRun(helm, [
+      "install",
+      "notes",
+      chart,
+      "--dry-run=client",
+      "--namespace",
+      env.ns,
+      "--kubeconfig",
+      env.cluster.kubeconfigPath,
+      "--set",
+      `watchNamespace=${otherNs}`,
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    const notes = r.stdout.slice(r.stdout.indexOf("NOTES:"));
+    assert.match(
+      notes,
+      new RegExp(`kubectl -n ${env.ns} rollout status deployment/notes-loraforge`),
+    );
+    assert.match(notes, new RegExp(`kubectl get lft -n ${otherNs} -w`));
+    assert.match(notes, /fails with reason PolicyViolation/);
+    assert.match(notes, /Helm never upgrades the CRD.*\n.*\n\n\s+kubectl apply --server-side/);
+  });
+
   test("prometheus.io/port follows metricsPort; ServiceMonitor and PDB render when enabled", async () => {
     const objs = render(`pm-${randomBytes(2).toString("hex")}`, {
       metricsPort: "9300",
