@@ -216,6 +216,56 @@ describe("chart guard rails against a real API server", () => {
       ],
       ["keyless", { tolerations: [{ operator: "Exists" }] }, /allowedTolerationKeys/],
       ["select", { nodeSelector: { "kubernetes.io/hostname": "n1" } }, /allowedNodeSelector/],
+      [
+        "affine",
+        {
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [
+                  {
+                    matchExpressions: [
+                      { key: "node-role.kubernetes.io/control-plane", operator: "Exists" },
+                    ],
+                  },
+                ],
+              },
+            },
+          },
+        },
+        /required node affinity term .*allowedNodeSelector/,
+      ],
+      [
+        "by-name",
+        {
+          affinity: {
+            nodeAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: {
+                nodeSelectorTerms: [
+                  { matchFields: [{ key: "metadata.name", operator: "In", values: ["n1"] }] },
+                ],
+              },
+            },
+          },
+        },
+        /required node affinity term/,
+      ],
+      [
+        "co-locate",
+        {
+          affinity: {
+            podAffinity: {
+              requiredDuringSchedulingIgnoredDuringExecution: [
+                {
+                  labelSelector: { matchLabels: { app: "victim" } },
+                  topologyKey: "kubernetes.io/hostname",
+                },
+              ],
+            },
+          },
+        },
+        /allowPodAffinity/,
+      ],
     ];
     for (const [name, pod, message] of cases) {
       const r = await create(job(name, pod));
@@ -226,6 +276,19 @@ describe("chart guard rails against a real API server", () => {
       job("proper", {
         nodeSelector: { "nvidia.com/gpu.product": "Tesla-V100-SXM2-32GB" },
         tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+        affinity: {
+          nodeAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: {
+              nodeSelectorTerms: [
+                {
+                  matchExpressions: [
+                    { key: "nvidia.com/gpu.product", operator: "In", values: ["NVIDIA-A100"] },
+                  ],
+                },
+              ],
+            },
+          },
+        },
       }),
     );
     assert.equal(ok.status, 201, JSON.stringify(ok.body).slice(0, 400));
