@@ -108,8 +108,16 @@ function describeSelectorPolicy(policy: Policy): string {
   return `{${entries.map(([k, v]) => `${k}: ${list(v)}`).join(", ")}}`;
 }
 
-/** The first place where the spec leaves the admin's policy, or ok. */
-export function checkPolicy(spec: LoraFineTuneSpec, policy: Policy): PolicyCheck {
+/**
+ * The first place where the spec leaves the admin's policy, or ok. `defaultGpuProduct` (the
+ * chart's trainer.defaultGpuProduct) becomes a node selector too when the spec names none,
+ * so it is held to the same policy (the admission policy would refuse the Job otherwise).
+ */
+export function checkPolicy(
+  spec: LoraFineTuneSpec,
+  policy: Policy,
+  defaultGpuProduct?: string | undefined,
+): PolicyCheck {
   const r = spec.resources;
   for (const [i, t] of (r.tolerations ?? []).entries()) {
     if (!t.key)
@@ -140,6 +148,17 @@ export function checkPolicy(spec: LoraFineTuneSpec, policy: Policy): PolicyCheck
     return {
       ok: false,
       message: `spec.resources.gpuProduct "${r.gpuProduct}" (node label ${GPU_PRODUCT_LABEL}) is outside the admin policy policy.allowedNodeSelector ${describeSelectorPolicy(policy)}`,
+    };
+  const fromDefault =
+    r.gpus > 0 && r.gpuProduct === undefined && r.nodeSelector?.[GPU_PRODUCT_LABEL] === undefined;
+  if (
+    fromDefault &&
+    defaultGpuProduct !== undefined &&
+    !labelAllowed(policy, GPU_PRODUCT_LABEL, defaultGpuProduct)
+  )
+    return {
+      ok: false,
+      message: `the default GPU product "${defaultGpuProduct}" (chart value trainer.defaultGpuProduct, node label ${GPU_PRODUCT_LABEL}) is outside the admin policy policy.allowedNodeSelector ${describeSelectorPolicy(policy)}; set spec.resources.gpuProduct or ask the admin to allow it`,
     };
   const affinity = r.affinity ?? {};
   for (const key of Object.keys(affinity).sort()) {

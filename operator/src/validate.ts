@@ -63,7 +63,7 @@ export function validateForCluster(
   if (!size.ok) return fail(Reason.InvalidSpec, size.message);
 
   if (ctx.policy) {
-    const policy = checkPolicy(spec, ctx.policy);
+    const policy = checkPolicy(spec, ctx.policy, ctx.defaultGpuProduct);
     if (!policy.ok) return fail(Reason.PolicyViolation, policy.message);
   }
   if (ctx.memory && ctx.memory.default === undefined && spec.resources.memory === undefined)

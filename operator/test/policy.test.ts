@@ -78,6 +78,28 @@ test("node selector: keys and values must be listed; * allows any value of a key
   );
 });
 
+test("the pool's default GPU product is held to the policy when the spec names none", () => {
+  const only = {
+    ...policy,
+    allowedNodeSelector: { "nvidia.com/gpu.product": ["Tesla-V100-SXM2-32GB"] },
+  };
+  const spec = lft({ resources: { gpuProduct: undefined } }).spec;
+  assert.deepEqual(checkPolicy(spec, only, "Tesla-V100-SXM2-32GB"), { ok: true });
+  const r = checkPolicy(spec, only, "NVIDIA-H100-80GB-HBM3");
+  assert.ok(
+    !r.ok &&
+      /default GPU product "NVIDIA-H100-80GB-HBM3" \(chart value trainer\.defaultGpuProduct/.test(
+        r.message,
+      ),
+  );
+  // CPU runs select no GPU product.
+  const cpu = lft({
+    training: { precision: "fp32" },
+    resources: { gpus: 0, gpuProduct: undefined },
+  });
+  assert.deepEqual(checkPolicy(cpu.spec, only, "NVIDIA-H100-80GB-HBM3"), { ok: true });
+});
+
 test("affinity: required node terms stay within the allowed labels; pod affinity is off by default", () => {
   const terms = (matchExpressions: unknown[], extra: Record<string, unknown> = {}) => ({
     nodeAffinity: {
