@@ -38,6 +38,8 @@ export const Reason = {
   PrecisionUnsupported: "PrecisionUnsupported",
   InsufficientGPUMemory: "InsufficientGPUMemory",
   QuantizationWarning: "QuantizationWarning",
+  /** Placement or image outside the admin's policy (chart value `policy`). */
+  PolicyViolation: "PolicyViolation",
   // Admitted
   JobCreated: "JobCreated",
   QueuedByKueue: "QueuedByKueue",

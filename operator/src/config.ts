@@ -3,6 +3,7 @@
 
 import { hostname } from "node:os";
 import { z } from "zod";
+import { type Policy, PolicySchema } from "./policy.ts";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 const seconds = (min: number, max: number) =>
@@ -17,6 +18,13 @@ const int = (min: number, max: number) =>
     .regex(/^\d+$/, "must be a whole number")
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
+
+const quantity = z
+  .string()
+  .regex(
+    /^[0-9]+(\.[0-9]+)?(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/,
+    "must be a Kubernetes quantity, e.g. 16Gi",
+  );
 
 const EnvSchema = z.object({
   LORAFORGE_TRAINER_IMAGE: z.string().min(1, "is required: the trainer image the Jobs run"),
@@ -39,6 +47,33 @@ const EnvSchema = z.object({
   /** GPU product of the default pool, used for checks when a spec names none. */
   LORAFORGE_DEFAULT_GPU_PRODUCT: z.string().optional(),
   LORAFORGE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** The admin's placement policy as JSON (chart value `policy`; src/policy.ts). */
+  LORAFORGE_POLICY: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: `is not JSON: ${(e as Error).message}` });
+        return z.NEVER;
+      }
+    })
+    .pipe(PolicySchema)
+    .default(PolicySchema.parse({})),
+  /** Seconds a trainer pod gets after SIGTERM when the spec names none. */
+  LORAFORGE_TERMINATION_GRACE_S: int(1, 3600).default(120),
+  /** Memory limit of a trainer whose spec names none; empty: such a run is refused. */
+  LORAFORGE_DEFAULT_MEMORY: quantity.optional(),
+  /** sizeLimit of the trainer's /tmp emptyDir. */
+  LORAFORGE_TMP_SIZE: quantity.default("8Gi"),
+  /** sizeLimit of the emptyDir that holds the run directory of a URI output. */
+  LORAFORGE_OUTPUT_SIZE: quantity.default("20Gi"),
+  /** Comma-separated Secret names, given to trainer pods as imagePullSecrets. */
+  LORAFORGE_IMAGE_PULL_SECRETS: z
+    .string()
+    .regex(/^[a-z0-9][-a-z0-9.]*(,[a-z0-9][-a-z0-9.]*)*$/, "must be comma-separated Secret names")
+    .transform((s) => s.split(","))
+    .default([]),
 });
 
 export interface OperatorConfig {
@@ -61,6 +96,17 @@ export interface OperatorConfig {
   jobBackoffLimit: number;
   defaultGpuProduct: string | undefined;
   logLevel: "debug" | "info" | "warn" | "error";
+  policy: Policy;
+  trainer: TrainerPodSettings;
+}
+
+/** Admin settings of every trainer pod (chart values under `trainer`). */
+export interface TrainerPodSettings {
+  terminationGracePeriodSeconds: number;
+  defaultMemory: string | undefined;
+  tmpSizeLimit: string;
+  outputSizeLimit: string;
+  imagePullSecrets: string[];
 }
 
 export class ConfigError extends Error {
@@ -96,5 +142,13 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
     jobBackoffLimit: e.LORAFORGE_JOB_BACKOFF_LIMIT,
     defaultGpuProduct: e.LORAFORGE_DEFAULT_GPU_PRODUCT,
     logLevel: e.LORAFORGE_LOG_LEVEL,
+    policy: e.LORAFORGE_POLICY,
+    trainer: {
+      terminationGracePeriodSeconds: e.LORAFORGE_TERMINATION_GRACE_S,
+      defaultMemory: e.LORAFORGE_DEFAULT_MEMORY,
+      tmpSizeLimit: e.LORAFORGE_TMP_SIZE,
+      outputSizeLimit: e.LORAFORGE_OUTPUT_SIZE,
+      imagePullSecrets: e.LORAFORGE_IMAGE_PULL_SECRETS,
+    },
   };
 }

@@ -37,6 +37,8 @@ export class Operator {
         backoffLimit: config.jobBackoffLimit,
         defaultGpuProduct: config.defaultGpuProduct,
         reportingInstance: config.podName ?? hostname(),
+        policy: config.policy,
+        trainer: config.trainer,
       },
       this.metrics,
       log,
