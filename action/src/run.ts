@@ -9,6 +9,7 @@ import { type PullRequestTarget, pullRequestTarget, readEvent, type Target } fro
 import { type GitHubApi, MAX_PR_FILES } from "./github.ts";
 import type { Inputs } from "./inputs.ts";
 import type { RunStore, RunView } from "./k8s.ts";
+import { codeHtml } from "./markdown.ts";
 import {
   type CommentContext,
   markerLine,
@@ -275,7 +276,7 @@ export async function run(deps: Deps): Promise<Outcome> {
   }
   if (effectiveMode === "submit") {
     reporter.summary(
-      `### LoraForge runs submitted\n\n${records.map((r) => `- \`${r.dataset}\` → \`${namespace}/${r.run}\` (${r.created ? "created" : "existed"})`).join("\n")}`,
+      `### LoraForge runs submitted\n\n${records.map((r) => `- ${codeHtml(r.dataset)} → \`${namespace}/${r.run}\` (${r.created ? "created" : "existed"})`).join("\n")}`,
     );
     const outcome: Outcome = { result: "submitted", datasets: changed, runs: records };
     setOutputs(reporter, outcome);
