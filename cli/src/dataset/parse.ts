@@ -278,6 +278,7 @@ function checkRecord(
 }
 
 /** C0 and C1 controls and DEL (Unicode category Cc) other than tab, line feed and carriage return. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
 
 const CONTROL_NAMES: Record<number, string> = { 0: "NUL", 27: "ESC", 127: "DEL" };
