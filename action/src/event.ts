@@ -35,6 +35,9 @@ const PullRequestEventSchema = z.object({
   action: z.string().optional(),
   pull_request: PullRequestSchema,
   repository: RepoSchema,
+  /** The label just added (action "labeled") and who added it. */
+  label: z.object({ name: z.string() }).optional(),
+  sender: z.object({ login: z.string() }).optional(),
 });
 
 const PushEventSchema = z.object({
@@ -62,6 +65,11 @@ export interface PullRequestTarget {
   labels: string[];
   /** GitHub's count of changed files, when the payload has it. */
   changedFiles?: number;
+  /**
+   * This event is a label being added (pull_request[_target] "labeled"): which one, by whom.
+   * The payload's head SHA is the commit the PR had when it was added.
+   */
+  labeled?: { label: string; by: string };
 }
 
 export interface PushTarget {
@@ -141,7 +149,12 @@ export function readEvent(
   if (eventName === "pull_request" || eventName === "pull_request_target") {
     const parsed = PullRequestEventSchema.safeParse(payload);
     if (!parsed.success) throw new EventError(describeIssues(eventPath, parsed.error));
-    return { kind: "target", target: pullRequestTarget(parsed.data.pull_request) };
+    const e = parsed.data;
+    const target = pullRequestTarget(e.pull_request);
+    if (e.action === "labeled" && e.label) {
+      target.labeled = { label: e.label.name, by: e.sender?.login ?? "(unknown)" };
+    }
+    return { kind: "target", target };
   }
   if (eventName === "push") {
     const parsed = PushEventSchema.safeParse(payload);

@@ -33,6 +33,8 @@ export interface GitHubApi {
   comments(owner: string, repo: string, number: number): AsyncIterable<IssueComment>;
   createComment(owner: string, repo: string, number: number, body: string): Promise<IssueComment>;
   updateComment(owner: string, repo: string, id: number, body: string): Promise<IssueComment>;
+  /** Takes a label off an issue/PR; false when it was not on it. */
+  removeLabel(owner: string, repo: string, number: number, name: string): Promise<boolean>;
   /** The token's own login, or undefined when the token cannot ask (an installation token). */
   viewerLogin(): Promise<string | undefined>;
 }
@@ -189,6 +191,16 @@ export function octokitGitHub(token: string, baseUrl: string): GitHubApi {
     async updateComment(owner, repo, id, body) {
       const r = await octokit.rest.issues.updateComment({ owner, repo, comment_id: id, body });
       return toComment(r.data, `comment ${id}`);
+    },
+
+    async removeLabel(owner, repo, number, name) {
+      try {
+        await octokit.rest.issues.removeLabel({ owner, repo, issue_number: number, name });
+        return true;
+      } catch (error) {
+        if (statusOf(error) === 404) return false;
+        throw error;
+      }
     },
 
     async viewerLogin() {

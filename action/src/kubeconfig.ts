@@ -11,7 +11,27 @@ export class KubeconfigError extends Error {
   override name = "KubeconfigError";
 }
 
+/** Fields of `users[].user` that hold a credential whatever their length. */
 const SECRET_USER_FIELDS = ["token", "password", "client-key-data", "client-certificate-data"];
+/** Fields holding base64 of a PEM block: its decoded lines are masked too. */
+const BASE64_PEM_FIELDS = ["client-key-data", "client-certificate-data"];
+/**
+ * exec args/env values and auth-provider config values mix secrets with plain words
+ * ("eks", "get-token", "1"). Masking hides every occurrence of a value in the whole log, so
+ * a value this short would blank out digits and words everywhere while protecting nothing a
+ * guess would not find: it is left alone.
+ */
+const MIN_MIXED_SECRET_LENGTH = 4;
+
+const ExecSchema = z
+  .object({
+    args: z.array(z.string()).nullish(),
+    env: z.array(z.object({ name: z.string(), value: z.string() }).passthrough()).nullish(),
+  })
+  .passthrough();
+const AuthProviderSchema = z
+  .object({ config: z.record(z.string(), z.unknown()).nullish() })
+  .passthrough();
 
 const KubeconfigShape = z.object({
   apiVersion: z.string().optional(),
@@ -20,7 +40,15 @@ const KubeconfigShape = z.object({
     .array(z.object({ name: z.string(), cluster: z.object({ server: z.string() }).passthrough() }))
     .min(1, "has no clusters"),
   users: z
-    .array(z.object({ name: z.string(), user: z.record(z.string(), z.unknown()).nullable() }))
+    .array(
+      z.object({
+        name: z.string(),
+        user: z
+          .object({ exec: ExecSchema.nullish(), "auth-provider": AuthProviderSchema.nullish() })
+          .catchall(z.unknown())
+          .nullable(),
+      }),
+    )
     .default([]),
 });
 
@@ -33,13 +61,41 @@ export function decodeKubeconfig(input: string): string {
   return input;
 }
 
-/** Every credential in the kubeconfig, to mask before anything could print it. */
+/** The lines of a base64 PEM block, decoded (a log printing the key shows these). */
+function pemLines(base64: string): string[] {
+  const text = Buffer.from(base64, "base64").toString("utf8");
+  if (!text.includes("-----BEGIN ")) return [];
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length >= MIN_MIXED_SECRET_LENGTH && !l.startsWith("-----"));
+}
+
+/** The password of a URL with user info (`https://user:pass@proxy:3128`). */
+function urlPassword(url: unknown): string[] {
+  if (typeof url !== "string") return [];
+  try {
+    const password = decodeURIComponent(new URL(url).password);
+    return password ? [password] : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Every credential in the kubeconfig, to mask before anything could print it: user tokens,
+ * passwords, client keys and certificates (and their decoded PEM lines), exec plugin args and
+ * env values, auth-provider config values, and passwords in server or proxy URLs.
+ */
 export function kubeconfigSecrets(text: string): string[] {
   let doc: unknown;
   try {
     doc = parse(text);
   } catch (e) {
-    throw new KubeconfigError(`the kubeconfig input is not YAML: ${(e as Error).message}`);
+    // The parser's message quotes the offending source line, which may be a credential: keep
+    // only its first line (what and where).
+    const first = ((e as Error).message.split("\n")[0] ?? "").replace(/:$/, "");
+    throw new KubeconfigError(`the kubeconfig input is not YAML: ${first}`);
   }
   const shape = KubeconfigShape.safeParse(doc);
   if (!shape.success) {
@@ -48,14 +104,35 @@ export function kubeconfigSecrets(text: string): string[] {
       `the kubeconfig input is not a kubeconfig: field ${i?.path.join(".") || "(root)"}: ${i?.message}`,
     );
   }
-  const secrets: string[] = [];
-  for (const u of shape.data.users) {
-    for (const field of SECRET_USER_FIELDS) {
-      const v = u.user?.[field];
-      if (typeof v === "string" && v.length > 0) secrets.push(v);
-    }
+  const secrets = new Set<string>();
+  const mixed = (v: unknown) => {
+    if (typeof v === "string" && v.trim().length >= MIN_MIXED_SECRET_LENGTH) secrets.add(v);
+  };
+  for (const c of shape.data.clusters) {
+    for (const p of [...urlPassword(c.cluster.server), ...urlPassword(c.cluster["proxy-url"])])
+      secrets.add(p);
   }
-  return secrets;
+  for (const u of shape.data.users) {
+    const user = u.user;
+    if (!user) continue;
+    for (const field of SECRET_USER_FIELDS) {
+      const v = user[field];
+      if (typeof v === "string" && v.length > 0) secrets.add(v);
+    }
+    for (const field of BASE64_PEM_FIELDS) {
+      const v = user[field];
+      if (typeof v === "string") for (const line of pemLines(v)) secrets.add(line);
+    }
+    for (const a of user.exec?.args ?? []) {
+      mixed(a);
+      // --token=VALUE: a plugin that echoes VALUE alone is masked too.
+      const eq = a.indexOf("=");
+      if (a.startsWith("-") && eq > 0) mixed(a.slice(eq + 1));
+    }
+    for (const e of user.exec?.env ?? []) mixed(e.value);
+    for (const v of Object.values(user["auth-provider"]?.config ?? {})) mixed(v);
+  }
+  return [...secrets];
 }
 
 /** Writes the kubeconfig (mode 0600) and returns its path. */

@@ -14,16 +14,22 @@ function required(name: string): string {
   return v;
 }
 
-/** Masks the credentials and writes the kubeconfig input; undefined means the default chain. */
-function prepareKubeconfig(inputs: Inputs, reporter: Reporter): string | undefined {
+/**
+ * Masks the kubeconfig input's credentials. Called first, before anything could log them; the
+ * file is written only when the cluster is needed. A kubeconfig that cannot be read is an
+ * error only then (validation needs no cluster).
+ */
+function maskKubeconfig(inputs: Inputs, reporter: Reporter): string | Error | undefined {
   if (!inputs.kubeconfig) return undefined;
   // A base64 kubeconfig is one line: mask it whole. Either way mask each credential in it.
   if (!inputs.kubeconfig.trim().includes("\n")) reporter.setSecret(inputs.kubeconfig.trim());
   const text = decodeKubeconfig(inputs.kubeconfig);
-  for (const secret of kubeconfigSecrets(text)) reporter.setSecret(secret);
-  const path = writeKubeconfig(text);
-  reporter.info(`kubeconfig written to ${path} (mode 0600)`);
-  return path;
+  try {
+    for (const secret of kubeconfigSecrets(text)) reporter.setSecret(secret);
+  } catch (error) {
+    return error as Error;
+  }
+  return text;
 }
 
 async function main(): Promise<void> {
@@ -32,7 +38,8 @@ async function main(): Promise<void> {
     const token = actionInput("github-token");
     if (token) reporter.setSecret(token);
     const inputs = readInputs(actionInput);
-    let kubeconfigPath: string | undefined | null = null;
+    const kubeconfig = maskKubeconfig(inputs, reporter);
+    let kubeconfigPath: string | undefined;
     await run({
       inputs,
       env: {
@@ -46,7 +53,11 @@ async function main(): Promise<void> {
         process.env.GITHUB_API_URL || "https://api.github.com",
       ),
       openStore: (namespace) => {
-        if (kubeconfigPath === null) kubeconfigPath = prepareKubeconfig(inputs, reporter);
+        if (kubeconfig instanceof Error) throw kubeconfig;
+        if (kubeconfigPath === undefined && kubeconfig !== undefined) {
+          kubeconfigPath = writeKubeconfig(kubeconfig);
+          reporter.info(`kubeconfig written to ${kubeconfigPath} (mode 0600)`);
+        }
         return kubeRunStore(loadKubeConfig(kubeconfigPath), namespace);
       },
     });

@@ -5,7 +5,7 @@ import type { EvalMetrics, LoraFineTuneStatus } from "@loraforge/crds";
 import { formatDuration } from "./duration.ts";
 import type { RunView } from "./k8s.ts";
 import { datasetKey } from "./labels.ts";
-import { escapeCell } from "./markdown.ts";
+import { codeHtml } from "./markdown.ts";
 import { describeProgress } from "./runs.ts";
 import { fitSections, type Section, shrinkFenced } from "./truncate.ts";
 
@@ -83,7 +83,7 @@ function adapterText(s: LoraFineTuneStatus | undefined): string {
   const a = s?.adapter;
   if (!a) return "—";
   const mib = (a.sizeBytes / (1024 * 1024)).toFixed(1);
-  return `\`${escapeCell(a.path)}\` (${mib} MiB, ${a.digest.slice(0, 19)}…${a.verified ? ", verified" : ", NOT verified"})`;
+  return `${codeHtml(a.path)} (${mib} MiB, ${a.digest.slice(0, 19)}…${a.verified ? ", verified" : ", NOT verified"})`;
 }
 
 export function resultTable(run: RunView, baseline: RunView | undefined): string {
@@ -174,7 +174,7 @@ export function lossChart(run: RunView): string {
 }
 
 function header(ctx: CommentContext): string {
-  return `${markerLine(ctx.marker, ctx.datasetPath)}\n### LoraForge · \`${escapeCell(ctx.datasetPath)}\` @ ${ctx.sha}`;
+  return `${markerLine(ctx.marker, ctx.datasetPath)}\n### LoraForge · ${codeHtml(ctx.datasetPath)} @ ${ctx.sha}`;
 }
 
 function footer(run: RunView | undefined, ctx: CommentContext): string {

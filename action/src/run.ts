@@ -2,13 +2,15 @@
 // Every external effect goes through the injected GitHub client, run store and reporter.
 
 import type { LoraFineTune, Phase } from "@loraforge/crds";
+import { forkGate } from "./approval.ts";
 import { readBaseSpec } from "./basespec.ts";
 import { changedDatasets } from "./datasets.ts";
 import { formatDuration } from "./duration.ts";
-import { type PullRequestTarget, pullRequestTarget, readEvent, type Target } from "./event.ts";
+import { pullRequestTarget, readEvent, type Target } from "./event.ts";
 import { type GitHubApi, MAX_PR_FILES } from "./github.ts";
 import type { Inputs } from "./inputs.ts";
 import type { RunStore, RunView } from "./k8s.ts";
+import { codeHtml } from "./markdown.ts";
 import {
   type CommentContext,
   markerLine,
@@ -88,18 +90,6 @@ async function resolveTarget(deps: Deps): Promise<Target | string> {
   return pullRequestTarget(await deps.github.pullRequest(read.owner, read.repo, read.number));
 }
 
-/** Why this run may only validate (a fork without an approval), or undefined when it may submit. */
-function forkGate(deps: Deps, target: PullRequestTarget): string | undefined {
-  if (!target.fork) return undefined;
-  const label = deps.inputs["trusted-label"];
-  if (deps.env.eventName === "pull_request") {
-    return `This pull request comes from the fork ${target.headRepo}. Workflows run by pull_request events from forks get no secrets and a read-only token, so LoraForge only validated the changed datasets. Training starts from the privileged workflow once a maintainer approves it (${label ? `the label \`${label}\` or ` : ""}an environment approval; see action/README.md, "Security").`;
-  }
-  if (deps.inputs["allow-fork-submit"]) return undefined;
-  if (label && target.labels.includes(label)) return undefined;
-  return `This pull request comes from the fork ${target.headRepo} and has not been approved for training${label ? `: a maintainer adds the label \`${label}\` to start it` : ""}. Only validation ran.`;
-}
-
 export async function run(deps: Deps): Promise<Outcome> {
   const { inputs, reporter, github } = deps;
   const mode = inputs.mode;
@@ -145,7 +135,9 @@ export async function run(deps: Deps): Promise<Outcome> {
 
   // ── security gate and base spec ───────────────────────────────────────────────────────
   const gate =
-    target.kind === "pull_request" && mode !== "validate" ? forkGate(deps, target) : undefined;
+    target.kind === "pull_request" && mode !== "validate"
+      ? await forkGate({ inputs, eventName: deps.env.eventName, github, reporter }, target)
+      : undefined;
   const effectiveMode = gate ? "validate" : mode;
   if (gate) reporter.warning(gate);
   const canComment =
@@ -275,7 +267,7 @@ export async function run(deps: Deps): Promise<Outcome> {
   }
   if (effectiveMode === "submit") {
     reporter.summary(
-      `### LoraForge runs submitted\n\n${records.map((r) => `- \`${r.dataset}\` → \`${namespace}/${r.run}\` (${r.created ? "created" : "existed"})`).join("\n")}`,
+      `### LoraForge runs submitted\n\n${records.map((r) => `- ${codeHtml(r.dataset)} → \`${namespace}/${r.run}\` (${r.created ? "created" : "existed"})`).join("\n")}`,
     );
     const outcome: Outcome = { result: "submitted", datasets: changed, runs: records };
     setOutputs(reporter, outcome);

@@ -6,7 +6,7 @@
 import { type Problem, type ValidationReport, validateBytes } from "@loraforge/cli/dataset";
 import type { LoraFineTune } from "@loraforge/crds";
 import type { GitHubApi } from "./github.ts";
-import { escapeCell } from "./markdown.ts";
+import { codeHtml } from "./markdown.ts";
 import type { Reporter } from "./reporter.ts";
 
 /** GitHub shows at most 10 error and 10 warning annotations per step; more only clutter logs. */
@@ -98,32 +98,24 @@ export function renderValidation(
   for (const r of results) {
     const s = r.report.stats;
     lines.push(
-      `| \`${escapeCell(r.path)}\` | ${r.ok ? "✅ valid" : "❌ invalid"} | ${s.records} | ${s.usable} | ${s.rejected} | ${s.duplicates} | ${s.split ? `${s.split.train} / ${s.split.val}` : "—"} | ${r.errors} | ${r.warnings} |`,
+      `| ${codeHtml(r.path)} | ${r.ok ? "✅ valid" : "❌ invalid"} | ${s.records} | ${s.usable} | ${s.rejected} | ${s.duplicates} | ${s.split ? `${s.split.train} / ${s.split.val}` : "—"} | ${r.errors} | ${r.warnings} |`,
     );
   }
   for (const r of results) {
     if (r.report.problems.length === 0) continue;
     lines.push(
       "",
-      `<details${r.ok ? "" : " open"}><summary>Problems in <code>${escapeHtml(r.path)}</code></summary>`,
+      `<details${r.ok ? "" : " open"}><summary>Problems in ${codeHtml(r.path)}</summary>`,
       "",
     );
     for (const p of r.report.problems.slice(0, maxProblems)) {
       const at = p.line !== undefined ? `line ${p.line}` : "file";
-      lines.push(`- **${p.severity}** ${at}: ${escapeInline(describeProblem(p))}`);
+      // Messages and field names quote the file (a JSON error shows its text): code, inert.
+      lines.push(`- **${p.severity}** ${at}: ${codeHtml(describeProblem(p))}`);
     }
     const more = r.report.problems.length - maxProblems;
     if (more > 0) lines.push(`- … and ${more} more`);
     lines.push("", "</details>");
   }
   return lines.join("\n");
-}
-
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
-
-/** Problem messages quote user data: keep them on one line and inert as markdown/HTML. */
-function escapeInline(s: string): string {
-  return escapeHtml(s.replace(/\r?\n/g, " ")).replace(/([\\`*_[\]|])/g, "\\$1");
 }

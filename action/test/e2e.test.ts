@@ -134,6 +134,57 @@ describe("dist/index.js as a runner runs it", () => {
     assert.match(r.stdout, new RegExp(`^::add-mask::${TOKEN}$`, "m"));
   });
 
+  test("every credential of the kubeconfig input is masked before the action prints anything else", async () => {
+    const event = payload("opened");
+    const gh = await seededGitHub(
+      event,
+      [{ filename: "datasets/a.json", status: "added" }],
+      { "datasets/a.json": validDataset(20) },
+      baseSpec("ml"),
+    );
+    servers.push(gh);
+    const kubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: a, cluster: {server: "https://10.0.0.1:6443"}}]
+users:
+  - {name: t, user: {token: e2e-bearer-token, client-key-data: ${Buffer.from("e2e-client-key").toString("base64")}}}
+  - name: x
+    user:
+      exec:
+        command: get-creds
+        args: [--secret=e2e-exec-arg]
+        env: [{name: TOKEN, value: e2e-exec-env}]
+  - {name: o, user: {auth-provider: {name: oidc, config: {refresh-token: e2e-refresh-token}}}}
+contexts: [{name: a, context: {cluster: a, user: t}}]
+current-context: a
+`;
+    const r = await runAction(
+      {
+        "github-token": TOKEN,
+        mode: "validate",
+        kubeconfig: Buffer.from(kubeconfig).toString("base64"),
+      },
+      writeEvent(event),
+      gh.url,
+    );
+    assert.equal(r.code, 0, r.stdout);
+    const lines = r.stdout.split("\n").filter((l) => l !== "");
+    const firstOther = lines.findIndex((l) => !l.startsWith("::add-mask::"));
+    const masked = lines.slice(0, firstOther).map((l) => l.slice("::add-mask::".length));
+    for (const secret of [
+      TOKEN,
+      Buffer.from(kubeconfig).toString("base64"),
+      "e2e-bearer-token",
+      Buffer.from("e2e-client-key").toString("base64"),
+      "--secret=e2e-exec-arg",
+      "e2e-exec-arg",
+      "e2e-exec-env",
+      "e2e-refresh-token",
+    ]) {
+      assert.ok(masked.includes(secret), `${secret} is masked before any other output`);
+    }
+  });
+
   describe("with a cluster", () => {
     let k: ActionCluster;
     before(async () => {

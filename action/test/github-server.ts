@@ -279,6 +279,18 @@ export class FakeGitHub {
         return this.send(res, req, 201, this.commentJson(c, repo));
       }
     }
+    r = method === "DELETE" ? /^issues\/(\d+)\/labels\/(.+)$/.exec(rest) : null;
+    if (r) {
+      if (!who.canWrite)
+        return this.send(res, req, 403, { message: "Resource not accessible by integration" });
+      const pull = this.pulls.get(`${repo}#${r[1]}`);
+      const name = decodeURIComponent(r[2] ?? "");
+      const labels = (pull?.pr.labels ?? []) as { name: string }[];
+      if (!pull || !labels.some((l) => l.name === name))
+        return this.send(res, req, 404, { message: "Label does not exist" });
+      pull.pr.labels = labels.filter((l) => l.name !== name);
+      return this.send(res, req, 200, pull.pr.labels);
+    }
     r = method === "PATCH" ? /^issues\/comments\/(\d+)$/.exec(rest) : null;
     if (r) {
       if (!who.canWrite)

@@ -10,6 +10,7 @@ import { PullRequestSchema, pullRequestTarget } from "../src/event.ts";
 import { octokitGitHub } from "../src/github.ts";
 import { kubeRunStore, loadKubeConfig } from "../src/k8s.ts";
 import { LABEL } from "../src/labels.ts";
+import { codeHtml } from "../src/markdown.ts";
 import { type Deps, run } from "../src/run.ts";
 import { buildRun } from "../src/runs.ts";
 import { type ActionCluster, actionCluster } from "./cluster.ts";
@@ -320,24 +321,52 @@ describe("LoraFineTune runs on a real API server", () => {
     assert.match(body, /loss is NaN in layers\.3\.self_attn\.q_proj/);
   });
 
-  test("a labelled fork PR in the privileged workflow submits, with the dataset from the fork", async () => {
-    const fork = payload("synchronize.fork");
-    fork.pull_request.number = 9;
-    fork.pull_request.head.sha = "9999999999999999999999999999999999999999";
-    fork.pull_request.labels = [{ name: "loraforge/train" }];
-    gh.addPull(REPO, fork.pull_request, [{ filename: DATASET, status: "modified" }]);
-    gh.setFile(REPO, fork.pull_request.head.sha, DATASET, validDataset(20));
-    const { d, reporter } = deps({
-      mode: "submit",
-      eventName: "pull_request_target",
-      eventPath: writeEvent(fork),
-    });
-    const outcome = await run(d);
-    assert.equal(outcome.result, "submitted", reporter.failed);
-    const created = (await k.list(`${LABEL.pullRequest}=9`))[0]?.raw as {
-      spec: { dataset: { source: { git: { repo: string } } } };
+  test("a fork PR trains the commit the label was added at; a later push waits for a new label", async () => {
+    const A = "9999999999999999999999999999999999999999";
+    const B = "8888888888888888888888888888888888888888";
+    const forked = payload("synchronize.fork");
+    /** octokit/webhooks' `labeled` payload, made a fork PR (#9) labelled at `sha`. */
+    const labeledAt = (sha: string) => {
+      const e = payload("labeled");
+      e.pull_request.number = 9;
+      e.pull_request.head = { ...forked.pull_request.head, sha };
+      e.pull_request.labels = [{ name: "loraforge/train" }];
+      (e as Record<string, unknown>).label = { name: "loraforge/train" };
+      return e;
+    };
+    const submit = async (e: ReturnType<typeof payload>) => {
+      gh.addPull(REPO, e.pull_request, [{ filename: DATASET, status: "modified" }]);
+      const { d, reporter } = deps({
+        mode: "submit",
+        eventName: "pull_request_target",
+        eventPath: writeEvent(e),
+      });
+      return { outcome: await run(d), reporter };
+    };
+    for (const sha of [A, B]) gh.setFile(REPO, sha, DATASET, validDataset(20));
+
+    const approved = await submit(labeledAt(A));
+    assert.equal(approved.outcome.result, "submitted", approved.reporter.failed);
+    const created = (await k.list(`${LABEL.sha}=${A}`))[0]?.raw as {
+      spec: { dataset: { source: { git: { repo: string; ref: string } } } };
     };
     assert.equal(created.spec.dataset.source.git.repo, "https://github.com/forker/Hello-World.git");
+    assert.equal(created.spec.dataset.source.git.ref, A);
+
+    // The fork pushes B; the label is still on the PR, but it approved A.
+    const pushed = payload("synchronize.fork");
+    pushed.pull_request.number = 9;
+    pushed.pull_request.head.sha = B;
+    pushed.pull_request.labels = [{ name: "loraforge/train" }];
+    const stale = await submit(pushed);
+    assert.equal(stale.outcome.result, "validate-only");
+    assert.deepEqual(await k.list(`${LABEL.sha}=${B}`), [], "nothing runs for B");
+    assert.equal((await k.list(`${LABEL.sha}=${A}`)).length, 1, "A's run is left alone");
+
+    // Re-approved at B: B trains.
+    const again = await submit(labeledAt(B));
+    assert.equal(again.outcome.result, "submitted", again.reporter.failed);
+    assert.equal((await k.list(`${LABEL.sha}=${B}`)).length, 1);
   });
 
   test("two changed datasets: two runs, two sticky comments, one output line each", async () => {
@@ -363,7 +392,7 @@ describe("LoraFineTune runs on a real API server", () => {
     assert.deepEqual(reporter.outputs["run-name"]?.split("\n").sort(), names);
     const comments = gh.commentsOf(REPO, 5);
     assert.equal(comments.length, 2);
-    assert.match(comments[0]?.body ?? "", /datasets\/a\.json/);
-    assert.match(comments[1]?.body ?? "", /datasets\/b\.jsonl/);
+    assert.ok(comments[0]?.body.includes(codeHtml("datasets/a.json")));
+    assert.ok(comments[1]?.body.includes(codeHtml("datasets/b.jsonl")));
   });
 });

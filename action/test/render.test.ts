@@ -5,8 +5,17 @@ import { describe, test } from "node:test";
 import type { LoraFineTuneStatus } from "@loraforge/crds";
 import type { RunView } from "../src/k8s.ts";
 import { labelValue, runName } from "../src/labels.ts";
-import { lossChart, markerLine, renderInvalid, renderResult, resultTable } from "../src/render.ts";
+import { codeHtml } from "../src/markdown.ts";
+import {
+  lossChart,
+  markerLine,
+  renderInProgress,
+  renderInvalid,
+  renderResult,
+  resultTable,
+} from "../src/render.ts";
 import { GITHUB_COMMENT_LIMIT } from "../src/truncate.ts";
+import { renderValidation } from "../src/validate.ts";
 import { succeeded } from "./helpers.ts";
 
 const ctx = {
@@ -45,7 +54,11 @@ describe("the comment", () => {
     assert.match(table, /\| training loss \| 1\.4000 \| 1\.4000 \|/);
     assert.match(table, /\| selected checkpoint \| step 600 \(lowestTrainLoss\) \|/);
     assert.match(table, /\| run time \| 42m 30s \| 42m 30s \|/);
-    assert.match(table, /pvc:\/\/runs\/hello-alpaca-master-f95f852-ee02ac\/adapter` \(4\.0 MiB/);
+    assert.ok(
+      table.includes(
+        `${codeHtml("pvc://runs/hello-alpaca-master-f95f852-ee02ac/adapter")} (4.0 MiB`,
+      ),
+    );
     const worse = resultTable(view("pr", succeeded(1.7, 0.3)), view("base", succeeded(1.6, 0.4)));
     assert.match(worse, /\| eval loss \| 1\.6000 \| 1\.7000 \| \+0\.1000 🔴 \|/);
     assert.match(worse, /\| exact match \| 40\.0% \| 30\.0% \| -10\.0 pp 🔴 \|/);
@@ -148,4 +161,129 @@ describe("names and labels", () => {
     assert.ok(long.length <= 63);
     assert.match(long, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
   });
+});
+
+/** Dataset paths a pull request can add (git allows all of these in a file name). */
+const NASTY_PATHS = [
+  "datasets/`x`.json",
+  "datasets/``` fence.json",
+  "datasets/a<img src=x onerror=alert(1)>.json",
+  "datasets/<script>alert(1)</script>.json",
+  "datasets/a|b|c.json",
+  "datasets/@admin ping @org/team.json",
+  "datasets/![img](https://evil.example/p.png).json",
+  "datasets/[click me](https://evil.example).json",
+  "datasets/https://evil.example/x.json",
+  "datasets/www.evil.example.json",
+  "datasets/**bold** _it_ ~~s~~ #1.json",
+  "datasets/&lt;b&gt;entity.json",
+  "datasets/line\n### injected heading\n.json",
+  "datasets/cr\rtab\tnul\u0000c1\u0085.json",
+  "datasets/\\`escaped.json",
+  "datasets/:+1: \u202eevil.json",
+];
+
+/** Decodes the numeric character references codeHtml writes. */
+function decode(html: string): string {
+  return html.replace(/&#(\d+);/g, (_, n: string) => String.fromCodePoint(Number(n)));
+}
+
+/** What the reader sees for a path: control characters as their pictures. */
+function shown(path: string): string {
+  return [...path]
+    .map((c) => {
+      const cp = c.codePointAt(0) as number;
+      if (cp < 0x20) return String.fromCodePoint(0x2400 + cp);
+      if (cp === 0x7f) return "\u2421";
+      if (cp >= 0x80 && cp <= 0x9f) return "\ufffd";
+      return c;
+    })
+    .join("");
+}
+
+/**
+ * Every <code> element holds only letters, digits, "/", "-", space and numeric character
+ * references: nothing Markdown, GitHub's autolinker or its mention filter can act on.
+ */
+function assertInertCode(text: string, path: string) {
+  const codes = [...text.matchAll(/<code>(.*?)<\/code>/g)].map((m) => m[1] ?? "");
+  assert.ok(codes.length > 0, "the path is shown as code");
+  for (const c of codes) assert.match(c, /^(?:[A-Za-z0-9/ -]|&#\d+;)*$/, `inert: ${c}`);
+  assert.ok(
+    codes.some((c) => decode(c) === shown(path)),
+    `the path reads back as written: ${JSON.stringify(path)}`,
+  );
+  // Outside the code elements the path leaves no trace: no raw backtick, <, |, @, ![, ]( ...
+  const outside = text.replace(/<code>.*?<\/code>/g, "");
+  for (const needle of ["evil", "@admin", "onerror", "injected", "alert(", "&lt;b"])
+    assert.ok(!outside.includes(needle), `${needle} outside <code>`);
+}
+
+describe("dataset paths in the comment are inert", () => {
+  test("codeHtml escapes everything but letters, digits, '/', '-' and space", () => {
+    assert.equal(codeHtml("datasets/a-b c.json"), "<code>datasets/a-b c&#46;json</code>");
+    assert.equal(
+      codeHtml("`![i](u)` @me <b>|&\n"),
+      "<code>&#96;&#33;&#91;i&#93;&#40;u&#41;&#96; &#64;me &#60;b&#62;&#124;&#38;&#9226;</code>",
+    );
+  });
+
+  for (const path of NASTY_PATHS) {
+    test(`header, table, problems and summary with ${JSON.stringify(path)}`, () => {
+      const c = { ...ctx, datasetPath: path };
+      const progress = renderInProgress(c, view("pr", { phase: "Running" }));
+      assertInertCode(progress, path);
+      // The header is one line: a newline in the path cannot start a heading or a list.
+      assert.equal(progress.split("\n")[1]?.startsWith("### LoraForge · <code>"), true);
+      assert.equal(progress.split("\n").filter((l) => l.startsWith("#")).length, 1);
+      const { text } = renderResult(c, view("pr", succeeded(1.5, 0.42)), undefined, {
+        chart: false,
+      });
+      assertInertCode(text, path);
+      const validation = renderValidation([
+        {
+          path,
+          ok: false,
+          errors: 1,
+          warnings: 1,
+          report: {
+            file: path,
+            format: "json",
+            ok: false,
+            records: [],
+            stats: {
+              records: 1,
+              rejected: 0,
+              usable: 0,
+              withInput: 0,
+              duplicates: 0,
+              chars: {
+                instruction: { min: 0, mean: 0, p50: 0, p95: 0, max: 0 },
+                input: { min: 0, mean: 0, p50: 0, p95: 0, max: 0 },
+                output: { min: 0, mean: 0, p50: 0, p95: 0, max: 0 },
+              },
+            },
+            problems: [
+              {
+                file: path,
+                line: 1,
+                record: 0,
+                field: path,
+                message: "unknown field, ignored",
+                severity: "warning",
+              },
+            ],
+          },
+        },
+      ]);
+      const table = validation.split("\n").filter((l) => l.startsWith("| "));
+      assert.equal(table.length, 3, "header, separator and one row: the path cannot add rows");
+      assert.equal(
+        table[2]?.split(" | ").length,
+        table[0]?.split(" | ").length,
+        "the path cannot add cells",
+      );
+      assertInertCode(renderInvalid(c, validation), path);
+    });
+  }
 });

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { after, describe, test } from "node:test";
 import { octokitGitHub } from "../src/github.ts";
+import { codeHtml } from "../src/markdown.ts";
 import { run } from "../src/run.ts";
 import type { FakeGitHub } from "./github-server.ts";
 import {
@@ -112,9 +113,11 @@ describe("validation (no cluster)", () => {
       /1 of 2 changed datasets are invalid \(datasets\/bad.jsonl\); nothing was submitted/,
     );
     const summary = reporter.summaries.join("\n");
-    assert.match(summary, /`datasets\/good.json` \| ✅ valid \| 40 \| 40 \|/);
-    assert.match(summary, /`datasets\/bad.jsonl` \| ❌ invalid/);
-    assert.match(summary, /\*\*error\*\* line 3: record 2, field output: is missing/);
+    assert.ok(summary.includes(`| ${codeHtml("datasets/good.json")} | ✅ valid | 40 | 40 |`));
+    assert.ok(summary.includes(`| ${codeHtml("datasets/bad.jsonl")} | ❌ invalid`));
+    assert.ok(
+      summary.includes(`**error** line 3: ${codeHtml("record 2, field output: is missing")}`),
+    );
     // The dataset was read at the head commit, and the spec at the base commit.
     const event = payload("synchronize");
     assert.ok(

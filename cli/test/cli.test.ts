@@ -41,6 +41,24 @@ describe("loraforge command line", () => {
     }
   });
 
+  test("validate: a NUL in a field is a warning naming file, record and field; --strict refuses the file", async () => {
+    const tmp = await tempDir();
+    const file = join(tmp.dir, "nul.jsonl");
+    await writeFile(
+      file,
+      '{"instruction": "Say hi.", "output": "Hi!"}\n{"instruction": "Say\\u0000bye.", "output": "Bye!"}\n',
+    );
+    const lax = capture();
+    assert.equal(await main(["validate", file], lax.out), 0);
+    assert.match(
+      [...lax.lines, ...lax.errors].join("\n"),
+      /warning: .*nul\.jsonl:2: record 1, field instruction: contains a control character, the first U\+0000 \(NUL\)/,
+    );
+    const strict = capture();
+    assert.equal(await main(["validate", file, "--strict"], strict.out), 3);
+    await tmp.cleanup();
+  });
+
   test("validate: 0 for a good dataset, 3 with the problem's line for a bad one", async () => {
     const ok = capture();
     assert.equal(

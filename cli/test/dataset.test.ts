@@ -34,13 +34,6 @@ const CASES: Case[] = [
     message: /only whitespace/,
   },
   {
-    name: "UTF-8 byte-order mark",
-    file: "a.json",
-    content: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(`[${good}]`)]),
-    line: 1,
-    message: /byte-order mark/,
-  },
-  {
     name: "UTF-16 file",
     file: "a.json",
     content: Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`[${good}]`, "utf16le")]),
@@ -393,5 +386,80 @@ test("the dataset module has no side effects on import (no output, no exit)", as
   for (const f of src) {
     const text = await readFile(join(import.meta.dirname, "..", "src", "dataset", f), "utf8");
     assert.doesNotMatch(text, /process\.exit|console\./, f);
+  }
+});
+
+describe("byte-order marks and control characters", () => {
+  const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+  for (const [file, body] of [
+    ["bom.json", `[\n${good},\n${rec("Say bye.", "Bye!")}\n]\n`],
+    ["bom.jsonl", `${good}\n${rec("Say bye.", "Bye!")}\n`],
+  ] as const) {
+    test(`a UTF-8 BOM at the start of ${file} is skipped with a warning`, () => {
+      const r = validateBytes(Buffer.concat([BOM, Buffer.from(body)]), file);
+      assert.equal(r.ok, true, JSON.stringify(r.problems));
+      assert.equal(r.stats.usable, 2);
+      assert.equal(r.records[0]?.instruction, "Say hi.");
+      assert.equal(r.records[1]?.line, file.endsWith(".jsonl") ? 2 : 3, "line numbers unchanged");
+      assert.deepEqual(
+        r.problems.map((p) => [p.severity, p.line]),
+        [["warning", 1]],
+      );
+      assert.match(
+        r.problems[0]?.message ?? "",
+        /UTF-8 byte-order mark \(EF BB BF\); it was skipped/,
+      );
+      assert.equal(
+        validateBytes(Buffer.concat([BOM, Buffer.from(body)]), file, { strict: true }).ok,
+        false,
+      );
+    });
+  }
+
+  test("a BOM and nothing else is still an empty file", () => {
+    const r = validateBytes(BOM, "a.json");
+    assert.equal(r.ok, false);
+    assert.ok(r.problems.some((p) => p.severity === "error" && /only whitespace/.test(p.message)));
+  });
+
+  // JSON refuses raw C0 characters in strings, but lets every one in escaped ("\u0000"); C1
+  // characters (U+0080-U+009F) and DEL may also be written raw.
+  const json = `[\n${good},\n{"instruction": "Say\\u0000hi.", "input": "", "output": "Hi!"},\n{"instruction": "Tab\\there.", "input": "a\\r\\nb", "output": "Line\\nbreak"},\n{"instruction": "x", "input": "\u0085", "output": "\\u001b[31mred\\u001b[0m \\u007f"}\n]\n`;
+  const jsonl = `${good}\n{"instruction": "Say\\u0000hi.", "output": "Hi!"}\n{"instruction": "Tab\\there.", "input": "a\\r\\nb", "output": "Line\\nbreak"}\n{"instruction": "x", "input": "\u0085", "output": "\\u001b[31mred\\u001b[0m \\u007f"}\n`;
+
+  for (const [file, text, lines] of [
+    ["ctl.json", json, [3, 5]],
+    ["ctl.jsonl", jsonl, [2, 4]],
+  ] as const) {
+    test(`NUL, ESC, DEL and C1 characters in ${file} are warned about by file, record and field; --strict refuses`, () => {
+      const r = validateBytes(Buffer.from(text), file);
+      assert.equal(r.ok, true, "a warning: the records stay usable");
+      assert.equal(r.stats.usable, 4);
+      const warnings = r.problems.filter((p) => /control character/.test(p.message));
+      assert.deepEqual(
+        warnings.map((p) => [p.file, p.line, p.record, p.field]),
+        [
+          [file, lines[0], 1, "instruction"],
+          [file, lines[1], 3, "input"],
+          [file, lines[1], 3, "output"],
+        ],
+        "tab, CR and LF are text, not warned about",
+      );
+      assert.match(
+        warnings[0]?.message ?? "",
+        /contains a control character, the first U\+0000 \(NUL\) at character 4/,
+      );
+      assert.match(warnings[1]?.message ?? "", /the first U\+0085 at character 1/);
+      assert.match(
+        warnings[2]?.message ?? "",
+        /contains 3 control characters, the first U\+001B \(ESC\)/,
+      );
+      assert.equal(
+        formatProblem(warnings[0] as (typeof warnings)[number]),
+        `warning: ${file}:${lines[0]}: record 1, field instruction: ${warnings[0]?.message}`,
+      );
+      assert.equal(validateBytes(Buffer.from(text), file, { strict: true }).ok, false);
+    });
   }
 });

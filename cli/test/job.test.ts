@@ -81,7 +81,7 @@ describe("loraforge job against a real API server", () => {
       kind: "Namespace",
       metadata: { name: ns },
     });
-    for (const name of ["tuned", "throttled", "flaky", "other", "e2e"]) {
+    for (const name of ["tuned", "throttled", "flaky", "other", "e2e", "retried"]) {
       const created = z
         .object({ metadata: z.object({ uid: z.string() }) })
         .parse(await c.create(`/apis/${API_VERSION}/namespaces/${ns}/lorafinetunes`, spec(name)));
@@ -174,6 +174,65 @@ describe("loraforge job against a real API server", () => {
     assert.equal(s.adapter.verified, true);
     assert.equal(s.evaluation.tuned.rougeL, 0.4);
     assert.equal(s.selectedCheckpoint.policy, "lowestTrainLoss");
+  });
+
+  test("a retried pod keeps the checkpoints the earlier attempt reported (merged by step)", async () => {
+    const token = z
+      .object({ status: z.object({ token: z.string() }) })
+      .parse(
+        await cluster.client.create(
+          `/api/v1/namespaces/${ns}/serviceaccounts/retried-trainer/token`,
+          { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: {} },
+        ),
+      ).status.token;
+    const checkpoint = (n: number, loss: number) => ({
+      step: n,
+      path: `/out/retried/checkpoints/checkpoint-${n}`,
+      createdAt: t(),
+      trainLoss: loss,
+    });
+    // The first pod reported two checkpoints, then was evicted.
+    await patchStatus({ ...target, token }, ns, "retried", {
+      progress: { step: 450, totalSteps: 600 },
+      checkpoints: [checkpoint(200, 1.5), checkpoint(400, 1.2)],
+    });
+    const specFile = join(dir, "spec-retried.yaml");
+    writeFileSync(specFile, stringify(spec("retried")));
+    const code = await runJob(["--spec", specFile], {
+      env: {
+        LORAFORGE_OUTPUT_DIR: "/out/retried",
+        LORAFORGE_MODEL_DIR: "/m",
+        LORAFORGE_TERMINATION_LOG: join(dir, "term-retried"),
+      },
+      target: { ...target, token },
+      log: () => {},
+      pipeline: async (run) => {
+        // The second pod resumes from checkpoint 400 and saves 600.
+        run.onEvent({ event: "start", time: t(), total_steps: 600, resumed_from_step: 400 });
+        for (let i = 401; i <= 600; i++) run.onEvent(step(i, 600));
+        run.onEvent({
+          event: "checkpoint",
+          time: t(),
+          step: 600,
+          path: "/out/retried/checkpoints/checkpoint-600",
+          train_loss: 1.0,
+          val_loss: null,
+        });
+        run.onEvent({ event: "done", time: t(), step: 600, adapter_dir: "/out/retried/final" });
+        return {};
+      },
+    });
+    assert.equal(code, 0);
+    const s = await statusOf("retried");
+    assert.deepEqual(
+      s.checkpoints.map((c: { step: number; trainLoss: number }) => [c.step, c.trainLoss]),
+      [
+        [200, 1.5],
+        [400, 1.2],
+        [600, 1.0],
+      ],
+    );
+    assert.equal(s.progress.step, 600);
   });
 
   test("with the same token it cannot touch another run (RBAC by resourceNames)", async () => {

@@ -53,10 +53,16 @@ export function parseDataset(
     return result(fallbackFormat, [], 0, 0);
   }
   if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
-    error("the file starts with a UTF-8 byte-order mark (EF BB BF); save it as UTF-8 without BOM", {
+    // Windows editors write one; tools reading UTF-8 JSON commonly skip it (Python's
+    // utf-8-sig codec, .NET's System.Text.Json, PowerShell).
+    // So do we (TextDecoder drops it below), and say so.
+    problems.push({
+      file,
       line: 1,
+      message:
+        "the file starts with a UTF-8 byte-order mark (EF BB BF); it was skipped (save the file as UTF-8 without BOM to silence this)",
+      severity: "warning",
     });
-    return result(fallbackFormat, [], 0, 0);
   }
   if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
     error("the file is UTF-16 (it starts with a UTF-16 byte-order mark); convert it to UTF-8", {
@@ -72,6 +78,7 @@ export function parseDataset(
     );
     return result(fallbackFormat, [], 0, 0);
   }
+  // Drops a leading BOM (ignoreBOM false, the default).
   const text = new TextDecoder("utf-8").decode(bytes);
   const firstChar = text.trimStart()[0];
   if (firstChar === undefined) {
@@ -232,6 +239,21 @@ function checkRecord(
   }
   const { instruction, output } = parsed.data;
   const input = parsed.data.input ?? "";
+  for (const [field, text] of [
+    ["instruction", instruction],
+    ["input", input],
+    ["output", output],
+  ] as const) {
+    const found = controlCharacters(text);
+    if (found) {
+      problems.push({
+        ...at,
+        field,
+        message: `contains ${found.count === 1 ? "a control character" : `${found.count} control characters`}, the first ${found.first} at character ${found.at}: invisible in most editors, it reaches the model as text`,
+        severity: "warning",
+      });
+    }
+  }
   let reject = false;
   if (instruction.trim() === "") {
     problems.push({
@@ -253,4 +275,21 @@ function checkRecord(
   }
   if (reject) return "rejected";
   return { index, line, instruction, input, output };
+}
+
+/** C0 and C1 controls and DEL (Unicode category Cc) other than tab, line feed and carriage return. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
+
+const CONTROL_NAMES: Record<number, string> = { 0: "NUL", 27: "ESC", 127: "DEL" };
+
+/** The control characters in a field (JSON lets them in escaped, "\u0000"), or undefined. */
+function controlCharacters(text: string): { count: number; first: string; at: number } | undefined {
+  const matches = [...text.matchAll(CONTROL)];
+  const m = matches[0];
+  if (!m) return undefined;
+  const cp = (m[0] as string).charCodeAt(0);
+  const hex = `U+${cp.toString(16).toUpperCase().padStart(4, "0")}`;
+  const name = CONTROL_NAMES[cp];
+  return { count: matches.length, first: name ? `${hex} (${name})` : hex, at: (m.index ?? 0) + 1 };
 }

@@ -7,12 +7,12 @@
 import { writeFileSync } from "node:fs";
 import { readLoraFineTuneFile, TRAINER_EXIT_CODES } from "@loraforge/crds";
 import { z } from "zod";
-import { inClusterTarget, type KubeTarget, patchStatus } from "./kube.ts";
+import { inClusterTarget, type KubeTarget, patchStatus, readCheckpoints } from "./kube.ts";
 import { TrainingFailure, type TrainingPipeline } from "./pipeline.ts";
 import { StatusReporter } from "./reporter.ts";
 
 export { type CoreEvent, CoreEventSchema } from "./events.ts";
-export { inClusterTarget, type KubeTarget, patchStatus } from "./kube.ts";
+export { inClusterTarget, type KubeTarget, patchStatus, readCheckpoints } from "./kube.ts";
 export {
   TrainingFailure,
   type TrainingPipeline,
@@ -82,6 +82,8 @@ export async function runJob(argv: readonly string[], deps: JobDeps): Promise<nu
     const target = deps.target ?? inClusterTarget(env);
     reporter = new StatusReporter({
       send: (status) => patchStatus(target, namespace, name, status),
+      // A retried pod keeps what the earlier attempts reported (merged by step).
+      load: () => readCheckpoints(target, namespace, name),
       intervalMs: (e.data.LORAFORGE_STATUS_INTERVAL_S ?? 10) * 1000,
       log,
     });

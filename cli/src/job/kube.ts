@@ -4,6 +4,8 @@
 
 import { readFileSync } from "node:fs";
 import { request } from "node:https";
+import { type CheckpointStatus, LoraFineTuneStatusSchema } from "@loraforge/crds";
+import { z } from "zod";
 
 export const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -47,29 +49,33 @@ export function statusPath(namespace: string, name: string) {
   return `/apis/loraforge.dev/v1alpha1/namespaces/${namespace}/lorafinetunes/${name}/status`;
 }
 
-/** PATCH (merge) the status subresource; resolves on 2xx, rejects otherwise. */
-export function patchStatus(
+/** One request to the run's status subresource; resolves with the body on 2xx. */
+function statusRequest(
   target: KubeTarget,
+  method: "GET" | "PATCH",
   namespace: string,
   name: string,
-  status: unknown,
-  timeoutMs = 10_000,
-): Promise<void> {
+  body: string | undefined,
+  timeoutMs: number,
+): Promise<string> {
   const url = new URL(statusPath(namespace, name), target.server);
-  const body = JSON.stringify({ status });
   const token = typeof target.token === "string" ? target.token : target.token();
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       {
-        method: "PATCH",
+        method,
         ca: target.caPem,
         timeout: timeoutMs,
         headers: {
           authorization: `Bearer ${token}`,
-          "content-type": "application/merge-patch+json",
           accept: "application/json",
-          "content-length": Buffer.byteLength(body),
+          ...(body !== undefined
+            ? {
+                "content-type": "application/merge-patch+json",
+                "content-length": Buffer.byteLength(body),
+              }
+            : {}),
         },
       },
       (res) => {
@@ -77,22 +83,57 @@ export function patchStatus(
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
           const code = res.statusCode ?? 0;
-          if (code >= 200 && code < 300) return resolve();
-          let message = Buffer.concat(chunks).toString("utf8");
+          const text = Buffer.concat(chunks).toString("utf8");
+          if (code >= 200 && code < 300) return resolve(text);
+          let message = text;
           try {
-            message = (JSON.parse(message) as { message?: string }).message ?? message;
+            message = (JSON.parse(text) as { message?: string }).message ?? text;
           } catch {
             // keep the text
           }
-          reject(new StatusPatchError(`PATCH ${url.pathname} → ${code}: ${message}`, code));
+          reject(new StatusPatchError(`${method} ${url.pathname} → ${code}: ${message}`, code));
         });
         res.on("error", reject);
       },
     );
     req.on("timeout", () =>
-      req.destroy(new Error(`PATCH ${url.pathname} timed out after ${timeoutMs} ms`)),
+      req.destroy(new Error(`${method} ${url.pathname} timed out after ${timeoutMs} ms`)),
     );
     req.on("error", reject);
     req.end(body);
   });
+}
+
+/** PATCH (merge) the status subresource; resolves on 2xx, rejects otherwise. */
+export async function patchStatus(
+  target: KubeTarget,
+  namespace: string,
+  name: string,
+  status: unknown,
+  timeoutMs = 10_000,
+): Promise<void> {
+  await statusRequest(target, "PATCH", namespace, name, JSON.stringify({ status }), timeoutMs);
+}
+
+const CheckpointsSchema = z.object({
+  // Only the list is read; the rest of status (strict in the API schema) is not ours to check.
+  status: z.object({ checkpoints: LoraFineTuneStatusSchema.shape.checkpoints }).optional(),
+});
+
+/** The checkpoints the run's status lists now (what earlier attempts of the run reported). */
+export async function readCheckpoints(
+  target: KubeTarget,
+  namespace: string,
+  name: string,
+  timeoutMs = 10_000,
+): Promise<CheckpointStatus[]> {
+  const text = await statusRequest(target, "GET", namespace, name, undefined, timeoutMs);
+  const parsed = CheckpointsSchema.safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new Error(
+      `GET ${statusPath(namespace, name)}: field ${i?.path.join(".")}: ${i?.message}`,
+    );
+  }
+  return parsed.data.status?.checkpoints ?? [];
 }

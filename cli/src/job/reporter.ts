@@ -19,6 +19,13 @@ type TrainerStatus = Pick<
 export interface ReporterOptions {
   /** Sends a merge patch of status. */
   send: (status: TrainerStatus) => Promise<void>;
+  /**
+   * Reads the checkpoints already in status (a retried pod's earlier attempts reported them).
+   * A merge patch replaces the whole list, so the list is sent only once this has answered:
+   * a retry that could not read them would otherwise wipe them. Progress goes out meanwhile
+   * (a patch without `checkpoints` leaves the list as it is).
+   */
+  load?: () => Promise<readonly CheckpointStatus[]>;
   intervalMs?: number;
   log?: (line: string) => void;
   now?: () => number;
@@ -31,6 +38,8 @@ export class StatusReporter {
   private checkpoints: CheckpointStatus[] = [];
   private extra: Omit<TrainerStatus, "progress" | "checkpoints"> = {};
   private dirty = false;
+  private loaded = false;
+  private loadError: string | undefined;
   private lastSent = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
@@ -89,9 +98,7 @@ export class StatusReporter {
         const c: CheckpointStatus = { step: e.step, path: e.path, createdAt: at };
         if (typeof e.train_loss === "number") c.trainLoss = e.train_loss;
         if (typeof e.val_loss === "number") c.valLoss = e.val_loss;
-        this.checkpoints = [...this.checkpoints.filter((x) => x.step !== e.step), c].slice(
-          -(this.opts.maxCheckpoints ?? 50),
-        );
+        this.checkpoints = this.merged([c]);
         break;
       }
       case "done":
@@ -119,9 +126,23 @@ export class StatusReporter {
     this.flushSoon();
   }
 
-  /** Seeds the checkpoint list from what an earlier pod of the run reported. */
+  /**
+   * The list with `incoming` merged in by step (incoming wins on the same step: a checkpoint
+   * re-made after a resume), in step order, the newest `maxCheckpoints` kept.
+   */
+  private merged(incoming: readonly CheckpointStatus[]): CheckpointStatus[] {
+    const byStep = new Map<number, CheckpointStatus>();
+    for (const c of [...this.checkpoints, ...incoming]) byStep.set(c.step, c);
+    return [...byStep.values()]
+      .sort((a, b) => a.step - b.step)
+      .slice(-(this.opts.maxCheckpoints ?? 50));
+  }
+
+  /** Merges what an earlier pod of the run reported under this pod's own checkpoints. */
   seedCheckpoints(existing: readonly CheckpointStatus[]) {
+    const own = this.checkpoints;
     this.checkpoints = [...existing];
+    this.checkpoints = this.merged(own);
   }
 
   /** Sends now if the interval has passed, else once it has (one timer at a time). */
@@ -151,13 +172,26 @@ export class StatusReporter {
     if (!this.dirty) return;
     this.dirty = false;
     this.lastSent = this.now();
+    // What is known now is what this request sends (events keep arriving meanwhile).
     const status: TrainerStatus = { ...this.extra };
     if (this.progress) status.progress = this.progress;
-    if (this.checkpoints.length > 0) status.checkpoints = this.checkpoints;
-    this.inFlight = this.opts
-      .send(status)
-      .then(() => {
-        this.sent++;
+    const ready = this.loaded || !this.opts.load;
+    if (ready && this.checkpoints.length > 0) status.checkpoints = this.checkpoints;
+    const loading = ready
+      ? Promise.resolve(true)
+      : this.loadOnce().then((loaded) => {
+          if (loaded && this.checkpoints.length > 0) status.checkpoints = this.checkpoints;
+          return loaded;
+        });
+    this.inFlight = loading
+      .then((loaded) => {
+        return this.opts.send(status).then(() => {
+          this.sent++;
+          if (!loaded && this.checkpoints.length > 0) {
+            this.dirty = true; // the checkpoints are still to send
+            throw new Error(this.loadError ?? "the earlier checkpoints are not read yet");
+          }
+        });
       })
       .catch((error: unknown) => {
         this.failed++;
@@ -177,6 +211,19 @@ export class StatusReporter {
         this.inFlight = undefined;
       });
     await this.inFlight;
+  }
+
+  /** True once the earlier attempts' checkpoints are merged in (or there is nothing to read). */
+  private async loadOnce(): Promise<boolean> {
+    if (this.loaded || !this.opts.load) return true;
+    try {
+      this.seedCheckpoints(await this.opts.load());
+      this.loaded = true;
+      this.loadError = undefined;
+    } catch (error) {
+      this.loadError = `cannot read the checkpoints earlier attempts reported, so this attempt's are held back: ${error instanceof Error ? error.message : String(error)}`;
+    }
+    return this.loaded;
   }
 
   /** Final flush with a few retries; stops the timer. */

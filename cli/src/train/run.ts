@@ -4,17 +4,7 @@
  * `loraforge job` (in the cluster) both call runTraining; neither printing nor exiting happens here.
  */
 import { createHash } from "node:crypto";
-import {
-  appendFile,
-  copyFile,
-  mkdir,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
+import { appendFile, copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
 import {
@@ -29,7 +19,7 @@ import {
   type PrepareResult,
   prepareDataset,
 } from "../prepare/prepare.ts";
-import { writeFileAtomic } from "../util/atomic.ts";
+import { removeDir, replaceDirAtomic, writeFileAtomic } from "../util/atomic.ts";
 import { findCore, runCore } from "./core.ts";
 import { type CoreEvent, type ErrorEvent, EXIT } from "./events.ts";
 import { type History, MetricsLog, readHistory } from "./metrics.ts";
@@ -149,7 +139,7 @@ export async function runTraining(
       "eval.json",
       "eval",
     ])
-      await rm(join(out, name), { recursive: true, force: true });
+      await removeDir(join(out, name));
   }
   const hadCheckpoints = (await listCheckpoints(out)).size > 0;
   const previousManifest = await readFile(join(out, "data", "manifest.json"), "utf8")
@@ -379,17 +369,14 @@ async function selectAdapter(
       ? await scoreCheckpoints(spec, evalInputs, candidates)
       : undefined;
   const selection = selectCheckpoint(spec.checkpointSelection, candidates, scores);
-  const target = join(out, "adapter");
-  const tmp = join(out, ".adapter.tmp");
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp);
-  for (const f of ["adapter_model.safetensors", "adapter_config.json"])
-    await copyFile(join(selection.selected.dir, f), join(tmp, f));
-  await writeFile(
-    join(tmp, "selection.json"),
-    `${JSON.stringify({ policy: selection.policy, applied: selection.applied, step: selection.selected.step, source: selection.selected.dir, train_loss: selection.selected.trainLoss, val_loss: selection.selected.valLoss, ...(selection.selected.evalScore !== undefined ? { eval_score: selection.selected.evalScore, score_metric: spec.evaluation.scoreMetric } : {}) }, null, 2)}\n`,
-  );
-  await rm(target, { recursive: true, force: true });
-  await rename(tmp, target);
+  // <out>/adapter is the old adapter or the new one, whole, at every moment (atomic.ts).
+  await replaceDirAtomic(join(out, "adapter"), async (dir) => {
+    for (const f of ["adapter_model.safetensors", "adapter_config.json"])
+      await copyFile(join(selection.selected.dir, f), join(dir, f));
+    await writeFile(
+      join(dir, "selection.json"),
+      `${JSON.stringify({ policy: selection.policy, applied: selection.applied, step: selection.selected.step, source: selection.selected.dir, train_loss: selection.selected.trainLoss, val_loss: selection.selected.valLoss, ...(selection.selected.evalScore !== undefined ? { eval_score: selection.selected.evalScore, score_metric: spec.evaluation.scoreMetric } : {}) }, null, 2)}\n`,
+    );
+  });
   return selection;
 }
