@@ -82,7 +82,8 @@ describe("admin placement policy against a real API server", () => {
         (e) =>
           e.involvedObject.name === name &&
           e.type === "Warning" &&
-          e.reason === Reason.PolicyViolation &&
+          e.reason === "Failed" &&
+          e.message.startsWith(`${Reason.PolicyViolation}: `) &&
           pattern.test(e.message),
       );
     });
