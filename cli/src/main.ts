@@ -3,6 +3,7 @@
  * and exit codes (0 ok, 1 bug, 2 usage, 3 invalid input, 130 interrupted, or the trainer's code).
  */
 import { InvalidLoraFineTuneError } from "@loraforge/crds";
+import { exportCommand } from "./commands/export.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./commands/help.ts";
 import { importCommand } from "./commands/importCmd.ts";
 import { consoleOut, type Out, printProblems, UsageError } from "./commands/output.ts";
@@ -10,6 +11,7 @@ import { prepareCommand } from "./commands/prepare.ts";
 import { trainCommand } from "./commands/train.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { DatasetError, formatProblem, type Problem } from "./dataset/problems.ts";
+import { ExportError } from "./export/hfModel.ts";
 import { jobCommand } from "./job/command.ts";
 import { Llama2cError } from "./llama2c/checkpoint.ts";
 import { SentencePieceError } from "./llama2c/sentencepiece.ts";
@@ -26,6 +28,7 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   train: trainCommand,
   import: importCommand,
   job: jobCommand,
+  export: exportCommand,
 };
 
 export async function main(argv: string[], out: Out = consoleOut): Promise<number> {
@@ -82,7 +85,8 @@ export function classifyError(e: unknown): { code: number; message: string; prob
     e instanceof RunSetupError ||
     e instanceof Llama2cError ||
     e instanceof SentencePieceError ||
-    e instanceof ShardError
+    e instanceof ShardError ||
+    e instanceof ExportError
   )
     return { code: 3, message: e.message };
   // file system errors (ENOENT, EACCES, ...) carry the path in their message

@@ -8,6 +8,7 @@ Commands:
   prepare <dataset> ...         dataset -> token shards for the trainer (template, tokenize, mask)
   train <spec.yaml>             run a LoraFineTune spec locally: prepare, train, pick the adapter
   import llama2c <ckpt> <tok>   turn a llama2.c checkpoint + tokenizer into a Hugging Face model dir
+  export onnx <model-dir>       the model (merged with --adapter) as an ONNX decoder with KV cache
   job --spec FILE               the trainer Job's entrypoint inside Kubernetes (set up by the operator)
 
 First run (no cluster, no GPU):   npm run demo
@@ -100,6 +101,26 @@ Environment (set by the operator):
 
 Example: what the operator's Job runs
   loraforge job --spec /etc/loraforge/spec.yaml
+`,
+  export: `loraforge export onnx <model-dir> [--adapter DIR] [--out DIR] [--dtype fp32|fp16] [--force]
+
+Writes the model as an ONNX Llama decoder with KV cache, in the input/output names of
+transformers.js and onnxruntime-genai (input_ids, attention_mask, position_ids,
+past_key_values.N.key|value -> logits, present.N.key|value), built from standard ai.onnx ops
+(opset 17), so it runs for any head size. With --adapter, the adapter is first merged into the
+weights by loraforge-core merge. fp16 stores the weights as float16 (half the file) and computes
+in float32, as ONNX Runtime's CPU provider needs. Weights over 2 GB go to model.onnx.data.
+The directory also gets config.json, the tokenizer files and genai_config.json; it appears whole
+or not at all.
+
+Options:
+  --adapter DIR       a PEFT LoRA adapter to merge first
+  --out DIR           output directory (default: <adapter or model dir>-onnx)
+  --dtype fp32|fp16   weight storage (default fp32)
+  --force             replace an existing output directory
+
+Example:
+  loraforge export onnx .cache/models/stories260K --adapter .cache/runs/demo/adapter --out .cache/onnx/demo
 `,
   import: `loraforge import llama2c <checkpoint.bin> <tokenizer.model|tokenizer.bin> --out DIR [--force]
 
