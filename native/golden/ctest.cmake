@@ -30,3 +30,17 @@ add_test(NAME goldens_not_stale COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/rege
 add_test(NAME golden_conversion_check COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/test_convert.py)
 set_tests_properties(check_peft_refuses_bad_adapters goldens_not_stale golden_conversion_check
                      PROPERTIES TIMEOUT 300 ENVIRONMENT "${LF_PY_ENV}")
+
+# `generate` and `score` end to end (one process, both variants, batched) = transformers' goldens
+file(GLOB LF_GEN_GOLDEN_DIRS LIST_DIRECTORIES true ${CMAKE_CURRENT_LIST_DIR}/../tests/golden/gen-v1/*)
+foreach(dir ${LF_GEN_GOLDEN_DIRS})
+  if(IS_DIRECTORY ${dir})
+    get_filename_component(cfg ${dir} NAME)
+    add_test(NAME generate_cli_${cfg} COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/check_gen.py
+             --core $<TARGET_FILE:loraforge-core> --golden ${dir})
+    set_tests_properties(generate_cli_${cfg} PROPERTIES TIMEOUT 120 ENVIRONMENT "${LF_PY_ENV}")
+  endif()
+endforeach()
+# the committed generation goldens are what make_gen_golden.py writes now
+add_test(NAME gen_goldens_not_stale COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/regen_gen_check.py)
+set_tests_properties(gen_goldens_not_stale PROPERTIES TIMEOUT 300 ENVIRONMENT "${LF_PY_ENV}")

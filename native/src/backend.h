@@ -27,6 +27,7 @@ enum class Op {
     DropoutApply, DropoutBackward,
     AdamW,
     Embedding,
+    RopeForwardAt, KvCacheWrite, AttentionCached, MatmulRows,  // generation (ops_decode.h)
     Count
 };
 const char* op_name(Op op);
@@ -80,6 +81,15 @@ public:
     virtual void dropout_backward(float* dx, const float* dout, int64_t n, double p, uint64_t key) = 0;
     virtual void adamw(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2,
                        double eps, double wd, int64_t step) = 0;
+
+    // generation with a KV cache: see ops_decode.h. pos is host memory [B].
+    // matmul_rows: out[N,O] = x W^T where row n depends only on x's row n (the decoder's linears)
+    virtual void matmul_rows(float* out, const float* x, const float* W, int N, int I, int O) = 0;
+    virtual void rope_forward_at(float* x, const float* cos, const float* sin, const int* pos, int B, int n, int nh,
+                                 int hd) = 0;
+    virtual void kv_cache_write(float* cache, const float* x, const int* pos, int B, int n, int Tcap, int width) = 0;
+    virtual void attention_cached(float* out, const float* q, const float* kc, const float* vc, const int* pos, int B,
+                                  int n, int H, int KV, int hd, int Tcap, int window) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -15,6 +15,7 @@
 #include "backend.h"
 #include "error.h"
 #include "ops.h"
+#include "ops_decode.h"
 #include "simd_avx2.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -26,7 +27,8 @@ const char* op_name(Op op) {
     static const char* names[] = {"matmul_forward", "matmul_backward_input", "matmul_backward_weight",
                                   "rmsnorm_forward", "rmsnorm_backward", "rope_forward", "rope_backward",
                                   "attention_forward", "attention_backward", "swiglu_forward", "swiglu_backward",
-                                  "cross_entropy", "dropout_apply", "dropout_backward", "adamw", "embedding"};
+                                  "cross_entropy", "dropout_apply", "dropout_backward", "adamw", "embedding",
+                                  "rope_forward_at", "kv_cache_write", "attention_cached", "matmul_rows"};
     static_assert(sizeof(names) / sizeof(names[0]) == (size_t)Op::Count, "op names");
     return names[(int)op];
 }
@@ -218,6 +220,22 @@ public:
     void adamw(float* p, const float* g, float* m, float* v, int64_t n, double lr, double b1, double b2, double eps,
                double wd, int64_t step) override {
         ops::adamw_update(p, g, m, v, n, lr, b1, b2, eps, wd, step);
+    }
+    // small weights: the packed small_gemm (a row's sums do not depend on the others); large
+    // ones: one pass over W for all rows instead of OpenBLAS packing W on every decoding step
+    void matmul_rows(float* out, const float* x, const float* W, int N, int I, int O) override {
+        if (ops::small_gemm_fits(O, I)) return matmul_forward(out, x, W, N, I, O, 1.0f, 0.0f);
+        ops::matmul_rows_f32(out, x, W, N, I, O);
+    }
+    void rope_forward_at(float* x, const float* c, const float* s, const int* pos, int B, int n, int nh, int hd) override {
+        ops::rope_forward_at(x, c, s, pos, B, n, nh, hd);
+    }
+    void kv_cache_write(float* cache, const float* x, const int* pos, int B, int n, int Tcap, int width) override {
+        ops::kv_cache_write(cache, x, pos, B, n, Tcap, width);
+    }
+    void attention_cached(float* out, const float* q, const float* kc, const float* vc, const int* pos, int B, int n,
+                          int H, int KV, int hd, int Tcap, int window) override {
+        ops::attention_cached(out, q, kc, vc, pos, B, n, H, KV, hd, Tcap, window);
     }
 
 private:

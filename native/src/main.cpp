@@ -10,6 +10,7 @@
 #include "error.h"
 #include "events.h"
 #include "fsutil.h"
+#include "generate.h"
 #include "lora.h"
 #include "merge.h"
 #include "model.h"
@@ -26,6 +27,11 @@ static const char* kUsage =
     "  loraforge-core logits --model DIR [--adapter DIR] --tokens 1,2,3 [--out logits.safetensors]\n"
     "  loraforge-core merge  --model DIR --adapter DIR --out DIR\n"
     "  loraforge-core bench  --config run.json --steps N\n"
+    "  loraforge-core generate --model DIR [--adapter DIR] --prompts FILE.jsonl [--variants base,adapter]\n"
+    "                 [--max-new-tokens 64] [--batch-size 8] [--threads N] [--temperature 0] [--top-k 0]\n"
+    "                 [--top-p 1.0] [--repetition-penalty 1.0] [--seed 0] [--stop-tokens 2,1] [--stream]\n"
+    "  loraforge-core score  --model DIR [--adapter DIR] --examples FILE.jsonl [--variants base,adapter]\n"
+    "                 [--batch-size 8] [--threads N]\n"
     "  loraforge-core --version\n";
 
 namespace {
@@ -182,6 +188,13 @@ int main(int argc, char** argv) {
         if (verb == "logits") {
             Args a = parse_args(argc, argv, {"--model", "--adapter", "--tokens", "--out"}, {});
             return cmd_logits(a);
+        }
+        if (verb == "generate" || verb == "score") {
+            const bool gen = verb == "generate";
+            Args a = parse_args(argc, argv, gen ? generate_value_options() : score_value_options(),
+                                gen ? std::vector<std::string>{"--stream"} : std::vector<std::string>{});
+            InferenceOptions o = parse_inference_options(gen, a.opts, a.has_flag("--stream"));
+            return gen ? run_generate(o) : run_score(o);
         }
         if (verb == "merge") {
             Args a = parse_args(argc, argv, {"--model", "--adapter", "--out"}, {});

@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "ops.h"
+#include "ops_decode.h"
 #include "rng.h"
 
 using namespace lf;
@@ -539,6 +540,143 @@ void test_embedding() {
     });
 }
 
+// ---------------------------------------------------------------------------------------------
+// generation ops (ops_decode.h): their f64 reference against the training ops they must agree
+// with, then every backend against that reference
+
+void test_matmul_rows() {
+    if (!want_op(Op::MatmulRows)) return;
+    std::printf("matmul_rows (the decoder's linears: a row depends only on its x row)\n");
+    // I = 300: not a multiple of 8 (the tail); O * I above small_gemm's limit (the CPU's own
+    // row kernel), then a small weight (small_gemm)
+    for (auto [I, O] : {std::pair<int, int>{300, 1200}, std::pair<int, int>{64, 96}}) {
+        const int N = 7;
+        Vec x = randv((size_t)N * I, 51), W = randv((size_t)O * I, 52);
+        Vec ref((size_t)N * O);
+        ops::matmul_rows(ref.data(), x.data(), W.data(), N, I, O);
+        backend_check(Op::MatmulRows, 1e-5, {ref}, [&](Backend& be) {
+            Buf bx(be, x), bw(be, W), bo(be, ref.size());
+            be.matmul_rows(bo.p, bx.p, bw.p, N, I, O);
+            return std::vector<Vec>{bo.get()};
+        });
+        // each row alone (N = 1), and on 1 vs 2 threads: the same bits as in the batch of 7
+        for (auto& name : backend_names()) {
+            auto be = make_backend(name);
+            Buf bx(*be, x), bw(*be, W), bo(*be, ref.size()), b1(*be, (size_t)O);
+            const float* w = be->weights(bw.p, W.size());
+            be->set_threads(2);
+            be->matmul_rows(bo.p, bx.p, w, N, I, O);
+            Vec all = bo.get();
+            be->set_threads(1);
+            double diff = 0;
+            for (int n = 0; n < N; n++) {
+                be->matmul_rows(b1.p, bx.p + (size_t)n * I, w, 1, I, O);
+                Vec one = b1.get();
+                for (int o = 0; o < O; o++) diff = std::max(diff, std::fabs(one[o] - all[(size_t)n * O + o]));
+            }
+            be->release_weights(bw.p);
+            be->set_threads(2);
+            result(strprintf("matmul_rows [%s] I %d O %d: row alone on 1 thread == in a batch of 7 on 2", name.c_str(), I, O),
+                   diff, 0.0);
+        }
+    }
+}
+
+void test_decode_ops(int window) {
+    if (!want_op(Op::RopeForwardAt) && !want_op(Op::KvCacheWrite) && !want_op(Op::AttentionCached)) return;
+    std::printf("generation ops (rope at positions, KV cache write, cached attention%s)\n", window ? ", window 3" : "");
+    const int B = 3, T = 11, H = 4, KV = 2, hd = 8, Tcap = 16, qs = H * hd, ks = KV * hd;
+    std::vector<float> cs(Tcap * hd / 2), sn(Tcap * hd / 2);
+    for (int t = 0; t < Tcap; t++)
+        for (int i = 0; i < hd / 2; i++) {
+            double a = t * std::pow(10000.0, -2.0 * i / hd);
+            cs[t * hd / 2 + i] = (float)std::cos(a);
+            sn[t * hd / 2 + i] = (float)std::sin(a);
+        }
+    // full sequences of length T (no padding), as the training ops see them
+    Vec q = randv((size_t)B * T * qs, 41), k = randv((size_t)B * T * ks, 42), v = randv((size_t)B * T * ks, 43);
+    std::vector<int> lens(B, T);
+    Vec qr = q, kr = k, ref((size_t)B * T * qs), lse((size_t)B * H * T);
+    ops::rope_forward(qr.data(), cs.data(), sn.data(), B, T, H, hd);
+    ops::rope_forward(kr.data(), cs.data(), sn.data(), B, T, KV, hd);
+    ops::attention_forward(ref.data(), lse.data(), qr.data(), kr.data(), v.data(), lens.data(), B, T, H, KV, hd, window);
+    // the same through the cache: a prefill of P[b] tokens at position 0, then one token at a time
+    const std::vector<int> P = {4, 1, 7};
+    auto slice = [&](const Vec& x, int width, const std::vector<int>& pos, int n) {
+        Vec o((size_t)B * n * width);
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < n; i++)
+                for (int d = 0; d < width; d++) o[((size_t)b * n + i) * width + d] = x[((size_t)b * T + pos[b] + i) * width + d];
+        return o;
+    };
+    auto decode = [&](auto&& rope_at, auto&& write, auto&& attend) {
+        Vec out((size_t)B * T * qs);
+        // step 0: each sequence's first P[b] tokens (the batch is padded to max P: the extra rows
+        // are at positions >= P[b] and are overwritten by the following steps)
+        std::vector<int> pos(B, 0);
+        std::vector<int> done(P);
+        int n = *std::max_element(P.begin(), P.end());
+        while (true) {
+            Vec qs_ = slice(q, qs, pos, n), ks_ = slice(k, ks, pos, n), vs_ = slice(v, ks, pos, n), o;
+            rope_at(qs_, pos, n, H);
+            rope_at(ks_, pos, n, KV);
+            write(0, ks_, pos, n);
+            write(1, vs_, pos, n);
+            o = attend(qs_, pos, n);
+            for (int b = 0; b < B; b++) {
+                const int upto = pos[b] == 0 ? P[b] : pos[b] + 1;  // rows that are real
+                for (int t = pos[b]; t < upto; t++)
+                    for (int d = 0; d < qs; d++) out[((size_t)b * T + t) * qs + d] = o[((size_t)b * n + t - pos[b]) * qs + d];
+            }
+            bool more = false;
+            for (int b = 0; b < B; b++) {
+                pos[b] = pos[b] == 0 ? P[b] : pos[b] + 1;
+                if (pos[b] >= T) pos[b] = T - 1;  // finished: recompute the last row (same result)
+                more |= pos[b] < T - 1 || done[b] != T;
+                done[b] = pos[b] + 1;
+            }
+            n = 1;
+            if (!more) break;
+        }
+        return out;
+    };
+    Vec kc((size_t)B * Tcap * ks), vc((size_t)B * Tcap * ks);
+    Vec got = decode(
+        [&](Vec& x, const std::vector<int>& pos, int n, int nh) { ops::rope_forward_at(x.data(), cs.data(), sn.data(), pos.data(), B, n, nh, hd); },
+        [&](int which, const Vec& x, const std::vector<int>& pos, int n) {
+            ops::kv_cache_write((which ? vc : kc).data(), x.data(), pos.data(), B, n, Tcap, ks);
+        },
+        [&](const Vec& x, const std::vector<int>& pos, int n) {
+            Vec o((size_t)B * n * qs);
+            ops::attention_cached(o.data(), x.data(), kc.data(), vc.data(), pos.data(), B, n, H, KV, hd, Tcap, window);
+            return o;
+        });
+    result("prefill + decode through the cache (f64) vs rope + attention_forward", rel_err(got, ref), 1e-12);
+    // every backend's three ops, run the same way, against the f64 reference
+    for (Op op : {Op::RopeForwardAt, Op::KvCacheWrite, Op::AttentionCached}) {
+        if (!want_op(op)) continue;
+        backend_check(op, 1e-5, {ref}, [&](Backend& be) {
+            Buf kcb(be, kc.size()), vcb(be, vc.size()), cb(be, Vec(cs.begin(), cs.end())), sb(be, Vec(sn.begin(), sn.end()));
+            Vec out = decode(
+                [&](Vec& x, const std::vector<int>& pos, int n, int nh) {
+                    Buf bx(be, x);
+                    be.rope_forward_at(bx.p, cb.p, sb.p, pos.data(), B, n, nh, hd);
+                    x = bx.get();
+                },
+                [&](int which, const Vec& x, const std::vector<int>& pos, int n) {
+                    Buf bx(be, x);
+                    be.kv_cache_write((which ? vcb : kcb).p, bx.p, pos.data(), B, n, Tcap, ks);
+                },
+                [&](const Vec& x, const std::vector<int>& pos, int n) {
+                    Buf bx(be, x), bo(be, (size_t)B * n * qs);
+                    be.attention_cached(bo.p, bx.p, kcb.p, vcb.p, pos.data(), B, n, H, KV, hd, Tcap, window);
+                    return bo.get();
+                });
+            return std::vector<Vec>{out};
+        });
+    }
+}
+
 // best-of-7 wall time of f, in seconds
 template <class F>
 double best_time(F f) {
@@ -680,6 +818,9 @@ int main(int argc, char** argv) {
     test_dropout();
     test_adamw();
     test_embedding();
+    test_matmul_rows();
+    test_decode_ops(0);
+    test_decode_ops(3);
     test_vexp();
     std::printf("%d passed, %d failed, %d skipped\n", g_pass, g_fail, g_skip);
     return g_fail ? 1 : 0;

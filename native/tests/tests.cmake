@@ -109,3 +109,44 @@ endif()
 # ---------------------------------------------------------------- the real model: llama2.c -> HF, greedy tokens
 add_test(NAME stories260k_greedy COMMAND bash ${LF_TESTS}/stories_greedy.sh ${CMAKE_BINARY_DIR}
   ${CMAKE_CURRENT_SOURCE_DIR}/golden/assets/stories260K)
+
+# ---------------------------------------------------------------- generate / score (tests/golden/gen-v1)
+add_executable(test_generate tests/test_generate.cpp)
+target_link_libraries(test_generate PRIVATE lfcore)
+file(GLOB LF_GEN_GOLDEN_DIRS LIST_DIRECTORIES true ${LF_TESTS}/golden/gen-v1/*)
+foreach(dir ${LF_GEN_GOLDEN_DIRS})
+  if(IS_DIRECTORY ${dir})
+    get_filename_component(cfg ${dir} NAME)
+    add_test(NAME generate_${cfg} COMMAND test_generate ${dir})
+    set_tests_properties(generate_${cfg} PROPERTIES ENVIRONMENT "OMP_NUM_THREADS=2")
+  endif()
+endforeach()
+# bad input: exit 3 naming the file and the line; bad options: exit 2 naming the option
+set(LF_GEN_IN ${LF_TESTS}/gen_inputs)
+set(LF_STORIES ${LF_TESTS}/golden/v1/stories260k/model)
+function(lf_gen_expect name code regex)
+  add_test(NAME ${name} COMMAND sh ${LF_TESTS}/expect_error.sh ${code} ${regex} ${ARGN})
+endfunction()
+function(lf_bad_prompts case regex)
+  lf_gen_expect(generate_bad_${case} 3 ${regex} ${LF_CORE} generate --model ${ARGN} --prompts ${LF_GEN_IN}/${case}.jsonl)
+endfunction()
+lf_bad_prompts(bad_token "gen_inputs/bad_token.jsonl: line 2: field 'tokens': token 2: id 512 >= vocab_size 512" ${LF_STORIES})
+lf_bad_prompts(empty_prompt "gen_inputs/empty_prompt.jsonl: line 3: field 'tokens': empty: at least one token is needed" ${LF_STORIES})
+lf_bad_prompts(malformed "gen_inputs/malformed.jsonl: line 2: bad JSON: column 27: expected ',' or ']'" ${LF_STORIES})
+lf_bad_prompts(duplicate_id "gen_inputs/duplicate_id.jsonl: line 2: field 'id': 'a' already used on line 1" ${LF_STORIES})
+lf_bad_prompts(unknown_key "gen_inputs/unknown_key.jsonl: line 1: unknown key 'prompt'" ${LF_STORIES})
+lf_bad_prompts(too_long "gen_inputs/too_long.jsonl: line 2: field 'tokens': the prompt has 64 tokens, which leaves no room to generate in the context of 64"
+  ${LF_TESTS}/golden/v1/gqa_bf16_sharded/model)
+lf_gen_expect(score_bad_empty_target 3 "gen_inputs/score_empty_target.jsonl: line 1: field 'target': empty"
+  ${LF_CORE} score --model ${LF_STORIES} --examples ${LF_GEN_IN}/score_empty_target.jsonl)
+lf_gen_expect(score_bad_too_long 3 "gen_inputs/score_too_long.jsonl: line 2: prompt \\+ target are 65 tokens, longer than the context of 64"
+  ${LF_CORE} score --model ${LF_TESTS}/golden/v1/gqa_bf16_sharded/model --examples ${LF_GEN_IN}/score_too_long.jsonl)
+lf_gen_expect(generate_bad_variant_without_adapter 2 "field 'variants': --variants adapter needs --adapter DIR"
+  ${LF_CORE} generate --model ${LF_STORIES} --prompts ${LF_GEN_IN}/prompts.jsonl --variants base,adapter)
+lf_gen_expect(generate_bad_top_p 2 "field 'top-p': --top-p must be a number in \\(0, 1\\], got '0'"
+  ${LF_CORE} generate --model ${LF_STORIES} --prompts ${LF_GEN_IN}/prompts.jsonl --top-p 0)
+lf_gen_expect(generate_bad_stop_token 2 "field 'stop-tokens': --stop-tokens: id 600 >= vocab_size 512"
+  ${LF_CORE} generate --model ${LF_STORIES} --prompts ${LF_GEN_IN}/prompts.jsonl --stop-tokens 2,600)
+# seeded sampling through the verb: the same tokens at any batch size and thread count
+add_test(NAME generate_sampling_reproducible COMMAND bash ${LF_TESTS}/generate_sampling.sh ${LF_CORE} ${LF_STORIES}
+  ${LF_TESTS}/golden/gen-v1/stories260k/adapter ${LF_GEN_IN}/prompts.jsonl)
