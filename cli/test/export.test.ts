@@ -200,7 +200,7 @@ describe("export onnx: logits equal the core's", () => {
   ] as const) {
     test(`${label}: fp32 within ${FP32_TOL}`, async (t) => {
       const s = await shapeOf(model);
-      const tokens = PROMPT.map((t) => t % s.vocab);
+      const tokens = PROMPT.map((x) => x % s.vocab);
       const e = await exported(`fp32-${label.split(" ")[0]}`, model);
       const diff = maxAbsDiff(await ortLogits(e.file, s, tokens), await coreLogits(model, tokens));
       t.diagnostic(`max |ort - core| = ${diff}`);
@@ -220,7 +220,7 @@ describe("export onnx: logits equal the core's", () => {
   test("with an adapter on all seven modules (rsLoRA), merged by the core", async (t) => {
     const adapter = await randomAdapter(MHA, join(tmp.dir, "adapter-mha"));
     const s = await shapeOf(MHA);
-    const tokens = PROMPT.map((t) => t % s.vocab);
+    const tokens = PROMPT.map((x) => x % s.vocab);
     const e = await exported("fp32-mha-adapter", MHA, { adapterDir: adapter });
     const got = await ortLogits(e.file, s, tokens);
     const withAdapter = await coreLogits(MHA, tokens, adapter);
@@ -347,7 +347,7 @@ describe("export onnx: storage variants", () => {
     assert.ok(data.size >= inline.weightBytes);
     for (const off of externalOffsets(await readFile(join(outDir, "model.onnx"))))
       assert.equal(off % 4096, 0, `offset ${off} is 4 KiB-aligned`);
-    const tokens = PROMPT.map((t) => t % s.vocab);
+    const tokens = PROMPT.map((x) => x % s.vocab);
     const a = await ortLogits(join(outDir, "model.onnx"), s, tokens);
     const b = await ortLogits(inline.file, s, tokens);
     assert.equal(maxAbsDiff(a, b), 0);
