@@ -3,6 +3,7 @@
  * and exit codes (0 ok, 1 bug, 2 usage, 3 invalid input, 130 interrupted, or the trainer's code).
  */
 import { InvalidLoraFineTuneError } from "@loraforge/crds";
+import { chatCommand } from "./commands/chat.ts";
 import { exportCommand } from "./commands/export.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./commands/help.ts";
 import { importCommand } from "./commands/importCmd.ts";
@@ -29,6 +30,7 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   import: importCommand,
   job: jobCommand,
   export: exportCommand,
+  chat: chatCommand,
 };
 
 export async function main(argv: string[], out: Out = consoleOut): Promise<number> {

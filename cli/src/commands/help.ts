@@ -9,6 +9,7 @@ Commands:
   train <spec.yaml>             run a LoraFineTune spec locally: prepare, train, pick the adapter
   import llama2c <ckpt> <tok>   turn a llama2.c checkpoint + tokenizer into a Hugging Face model dir
   export onnx <model-dir>       the model (merged with --adapter) as an ONNX decoder with KV cache
+  chat <model-dir>              a local web page to try the base and the tuned model side by side
   job --spec FILE               the trainer Job's entrypoint inside Kubernetes (set up by the operator)
 
 First run (no cluster, no GPU):   npm run demo
@@ -121,6 +122,26 @@ Options:
 
 Example:
   loraforge export onnx .cache/models/stories260K --adapter .cache/runs/demo/adapter --out .cache/onnx/demo
+`,
+  chat: `loraforge chat <model-dir> [--adapter DIR | --onnx FILE] [options]
+
+Serves a local web page like alpaca-lora's generate.py UI: an instruction and an optional input,
+the generation settings (temperature, top p, top k, repetition penalty, max new tokens, seed;
+temperature 0 is greedy), a switch between the base model and the tuned one, and the response
+streamed token by token. Inference runs on ONNX Runtime (CPU) in a worker thread, on the model
+exported as by \`loraforge export onnx\` (the tuned one with --adapter merged, or the exported
+model.onnx given with --onnx). Generation stops at EOS or BOS.
+
+Options:
+  --adapter DIR        PEFT adapter of the tuned model
+  --onnx FILE          an exported tuned model (model.onnx with its config.json beside it)
+  --template NAME|FILE alpaca (default), alpaca_short, or a template JSON file
+  --port N             port (default 7860; 0 = any free port)
+  --host ADDR          address to listen on (default 127.0.0.1)
+  --threads N          ONNX Runtime threads (default: up to 4)
+
+Example:
+  loraforge chat .cache/models/stories260K --adapter .cache/runs/demo/adapter --template alpaca_short
 `,
   import: `loraforge import llama2c <checkpoint.bin> <tokenizer.model|tokenizer.bin> --out DIR [--force]
 
