@@ -74,7 +74,8 @@ export class InferenceWorker {
   async close(): Promise<void> {
     const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
     this.post({ type: "close" });
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    // a worker stuck in a native call is terminated after 5 s (the timer must not hold the process)
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())]);
     await this.worker.terminate();
   }
 }

@@ -90,7 +90,9 @@ export async function startChatServer(o: ChatServerOptions): Promise<ChatServer>
       send("token", { text: text.slice(shown.length), token });
       shown = text;
     });
-    req.on("close", run.cancel);
+    res.on("close", () => {
+      if (!res.writableFinished) run.cancel(); // the page went away mid-answer
+    });
     try {
       const done = await run.done;
       const text = o.tokenizer.encoder.decode(generated);

@@ -29,7 +29,7 @@ port.on("message", (m: ToWorker) => {
   if (m.type === "close") {
     void queue.then(async () => {
       for (const d of decoders.values()) await d.release();
-      port.close();
+      process.exit(0); // in a worker: ends this thread only
     });
     return;
   }
