@@ -352,6 +352,11 @@ describe("export onnx: storage variants", () => {
     const a = await ortLogits(join(outDir, "model.onnx"), s, tokens);
     const b = await ortLogits(inline.file, s, tokens);
     assert.equal(maxAbsDiff(a, b), 0);
+    // the limit counts what stays in the protobuf besides the weights (RoPE tables, constants)
+    const atLimit = await exported("external-at-limit", GQA_BF16, {
+      externalThreshold: inline.weightBytes,
+    });
+    assert.equal(atLimit.externalData, true);
   });
 
   test("onnx.checker accepts the files (when .venv has onnx)", async (t) => {

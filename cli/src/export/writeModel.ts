@@ -34,7 +34,12 @@ export async function writeModel(
     (sum, w) => sum + w.dims.reduce((a, b) => a * b, 1) * elemBytes,
     0,
   );
-  const external = weightBytes > externalThreshold;
+  // the RoPE tables and shape constants stay in the protobuf: count them against its limit too
+  const constantBytes = built.constants.reduce(
+    (sum, t) => sum + (t.data instanceof Uint8Array ? t.data.length : 0),
+    0,
+  );
+  const external = weightBytes + constantBytes > externalThreshold;
   const encode = async (w: LlamaGraph["weights"][number]): Promise<Uint8Array> => {
     const values = await w.load();
     return dtype === "fp16" ? bytesOf(toHalf(values, `tensor ${w.name}`)) : bytesOf(values);
