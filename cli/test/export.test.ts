@@ -218,6 +218,27 @@ describe("export onnx: logits equal the core's", () => {
     assert.ok(diff <= FP32_TOL, `max |ort - core| = ${diff}`);
   });
 
+  test("mistral sliding_window: a query sees only the last window keys", async (t) => {
+    const dir = join(tmp.dir, "stories-window");
+    await mkdir(dir);
+    const cfg = JSON.parse(await readFile(join(STORIES, "config.json"), "utf8"));
+    await writeFile(
+      join(dir, "config.json"),
+      JSON.stringify({ ...cfg, model_type: "mistral", sliding_window: 5 }),
+    );
+    await copyFile(join(STORIES, "model.safetensors"), join(dir, "model.safetensors"));
+    const s = await shapeOf(dir);
+    const e = await exported("fp32-window", dir);
+    const got = await ortLogits(e.file, s, PROMPT);
+    const diff = maxAbsDiff(got, await coreLogits(dir, PROMPT));
+    t.diagnostic(`max |ort - core| = ${diff}`);
+    assert.ok(diff <= FP32_TOL, `max |ort - core| = ${diff}`);
+    assert.ok(
+      maxAbsDiff(got, await coreLogits(STORIES, PROMPT)) > 100 * FP32_TOL,
+      "the window matters",
+    );
+  });
+
   test("with an adapter on all seven modules (rsLoRA), merged by the core", async (t) => {
     const adapter = await randomAdapter(MHA, join(tmp.dir, "adapter-mha"));
     const s = await shapeOf(MHA);

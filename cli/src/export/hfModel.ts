@@ -44,7 +44,8 @@ const ConfigSchema = z
     attention_bias: z.literal(false).optional(),
     mlp_bias: z.literal(false).optional(),
     hidden_act: z.literal("silu").optional(),
-    sliding_window: z.null().optional(),
+    model_type: z.enum(["llama", "mistral"]).optional(),
+    sliding_window: z.number().int().positive().nullable().optional(),
     bos_token_id: z.number().int().nullable().optional(),
     eos_token_id: z
       .union([z.number().int(), z.array(z.number().int())])
@@ -68,6 +69,8 @@ export interface LlamaConfig {
   /** llama3 rope_scaling, when the model has it */
   llama3?: { factor: number; lowFreq: number; highFreq: number; originalMax: number };
   tied: boolean;
+  /** Mistral's sliding window: a query sees at most this many keys, itself included */
+  slidingWindow?: number;
   bos?: number;
   eos: number[];
   pad?: number;
@@ -78,7 +81,7 @@ export function parseLlamaConfig(json: unknown, file: string): LlamaConfig {
   if (!r.success) {
     const issue = r.error.issues[0];
     throw new ExportError(
-      `${file}: ${issue ? `${issue.path.join(".") || "(top)"}: ${issue.message}` : r.error.message} (a LlamaForCausalLM config is expected)`,
+      `${file}: ${issue ? `${issue.path.join(".") || "(top)"}: ${issue.message}` : r.error.message} (a LlamaForCausalLM or MistralForCausalLM config is expected)`,
     );
   }
   const c = r.data;
@@ -127,6 +130,7 @@ export function parseLlamaConfig(json: unknown, file: string): LlamaConfig {
     ropeTheta: c.rope_theta,
     ...(llama3 ? { llama3 } : {}),
     tied: c.tie_word_embeddings,
+    ...(c.sliding_window ? { slidingWindow: c.sliding_window } : {}),
     ...(c.bos_token_id != null ? { bos: c.bos_token_id } : {}),
     eos: eos == null ? [] : Array.isArray(eos) ? eos : [eos],
     ...(c.pad_token_id != null ? { pad: c.pad_token_id } : {}),

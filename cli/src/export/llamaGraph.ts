@@ -111,7 +111,13 @@ export function buildLlamaGraph(c: LlamaConfig, src: HfWeights, dtype: WeightDty
   const past = g.op1("Squeeze", [pastLen, axis0]);
   const keySlot = g.op1("Unsqueeze", [g.op1("Range", [zero, total, one]), axis0]); // [1, total]
   const querySlot = g.op1("Unsqueeze", [g.op1("Range", [past, total, one]), axis1]); // [seq, 1]
-  const causal = g.op1("LessOrEqual", [keySlot, querySlot]); // [seq, total]
+  let causal = g.op1("LessOrEqual", [keySlot, querySlot]); // [seq, total]
+  if (c.slidingWindow) {
+    // Mistral: keys more than window - 1 slots back are out of sight
+    const window = g.int64("const.sliding_window", [c.slidingWindow], []);
+    const inWindow = g.op1("Greater", [keySlot, g.op1("Sub", [querySlot, window])]);
+    causal = g.op1("And", [causal, inWindow]);
+  }
   const keep = g.op1("Unsqueeze", [
     g.op1("Cast", ["attention_mask"], { to: { int: DataType.BOOL } }),
     axes123,
