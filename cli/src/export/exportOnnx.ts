@@ -74,7 +74,7 @@ export async function exportOnnx(o: ExportOptions): Promise<ExportResult> {
         producerVersion: "0.1.0",
         metadata: {
           weight_dtype: o.dtype,
-          ...(o.adapterDir ? { adapter: resolve(o.adapterDir) } : {}),
+          ...(o.adapterDir ? { adapter: basename(resolve(o.adapterDir)) } : {}),
         },
       },
       o.externalThreshold,
