@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run demo`: the first thing to run. Imports stories260K (a 260K-parameter Llama trained on
 // TinyStories, from ../shared/assets), fine-tunes a LoRA adapter on CPU to follow "Write a story
-// about NAME and THING.", and prints the training and validation loss before and after.
+// about NAME and THING.", prints the training and validation loss before and after, then
+// evaluates base vs fine-tuned on the validation split (metric table, sample answers, eval.json).
 // Each step is an ordinary loraforge command, printed before it runs.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -63,6 +64,10 @@ loraforge(
   "--out",
   ".cache/runs/stories260k-demo",
   ...(process.argv.includes("--fresh") ? ["--fresh"] : []),
+);
+const runDir = ".cache/runs/stories260k-demo";
+console.log(
+  `\nthe evaluation is in ${join(runDir, "eval.json")}; run it again with: loraforge eval examples/stories260k-demo.yaml --volume models=.cache/models --out ${runDir}`,
 );
 console.log(
   `\ndemo finished in ${((Date.now() - started) / 1000).toFixed(0)} s (run it again to see a completed run; add --fresh to retrain)`,

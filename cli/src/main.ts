@@ -4,6 +4,7 @@
  */
 import { InvalidLoraFineTuneError } from "@loraforge/crds";
 import { chatCommand } from "./commands/chat.ts";
+import { evalCommand } from "./commands/eval.ts";
 import { exportCommand } from "./commands/export.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./commands/help.ts";
 import { importCommand } from "./commands/importCmd.ts";
@@ -12,6 +13,7 @@ import { prepareCommand } from "./commands/prepare.ts";
 import { trainCommand } from "./commands/train.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { DatasetError, formatProblem, type Problem } from "./dataset/problems.ts";
+import { EvalCoreError } from "./eval/coreVerbs.ts";
 import { ExportError } from "./export/hfModel.ts";
 import { jobCommand } from "./job/command.ts";
 import { Llama2cError } from "./llama2c/checkpoint.ts";
@@ -27,6 +29,7 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   validate: validateCommand,
   prepare: prepareCommand,
   train: trainCommand,
+  eval: evalCommand,
   import: importCommand,
   job: jobCommand,
   export: exportCommand,
@@ -91,6 +94,7 @@ export function classifyError(e: unknown): { code: number; message: string; prob
     e instanceof ExportError
   )
     return { code: 3, message: e.message };
+  if (e instanceof EvalCoreError) return { code: e.exitCode, message: e.message };
   // file system errors (ENOENT, EACCES, ...) carry the path in their message
   if (e instanceof Error && "code" in e && typeof e.code === "string" && "path" in e)
     return { code: 3, message: e.message };

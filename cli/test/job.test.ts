@@ -169,6 +169,7 @@ describe("loraforge job against a real API server", () => {
     assert.equal(s.progress.totalSteps, 200);
     assert.equal(s.progress.percent, 100);
     assert.equal(s.progress.summary, "200/200 (100%)");
+    assert.equal(s.progress.eta, "0s", "the ETA column reads 0s once training is done");
     assert.equal(s.checkpoints[0].step, 200);
     assert.equal(s.adapter.verified, true);
     assert.equal(s.evaluation.tuned.rougeL, 0.4);

@@ -38,6 +38,8 @@ export const Reason = {
   PrecisionUnsupported: "PrecisionUnsupported",
   InsufficientGPUMemory: "InsufficientGPUMemory",
   QuantizationWarning: "QuantizationWarning",
+  /** Placement or image outside the admin's policy (chart value `policy`). */
+  PolicyViolation: "PolicyViolation",
   // Admitted
   JobCreated: "JobCreated",
   QueuedByKueue: "QueuedByKueue",
@@ -62,6 +64,26 @@ export const Reason = {
   NotSuspended: "NotSuspended",
 } as const;
 export type ReasonName = (typeof Reason)[keyof typeof Reason];
+
+/**
+ * Every reason a run can fail with (status.failure.reason, the Failed condition's reason):
+ * the spec refused before any Job exists, then what the trainer pod or the Job reported.
+ * docs/TROUBLESHOOTING.md has a row for each; a test keeps the two in step.
+ */
+export const FAILURE_REASONS = [
+  Reason.InvalidSpec,
+  Reason.PrecisionUnsupported,
+  Reason.InsufficientGPUMemory,
+  Reason.ImagePullFailed,
+  Reason.OOMKilled,
+  Reason.InvalidInput,
+  Reason.NaNLoss,
+  Reason.AdapterCheckFailed,
+  Reason.BackoffLimitExceeded,
+  Reason.DeadlineExceeded,
+  Reason.TrainerError,
+] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
 
 /** Exit codes of loraforge-core / loraforge job (docs/CONTRACTS.md) and what they mean for status. */
 export const TRAINER_EXIT_CODES = {

@@ -493,7 +493,9 @@ const TolerationSchema = z
       .string()
       .max(316)
       .optional()
-      .describe("Taint key the toleration applies to; empty matches all keys."),
+      .describe(
+        "Taint key the toleration applies to (required: an empty key would match every taint).",
+      ),
     operator: z
       .enum(["Exists", "Equal"])
       .default("Equal")
@@ -512,6 +514,18 @@ const TolerationSchema = z
   })
   .strict()
   .describe("A Kubernetes toleration for GPU node taints.");
+
+/**
+ * A toleration without a key and with operator Exists tolerates every taint (control-plane,
+ * dedicated pools, nodes being drained): refused at admission, whatever the admin policy.
+ */
+const TOLERATION_NEEDS_KEY = {
+  cel: "self.all(t, has(t.key) && t.key != '')",
+  message:
+    "every toleration needs a key: a toleration without one tolerates every taint on every node",
+  holds: (ts: readonly { key?: string | undefined }[]) =>
+    ts.every((t) => t.key !== undefined && t.key !== ""),
+};
 
 const quantity = (description: string) =>
   z
@@ -546,11 +560,20 @@ const ResourcesSchema = annotate(
         .optional()
         .describe("Node labels the training pod must match.")
         .meta({ description: "Node labels the training pod must match.", maxProperties: 64 }),
-      tolerations: z
-        .array(TolerationSchema)
-        .max(32)
+      tolerations: annotate(z.array(TolerationSchema).max(32), {
+        description:
+          "Tolerations of the training pod. Each names a taint key; the operator also checks the keys against the admin's policy (allowedTolerationKeys).",
+        rules: [TOLERATION_NEEDS_KEY],
+      }).optional(),
+      terminationGracePeriodSeconds: z
+        .number()
+        .int()
+        .min(10)
+        .max(3600)
         .optional()
-        .describe("Tolerations of the training pod."),
+        .describe(
+          "Seconds the trainer gets after SIGTERM (preemption, eviction, suspend) to finish its micro-batch and write a checkpoint before it is killed. Default: the operator's setting (chart value trainer.terminationGracePeriodSeconds, 120).",
+        ),
       affinity: z.record(z.string(), z.unknown()).optional().meta({
         description: "A Kubernetes affinity object for the training pod, passed through unchanged.",
         "x-kubernetes-preserve-unknown-fields": true,

@@ -1,8 +1,20 @@
 import { z } from "zod";
-import { PHASES } from "./conditions.ts";
+import { FAILURE_REASONS, PHASES, Reason } from "./conditions.ts";
 import { CHECKPOINT_POLICIES } from "./spec.ts";
 
 const time = (description: string) => z.string().max(64).describe(`${description} (RFC 3339).`);
+
+const failureReasons = FAILURE_REASONS.join(", ");
+
+/** What each condition's reason can be, for `kubectl explain` (built from the constants). */
+const CONDITION_REASONS = [
+  `Validated: ${Reason.SpecValid} or ${Reason.QuantizationWarning} (True); ${Reason.InvalidSpec}, ${Reason.PrecisionUnsupported} or ${Reason.InsufficientGPUMemory} (False).`,
+  `Admitted: ${Reason.JobCreated} (True, or Unknown while it is being created); ${Reason.QueuedByKueue} or ${Reason.SuspendedBySpec} (False), or the Validated reason when no Job is created.`,
+  `Progressing: ${Reason.Training}, ${Reason.Resumed} (a retry from the newest checkpoint) or ${Reason.Evaluating} (True); ${Reason.PodPending}, ${Reason.AdapterReady} or a failure reason (False).`,
+  `Succeeded: ${Reason.AdapterReady}.`,
+  `Failed: a failure reason (${failureReasons}).`,
+  `Suspended: ${Reason.SuspendedBySpec} or ${Reason.NotSuspended}.`,
+].join(" ");
 
 const ConditionSchema = z
   .object({
@@ -20,12 +32,16 @@ const ConditionSchema = z
       .min(0)
       .optional()
       .describe("metadata.generation of the spec this condition was computed from."),
-    lastTransitionTime: time("When the status last changed"),
+    // The API server checks the date-time format itself; zod checks the same (RFC 3339
+    // with a time zone), so a bad time is refused here as it is there.
+    lastTransitionTime: z.iso
+      .datetime({ offset: true })
+      .describe("When the status last changed (RFC 3339)."),
     reason: z
       .string()
       .min(1)
       .max(128)
-      .describe("CamelCase reason, one of the constants in crds/src/conditions.ts."),
+      .describe(`CamelCase reason for the status. ${CONDITION_REASONS}`),
     message: z.string().max(32768).default("").describe("Human-readable details."),
   })
   .strict()
@@ -54,6 +70,11 @@ const ProgressSchema = z
       .optional()
       .describe("Training throughput (all tokens, padding excluded)."),
     etaSeconds: z.number().min(0).optional().describe("Estimated seconds until training ends."),
+    eta: z
+      .string()
+      .max(32)
+      .optional()
+      .describe('etaSeconds for kubectl get -o wide, e.g. "1h12m".'),
     lossScale: z.number().min(0).optional().describe("fp16 dynamic loss scale (fp16 runs only)."),
     updatedAt: time("When the trainer last reported").optional(),
   })
@@ -102,6 +123,27 @@ export const LoraFineTuneStatusSchema = z
       .enum(PHASES)
       .optional()
       .describe("Pending, Queued, Running, Evaluating, Succeeded, Failed or Suspended."),
+    reason: z
+      .string()
+      .max(128)
+      .optional()
+      .describe(
+        `Why the run is in its phase, in one word for kubectl get (written by the operator): the failure reason when Failed (${failureReasons}); else the reason of the condition that holds the run in its phase: ${Reason.QueuedByKueue}, ${Reason.PodPending} or ${Reason.JobCreated} while waiting, ${Reason.SuspendedBySpec}, ${Reason.Training}, ${Reason.Resumed}, ${Reason.Evaluating}, ${Reason.AdapterReady}.`,
+      ),
+    model: z
+      .string()
+      .max(512)
+      .optional()
+      .describe(
+        "The base model for kubectl get -o wide (written by the operator): spec.baseModel.name, else the path, URI or image of its source.",
+      ),
+    gpu: z
+      .string()
+      .max(160)
+      .optional()
+      .describe(
+        'GPUs of the run and the product it was checked against, for kubectl get -o wide (written by the operator), e.g. "1x Tesla-V100-SXM2-32GB"; "cpu" without GPUs.',
+      ),
     observedGeneration: z
       .number()
       .int()
@@ -165,10 +207,7 @@ export const LoraFineTuneStatusSchema = z
       .describe("Summary of eval.json: metrics of the base and the fine-tuned model."),
     failure: z
       .object({
-        reason: z
-          .string()
-          .max(128)
-          .describe("CamelCase reason (OOMKilled, InvalidInput, NaNLoss, ImagePullFailed, ...)."),
+        reason: z.string().max(128).describe(`CamelCase reason: ${failureReasons}.`),
         message: z.string().max(32768).describe("What went wrong, from the trainer or the pod."),
         exitCode: z
           .number()
@@ -182,6 +221,18 @@ export const LoraFineTuneStatusSchema = z
   })
   .strict()
   .describe("Observed state of the run, written by the operator and the trainer.");
+
+/** A duration as kubectl prints ages ("45s", "12m", "3h05m", "2d4h"), for status.progress.eta. */
+export function durationText(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "unknown";
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${String(m % 60).padStart(2, "0")}m`;
+  return `${Math.floor(h / 24)}d${h % 24}h`;
+}
 
 export type LoraFineTuneStatus = z.output<typeof LoraFineTuneStatusSchema>;
 export type Condition = z.output<typeof ConditionSchema>;

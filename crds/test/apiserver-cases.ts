@@ -82,6 +82,11 @@ export const INVALID: InvalidCase[] = [
   { name: "cutoff too small", field: "spec.dataset.cutoffLen", manifest: with_({ "spec.dataset.cutoffLen": 16 }) },
   { name: "negative validation split", field: "spec.dataset.valSetSize", manifest: with_({ "spec.dataset.valSetSize": -1 }) },
   { name: "17 GPUs", field: "spec.resources.gpus", manifest: with_({ "spec.resources.gpus": 17 }) },
+  // placement: a toleration without a key tolerates every taint
+  { name: "toleration with no key", field: "spec.resources.tolerations", manifest: with_({ "spec.resources.tolerations": [{ operator: "Exists" }] }) },
+  { name: "toleration with an empty key", field: "spec.resources.tolerations", manifest: with_({ "spec.resources.tolerations": [{ key: "nvidia.com/gpu", operator: "Exists" }, { key: "", operator: "Exists", effect: "NoSchedule" }] }) },
+  { name: "grace period below 10 s", field: "spec.resources.terminationGracePeriodSeconds", manifest: with_({ "spec.resources.terminationGracePeriodSeconds": 5 }) },
+  { name: "grace period above an hour", field: "spec.resources.terminationGracePeriodSeconds", manifest: with_({ "spec.resources.terminationGracePeriodSeconds": 3601 }) },
   // paths that escape their volume
   { name: "output path climbs out", field: "spec.output.pvc.path", manifest: with_({ "spec.output": pvc("../other-run") }) },
   { name: "output path climbs out midway", field: "spec.output.pvc.path", manifest: with_({ "spec.output": pvc("runs/../../etc") }) },
@@ -113,6 +118,7 @@ export const VALID: { name: string; manifest: (name: string) => Manifest }[] = [
   { name: "dataset from git", manifest: with_({ "spec.dataset.source": { git: { repo: "https://github.com/tloen/alpaca-lora", ref: "8bb8579", path: "alpaca_data_cleaned.json" } } }) },
   { name: "custom template with its path", manifest: with_({ "spec.dataset.promptTemplate": "custom", "spec.dataset.customTemplatePath": "templates/vicuna.json" }) },
   { name: "dots inside a name are not traversal", manifest: with_({ "spec.output": pvc("runs/v1..2/..hidden") }) },
+  { name: "a keyed toleration and a grace period", manifest: with_({ "spec.resources.tolerations": [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }], "spec.resources.terminationGracePeriodSeconds": 300 }) },
   { name: "microBatchSize = batchSize", manifest: with_({ "spec.training": { batchSize: 8, microBatchSize: 8 } }) },
 ];
 

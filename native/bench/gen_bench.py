@@ -7,7 +7,7 @@ For each shape (stories260K, the real weights; 15M: run_bench.py's random dim-28
 batch 1 and 16: prompts of PROMPT random tokens, NEW greedy tokens each (no stop token, so every
 sequence generates exactly NEW), KV cache on both sides. tokens/s = generated tokens / wall time
 of the whole generation (prefill included): the core's `done` event (timed from after the model
-load); transformers' `generate` call timed after one warm-up call, in a child process (sdpa
+load; 16 prompts in batches of 1 or 16); transformers' `generate` call timed after one warm-up call, in a child process (sdpa
 attention, fp32, torch.set_num_threads = threads). Best of --reps runs each.
 
 Bandwidth bound (batch 1): every decoding step reads all weights once (the embedding only one
@@ -36,6 +36,8 @@ from run_bench import SHAPES, env_threads, last_json, load_average, machine  # n
 
 PROMPT, NEW = 32, 64
 BATCHES = [1, 16]
+N_PROMPTS = 16  # the core runs 16 prompts at either batch size (batch 1: one after another), so a
+                # run lasts long enough to time on a busy machine
 
 HF_GENERATE = """
 import json, sys, time, torch
@@ -91,7 +93,7 @@ def run_core(core: Path, model_dir: Path, prompts: Path, threads: int, batch: in
         if p.returncode != 0:
             raise SystemExit(f"loraforge-core generate failed ({p.returncode}): {p.stdout[-800:]}{p.stderr[-800:]}")
         done = last_json(p.stdout, "loraforge-core generate")
-        assert done["event"] == "done" and done["tokens"] == batch * NEW, done
+        assert done["event"] == "done" and done["tokens"] == N_PROMPTS * NEW, done
         best = max(best, done["tokens_per_s"])
     return best
 
@@ -125,7 +127,7 @@ def main() -> int:
             for batch in BATCHES:
                 prompts = work / f"prompts-{shape}-{batch}.jsonl"
                 with prompts.open("w") as f:
-                    for i in range(batch):
+                    for i in range(N_PROMPTS):
                         toks = [1] + rng.integers(3, cfg["vocab_size"], PROMPT - 1).tolist()
                         f.write(json.dumps({"id": str(i), "tokens": toks}) + "\n")
                 ours = run_core(a.core, model_dir, prompts, a.threads, batch, a.reps)

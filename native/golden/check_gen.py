@@ -1,8 +1,9 @@
 """The `generate` and `score` verbs, end to end, against the generation goldens (make_gen_golden.py).
 
-Runs `loraforge-core generate --variants base,adapter` (one process, one model load, the adapter
-unmerged) on the golden prompts in one batch, so prompts of different lengths share a padded
-batch, and requires exactly transformers' greedy tokens and stop reasons for both variants; then
+Runs `loraforge-core generate --variants base,adapter --stream` (one process, one model load, the
+adapter unmerged) on the golden prompts in one batch, so prompts of different lengths share a
+padded batch, and requires exactly transformers' greedy tokens and stop reasons for both variants
+(and `token` events that spell each sequence, in order, before its `sequence` event); then
 `score` and requires each example's loss_sum within --tol (relative) of transformers'.
 Exits 1 on any mismatch, naming the config, variant and prompt.
 
@@ -43,8 +44,26 @@ def main() -> int:
         prompts.write_text("".join(json.dumps({"id": f"p{i}", "tokens": p}) + "\n" for i, p in enumerate(g["prompts"])))
         events = run([a.core, "generate", "--model", str(model), "--adapter", str(adapter), "--variants", "base,adapter",
                       "--prompts", str(prompts), "--max-new-tokens", str(g["settings"]["max_new_tokens"]),
-                      "--batch-size", str(len(g["prompts"]))])
+                      "--batch-size", str(len(g["prompts"])), "--stream"])
         seqs = {(e["variant"], e["id"]): e for e in events if e["event"] == "sequence"}
+        # --stream: one token event per generated token, in order, before its sequence event
+        streamed: dict = {}
+        for e in events:
+            key = (e.get("variant"), e.get("id"))
+            if e["event"] == "token":
+                if key in streamed and streamed[key] is None:
+                    problems.append(f"{key}: token event after its sequence event")
+                got = streamed.setdefault(key, [])
+                if got is not None:
+                    if e["index"] != len(got):
+                        problems.append(f"{key}: token event index {e['index']}, expected {len(got)}")
+                    got.append(e["token"])
+            elif e["event"] == "sequence":
+                if streamed.get(key, []) != e["tokens"]:
+                    problems.append(f"{key}: streamed tokens {streamed.get(key)} != sequence tokens {e['tokens']}")
+                streamed[key] = None  # finished
+        if [e["event"] for e in events][:1] != ["start"] or events[-1]["event"] != "done":
+            problems.append("events do not start with `start` and end with `done`")
         for variant, want in g["variants"].items():
             for i, w in enumerate(want["sequences"]):
                 got = seqs.get((variant, f"p{i}"))

@@ -8,6 +8,11 @@
 namespace lf {
 
 Decoder::Decoder(Backend& be, const LlamaWeights& w) : be_(be), w_(w) {
+    for (Op op : {Op::Embedding, Op::RmsnormForward, Op::MatmulForward, Op::MatmulRows, Op::RopeForwardAt,
+                  Op::KvCacheWrite, Op::AttentionCached, Op::SwigluForward, Op::CrossEntropy})
+        if (!be.supports_op(op))
+            throw usage_error(std::string("the ") + be.name() + " backend has no " + op_name(op) +
+                              ", which generation needs", "backend");
     const LlamaConfig& c = w.cfg;
     embed_ = hold(w.embed, (size_t)c.vocab * c.dim);
     final_norm_ = hold(w.final_norm, c.dim);

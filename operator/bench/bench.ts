@@ -68,6 +68,7 @@ async function main() {
         LORAFORGE_HTTP_PORT: "0",
         LORAFORGE_WORKERS: WORKERS,
         LORAFORGE_LOG_LEVEL: "warn",
+        LORAFORGE_DEFAULT_MEMORY: "48Gi",
       },
       stdio: ["ignore", "ignore", "inherit"],
     });
@@ -128,6 +129,13 @@ async function main() {
       pullPolicy: "IfNotPresent" as const,
       backoffLimit: 3,
       gpuProduct: "Tesla-V100-SXM2-32GB",
+      pod: {
+        terminationGracePeriodSeconds: 120,
+        defaultMemory: "48Gi",
+        tmpSizeLimit: "8Gi",
+        outputSizeLimit: "20Gi",
+        imagePullSecrets: [],
+      },
     };
     const r0 = Date.now();
     let refNext = 0;

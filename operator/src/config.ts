@@ -1,7 +1,9 @@
 // The operator's settings, from environment variables (the Helm chart sets them). Parsed
 // with zod so that a bad value names the variable.
 
+import { hostname } from "node:os";
 import { z } from "zod";
+import { type Policy, PolicySchema } from "./policy.ts";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 const seconds = (min: number, max: number) =>
@@ -17,6 +19,13 @@ const int = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+const quantity = z
+  .string()
+  .regex(
+    /^[0-9]+(\.[0-9]+)?(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/,
+    "must be a Kubernetes quantity, e.g. 16Gi",
+  );
+
 const EnvSchema = z.object({
   LORAFORGE_TRAINER_IMAGE: z.string().min(1, "is required: the trainer image the Jobs run"),
   LORAFORGE_TRAINER_PULL_POLICY: z
@@ -30,7 +39,7 @@ const EnvSchema = z.object({
   LORAFORGE_LEASE_DURATION_S: seconds(0.1, 3600).default(15),
   LORAFORGE_RENEW_DEADLINE_S: seconds(0.1, 3600).default(10),
   LORAFORGE_RETRY_PERIOD_S: seconds(0.1, 3600).default(2),
-  /** Leader-election identity; the chart passes the pod name. */
+  /** The pod's name (downward API, set by the chart): leader identity and Events' reportingInstance. */
   LORAFORGE_POD_NAME: z.string().optional(),
   LORAFORGE_HTTP_PORT: int(0, 65535).default(8080),
   LORAFORGE_WORKERS: int(1, 256).default(16),
@@ -38,6 +47,33 @@ const EnvSchema = z.object({
   /** GPU product of the default pool, used for checks when a spec names none. */
   LORAFORGE_DEFAULT_GPU_PRODUCT: z.string().optional(),
   LORAFORGE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** The admin's placement policy as JSON (chart value `policy`; src/policy.ts). */
+  LORAFORGE_POLICY: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: `is not JSON: ${(e as Error).message}` });
+        return z.NEVER;
+      }
+    })
+    .pipe(PolicySchema)
+    .default(PolicySchema.parse({})),
+  /** Seconds a trainer pod gets after SIGTERM when the spec names none. */
+  LORAFORGE_TERMINATION_GRACE_S: int(1, 3600).default(120),
+  /** Memory limit of a trainer whose spec names none; empty: such a run is refused. */
+  LORAFORGE_DEFAULT_MEMORY: quantity.optional(),
+  /** sizeLimit of the trainer's /tmp emptyDir. */
+  LORAFORGE_TMP_SIZE: quantity.default("8Gi"),
+  /** sizeLimit of the emptyDir that holds the run directory of a URI output. */
+  LORAFORGE_OUTPUT_SIZE: quantity.default("20Gi"),
+  /** Comma-separated Secret names, given to trainer pods as imagePullSecrets. */
+  LORAFORGE_IMAGE_PULL_SECRETS: z
+    .string()
+    .regex(/^[a-z0-9][-a-z0-9.]*(,[a-z0-9][-a-z0-9.]*)*$/, "must be comma-separated Secret names")
+    .transform((s) => s.split(","))
+    .default([]),
 });
 
 export interface OperatorConfig {
@@ -53,11 +89,24 @@ export interface OperatorConfig {
     renewDeadlineMs: number;
     retryPeriodMs: number;
   };
+  /** reportingInstance of Events: the operator pod's name, else the host name. */
+  podName?: string;
   httpPort: number;
   workers: number;
   jobBackoffLimit: number;
   defaultGpuProduct: string | undefined;
   logLevel: "debug" | "info" | "warn" | "error";
+  policy: Policy;
+  trainer: TrainerPodSettings;
+}
+
+/** Admin settings of every trainer pod (chart values under `trainer`). */
+export interface TrainerPodSettings {
+  terminationGracePeriodSeconds: number;
+  defaultMemory: string | undefined;
+  tmpSizeLimit: string;
+  outputSizeLimit: string;
+  imagePullSecrets: string[];
 }
 
 export class ConfigError extends Error {
@@ -87,10 +136,19 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
       renewDeadlineMs: e.LORAFORGE_RENEW_DEADLINE_S * 1000,
       retryPeriodMs: e.LORAFORGE_RETRY_PERIOD_S * 1000,
     },
+    podName: e.LORAFORGE_POD_NAME ?? hostname(),
     httpPort: e.LORAFORGE_HTTP_PORT,
     workers: e.LORAFORGE_WORKERS,
     jobBackoffLimit: e.LORAFORGE_JOB_BACKOFF_LIMIT,
     defaultGpuProduct: e.LORAFORGE_DEFAULT_GPU_PRODUCT,
     logLevel: e.LORAFORGE_LOG_LEVEL,
+    policy: e.LORAFORGE_POLICY,
+    trainer: {
+      terminationGracePeriodSeconds: e.LORAFORGE_TERMINATION_GRACE_S,
+      defaultMemory: e.LORAFORGE_DEFAULT_MEMORY,
+      tmpSizeLimit: e.LORAFORGE_TMP_SIZE,
+      outputSizeLimit: e.LORAFORGE_OUTPUT_SIZE,
+      imagePullSecrets: e.LORAFORGE_IMAGE_PULL_SECRETS,
+    },
   };
 }

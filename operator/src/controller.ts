@@ -3,7 +3,7 @@
 // object), workers re-read the current state from the caches.
 
 import { PHASES } from "@loraforge/crds";
-import { EventRecorder } from "./events.ts";
+import { EventRecorder, RunRecorder } from "./events.ts";
 import { type Informer, type KubeClient, paths, trimJob, trimPod } from "./k8s.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -25,6 +25,8 @@ interface Meta {
 export interface ControllerOptions extends ReconcileSettings {
   watchNamespace: string;
   workers: number;
+  /** Events' reportingInstance (the operator pod's name). */
+  reportingInstance: string;
 }
 
 export class Controller {
@@ -51,6 +53,9 @@ export class Controller {
     const lfts = client.informer<Meta>(paths.lfts(ns));
     const jobs = client.informer<Meta>(paths.jobs(ns), MANAGED_SELECTOR, trimJob);
     const pods = client.informer<Meta>(paths.pods(ns), MANAGED_SELECTOR, trimPod);
+    const recorder = new RunRecorder(new EventRecorder(client, log, options.reportingInstance), [
+      metrics,
+    ]);
     this.reconciler = new Reconciler(
       client,
       {
@@ -59,9 +64,12 @@ export class Controller {
         pods: (n) => pods.list(n),
       },
       options,
-      new EventRecorder(client, log),
+      recorder,
       log,
     );
+    // The trainer's checkpoints change status without an operator write: watch for them.
+    lfts.on("add", (o) => recorder.trainerReported(o));
+    lfts.on("update", (o) => recorder.trainerReported(o));
 
     const enqueueSelf = (o: Meta) => {
       if (o.metadata?.name && o.metadata.namespace)
@@ -70,7 +78,10 @@ export class Controller {
     lfts.on("add", enqueueSelf);
     lfts.on("update", enqueueSelf);
     lfts.on("delete", (o) => {
-      if (o.metadata?.uid) this.reconciler.forget(o.metadata.uid);
+      if (o.metadata?.uid) {
+        this.reconciler.forget(o.metadata.uid);
+        recorder.forget(o.metadata.uid);
+      }
       enqueueSelf(o);
     });
     const enqueueOwner = (o: Meta) => {

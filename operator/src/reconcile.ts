@@ -8,11 +8,13 @@ import { type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crd
 import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
-import type { EventRecorder } from "./events.ts";
+import type { TrainerPodSettings } from "./config.ts";
+import type { RunRecorder } from "./events.ts";
 import { isAlreadyExists, isConflict, type Kube, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
 import { FIELD_MANAGER, jobName, runAccountName, specConfigMapName } from "./naming.ts";
 import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
+import type { Policy } from "./policy.ts";
 import {
   decideStatus,
   OPERATOR_FIELDS,
@@ -34,6 +36,8 @@ export interface ReconcileSettings {
   pullPolicy: "Always" | "IfNotPresent" | "Never";
   backoffLimit: number;
   defaultGpuProduct: string | undefined;
+  policy: Policy;
+  trainer: TrainerPodSettings;
 }
 
 export type Result =
@@ -64,7 +68,7 @@ export class Reconciler {
     private readonly kube: Kube,
     private readonly caches: Caches,
     private readonly settings: ReconcileSettings,
-    private readonly events: EventRecorder,
+    private readonly events: RunRecorder,
     private readonly log: Logger,
   ) {}
 
@@ -106,6 +110,16 @@ export class Reconciler {
     const generation = raw.metadata.generation ?? 0;
     const log = this.log.with({ lft: `${namespace}/${name}` });
 
+    const jName = jobName(name);
+    const prevPhase = (raw.status as { phase?: string } | undefined)?.phase;
+    // The cache can lag behind our own last status write; either one saying "finished" counts.
+    const isTerminal = (p: string | undefined) =>
+      p !== undefined && (TERMINAL_PHASES as readonly string[]).includes(p);
+    const terminal = isTerminal(prevPhase) || isTerminal(this.written.get(uid));
+    // The admin's policy and the memory rule decide whether a Job may be created; a change
+    // of policy does not fail runs that already have one, or rewrite finished ones.
+    const admitting = !terminal && !this.jobFromCache(namespace, jName);
+
     // 3. validate
     const parsed = safeParseLoraFineTune(raw);
     let lft: LoraFineTune;
@@ -123,15 +137,17 @@ export class Reconciler {
       };
     } else {
       lft = parsed.value;
-      validation = validateForCluster(lft, { defaultGpuProduct: this.settings.defaultGpuProduct });
+      validation = validateForCluster(lft, {
+        defaultGpuProduct: this.settings.defaultGpuProduct,
+        ...(admitting
+          ? {
+              policy: this.settings.policy,
+              memory: { default: this.settings.trainer.defaultMemory },
+            }
+          : {}),
+      });
     }
     const run: OwnedRun = { lft, uid, namespace };
-    const jName = jobName(name);
-    const prevPhase = (raw.status as { phase?: string } | undefined)?.phase;
-    // The cache can lag behind our own last status write; either one saying "finished" counts.
-    const isTerminal = (p: string | undefined) =>
-      p !== undefined && (TERMINAL_PHASES as readonly string[]).includes(p);
-    const terminal = isTerminal(prevPhase) || isTerminal(this.written.get(uid));
 
     let job = this.jobFromCache(namespace, jName);
     let result: Result = { kind: "done", why: "in sync" };
@@ -189,6 +205,7 @@ export class Reconciler {
             pullPolicy: this.settings.pullPolicy,
             backoffLimit: this.settings.backoffLimit,
             gpuProduct: validation.gpuProduct,
+            pod: this.settings.trainer,
           }),
         );
         job = JobSchema.parse(applied);
@@ -269,7 +286,7 @@ export class Reconciler {
     return out;
   }
 
-  /** Events on transitions: the phase, and validation warnings when first seen. */
+  /** Events and run metrics for a status write (see events.ts). */
   private announce(
     raw: RawLft,
     lft: LoraFineTune,
@@ -277,35 +294,17 @@ export class Reconciler {
     after: OperatorStatus,
     validation: ValidationOutcome,
   ) {
-    const target = {
-      name: raw.metadata.name,
-      namespace: raw.metadata.namespace,
-      uid: raw.metadata.uid,
-    };
-    const validatedBefore = before.conditions?.find((c) => c.type === "Validated");
-    if (validation.warnings.length > 0 && validatedBefore?.reason !== validation.reason) {
-      for (const w of validation.warnings)
-        this.events.emit(target, "Warning", validation.reason, w);
-    }
-    if (
-      lft.spec.queueName &&
-      lft.spec.resources.tolerations?.length &&
-      before.phase === undefined
-    ) {
-      this.events.emit(
-        target,
-        "Warning",
-        "TolerationsFromFlavor",
-        "queueName is set: Kueue's ResourceFlavor supplies tolerations; spec.resources.tolerations are not written to the Job",
-      );
-    }
-    if (before.phase === after.phase) return;
-    const failed = after.phase === "Failed";
-    const reason = failed ? (after.failure?.reason ?? "Failed") : (after.phase ?? "Unknown");
-    const message = failed
-      ? (after.failure?.message ?? "")
-      : `phase ${before.phase ?? "(none)"} → ${after.phase}`;
-    this.events.emit(target, failed ? "Warning" : "Normal", reason, message);
+    const created = (raw.metadata as { creationTimestamp?: unknown }).creationTimestamp;
+    this.events.transition({
+      target: { name: raw.metadata.name, namespace: raw.metadata.namespace, uid: raw.metadata.uid },
+      lft,
+      before,
+      after,
+      validation,
+      observed: lft.status,
+      createdAt: typeof created === "string" ? created : undefined,
+      at: new Date(),
+    });
   }
 }
 

@@ -20,6 +20,9 @@ import type { ValidationOutcome } from "./validate.ts";
 /** Fields of status the operator writes; anything else belongs to the trainer. */
 export const OPERATOR_FIELDS = [
   "phase",
+  "reason",
+  "model",
+  "gpu",
   "observedGeneration",
   "conditions",
   "jobName",
@@ -119,8 +122,12 @@ export function decideStatus(o: Observation): Decision {
     };
   } else if (!job) {
     if (prev?.phase && TERMINAL_PHASES.includes(prev.phase)) {
-      // The run is over and its Job is gone (deleted after a failure, or by a TTL): keep the result.
-      return { status: pick(prev), stopJob: false };
+      // The run is over and its Job is gone (deleted after a failure, or by a TTL): keep the
+      // result (a run finished before status.reason existed gets it from its result).
+      const kept = pick(prev);
+      const reason =
+        kept.reason ?? (prev.phase === "Failed" ? prev.failure?.reason : Reason.AdapterReady);
+      return { status: reason ? { ...kept, reason } : kept, stopJob: false };
     }
     if (lft.spec.suspend) {
       phase = "Suspended";
@@ -219,6 +226,8 @@ export function decideStatus(o: Observation): Decision {
 
   const status: OperatorStatus = {
     phase,
+    reason: phaseReason(phase, conds, failure),
+    ...columns(lft, validation),
     observedGeneration: o.generation,
     conditions: mergeConditions(prev?.conditions, conds, o.generation, o.now),
   };
@@ -236,6 +245,54 @@ export function decideStatus(o: Observation): Decision {
         : { reason: failure.reason, message: failure.message, exitCode: failure.exitCode };
   }
   return { status, stopJob };
+}
+
+/**
+ * status.reason, the Reason column: the failure when Failed, else the reason of the
+ * condition that holds the run where it is (what it waits for, or what it is doing).
+ */
+function phaseReason(
+  phase: Phase,
+  conds: Partial<Record<ConditionTypeName, CondSpec>>,
+  failure: Failure | undefined,
+): ReasonName | undefined {
+  switch (phase) {
+    case "Failed":
+      return failure?.reason;
+    case "Succeeded":
+      return conds.Succeeded?.reason;
+    case "Suspended":
+      return Reason.SuspendedBySpec;
+    case "Pending":
+    case "Queued":
+      // Not admitted yet (Kueue, the Job being created), else the pod is not running yet.
+      return conds.Admitted?.status !== "True" ? conds.Admitted?.reason : conds.Progressing?.reason;
+    default:
+      return conds.Progressing?.reason;
+  }
+}
+
+/** status.model and status.gpu, the Model and GPU columns of `kubectl get lft -o wide`. */
+function columns(
+  lft: LoraFineTune,
+  validation: ValidationOutcome,
+): { model?: string; gpu?: string } {
+  const out: { model?: string; gpu?: string } = {};
+  const base = lft.spec?.baseModel;
+  const source = base?.source;
+  const model =
+    base?.name ??
+    source?.pvc?.path ??
+    source?.uri ??
+    (source?.image ? `${source.image.reference}:${source.image.path}` : undefined);
+  if (model) out.model = model.slice(0, 512);
+  const gpus = lft.spec?.resources?.gpus;
+  if (gpus === 0) out.gpu = "cpu";
+  else if (gpus !== undefined) {
+    const product = validation.gpuProduct;
+    out.gpu = (product ? `${gpus}x ${product}` : `${gpus}x`).slice(0, 160);
+  }
+  return out;
 }
 
 export function pick(s: LoraFineTuneStatus | undefined): OperatorStatus {

@@ -12,6 +12,7 @@ import {
 import { describeEstimate, estimateMemory, GiB, gib } from "./memoryFit.ts";
 import { modelSizeOf } from "./modelSize.ts";
 import { GPU_PRODUCT_LABEL, MODEL_PARAMS_ANNOTATION } from "./naming.ts";
+import { checkPolicy, type Policy } from "./policy.ts";
 
 export interface ValidationOutcome {
   ok: boolean;
@@ -26,6 +27,13 @@ export interface ValidationOutcome {
 export interface ValidationContext {
   /** The GPU product of the cluster's default pool (operator config), if any. */
   defaultGpuProduct?: string | undefined;
+  /** The admin's placement policy; absent: not checked (unit tests of other checks). */
+  policy?: Policy | undefined;
+  /**
+   * Every trainer pod has a memory limit: spec.resources.memory, else `default` (chart
+   * trainer.defaultMemory); a run with neither is refused. Absent: not checked.
+   */
+  memory?: { default: string | undefined } | undefined;
 }
 
 /** spec.resources.gpuProduct, else a nvidia.com/gpu.product node selector, else the pool default. */
@@ -53,6 +61,16 @@ export function validateForCluster(
 
   const size = modelSizeOf(lft);
   if (!size.ok) return fail(Reason.InvalidSpec, size.message);
+
+  if (ctx.policy) {
+    const policy = checkPolicy(spec, ctx.policy, ctx.defaultGpuProduct);
+    if (!policy.ok) return fail(Reason.PolicyViolation, policy.message);
+  }
+  if (ctx.memory && ctx.memory.default === undefined && spec.resources.memory === undefined)
+    return fail(
+      Reason.InvalidSpec,
+      "spec.resources.memory is required: every trainer pod gets a memory limit, and this cluster sets no default (chart value trainer.defaultMemory)",
+    );
 
   if (spec.resources.gpus === 0) {
     return {

@@ -12,6 +12,13 @@ const settings = {
   pullPolicy: "IfNotPresent" as const,
   backoffLimit: 3,
   gpuProduct: "Tesla-V100-SXM2-32GB",
+  pod: {
+    terminationGracePeriodSeconds: 120,
+    defaultMemory: "48Gi",
+    tmpSizeLimit: "8Gi",
+    outputSizeLimit: "20Gi",
+    imagePullSecrets: [],
+  },
 };
 const run = (o = {}) => ({ lft: lft(o), uid: "uid-1", namespace: "ml" });
 // biome-ignore lint/suspicious/noExplicitAny: test access to built JSON
@@ -120,6 +127,50 @@ test("with a queueName: the Kueue label, and no suspend, nodeSelector or tolerat
     { key: "nvidia.com/gpu.product", operator: "In", values: ["Tesla-V100-SXM2-32GB"] },
     { key: "pool", operator: "In", values: ["v100"] },
   ]);
+});
+
+test("every trainer has a memory limit: the spec's, else the admin default", () => {
+  const own = podOf(buildJob(run({ resources: { memory: "64Gi" } }), settings)).containers[0];
+  assert.equal(own.resources.limits.memory, "64Gi");
+  assert.equal(own.resources.requests.memory, "64Gi");
+  const dflt = podOf(buildJob(run(), settings)).containers[0];
+  assert.equal(dflt.resources.limits.memory, "48Gi");
+  assert.equal(dflt.resources.requests.memory, "48Gi");
+});
+
+test("every emptyDir has a size limit (/tmp, /dev/shm and a URI output's run directory)", () => {
+  const r = run();
+  r.lft.spec.output = { uri: "s3://runs/alpaca" };
+  const pod = podOf(buildJob(r, settings));
+  const dirs = pod.volumes.filter((v: { emptyDir?: unknown }) => v.emptyDir);
+  assert.deepEqual(
+    dirs.map((v: { name: string; emptyDir: { sizeLimit?: string } }) => [
+      v.name,
+      v.emptyDir.sizeLimit,
+    ]),
+    [
+      ["dshm", "1Gi"],
+      ["tmp", "8Gi"],
+      ["output", "20Gi"],
+    ],
+  );
+});
+
+test("terminationGracePeriodSeconds: the spec's, else the admin default", () => {
+  assert.equal(podOf(buildJob(run(), settings)).terminationGracePeriodSeconds, 120);
+  assert.equal(
+    podOf(buildJob(run({ resources: { terminationGracePeriodSeconds: 600 } }), settings))
+      .terminationGracePeriodSeconds,
+    600,
+  );
+});
+
+test("imagePullSecrets from the operator's settings reach the trainer pod", () => {
+  assert.equal(podOf(buildJob(run(), settings)).imagePullSecrets, undefined);
+  const pod = podOf(
+    buildJob(run(), { ...settings, pod: { ...settings.pod, imagePullSecrets: ["ghcr", "quay"] } }),
+  );
+  assert.deepEqual(pod.imagePullSecrets, [{ name: "ghcr" }, { name: "quay" }]);
 });
 
 test("builders are deterministic and suspend follows the spec", () => {

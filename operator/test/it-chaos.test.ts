@@ -58,6 +58,7 @@ describe("operator killed and restarted during a 100-resource load", () => {
         LORAFORGE_POD_NAME: `operator-${i}`,
         LORAFORGE_HTTP_PORT: "0",
         LORAFORGE_LOG_LEVEL: "info",
+        LORAFORGE_DEFAULT_MEMORY: "4Gi",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });

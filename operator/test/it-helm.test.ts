@@ -9,7 +9,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { KubeClient, renderKubeconfig } from "@loraforge/test-k8s";
-import { parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { createLogger, silentLogger } from "../src/log.ts";
 import { Operator } from "../src/operator.ts";
@@ -26,43 +25,9 @@ import {
   waitPhase,
 } from "./support/cluster.ts";
 import { manifest } from "./support/fixtures.ts";
-import { ensureHelm, helmTemplate as renderChart } from "./support/helm.ts";
+import { docs, ensureHelm, type Obj, pathOf, helmTemplate as renderChart } from "./support/helm.ts";
 
 const chart = join(import.meta.dirname, "..", "..", "charts", "loraforge");
-type Obj = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string };
-  [k: string]: unknown;
-};
-
-function docs(yamlText: string): Obj[] {
-  return parseAllDocuments(yamlText)
-    .map((d) => d.toJS() as Obj | null)
-    .filter((d): d is Obj => d !== null);
-}
-
-function pathOf(o: Obj): string {
-  const [group, version] = o.apiVersion.includes("/")
-    ? o.apiVersion.split("/")
-    : ["", o.apiVersion];
-  const plural: Record<string, string> = {
-    ServiceAccount: "serviceaccounts",
-    ClusterRole: "clusterroles",
-    ClusterRoleBinding: "clusterrolebindings",
-    Role: "roles",
-    RoleBinding: "rolebindings",
-    Deployment: "deployments",
-    Service: "services",
-    CustomResourceDefinition: "customresourcedefinitions",
-  };
-  const p = plural[o.kind];
-  if (!p) throw new Error(`no path for kind ${o.kind}`);
-  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
-  const ns = o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : "";
-  return `${base}${ns}/${p}/${o.metadata.name}`;
-}
-
 /** Renders for the test cluster's Kubernetes version (helm's default is far older). */
 function helmTemplate(
   helm: string,
@@ -108,7 +73,7 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
     await op?.stop();
     if (env) {
       for (const o of rendered ?? []) {
-        if (o.kind === "ClusterRole" || o.kind === "ClusterRoleBinding")
+        if (!o.metadata.namespace && o.kind !== "CustomResourceDefinition")
           await env.client.request("DELETE", pathOf(o));
       }
     }
@@ -207,6 +172,8 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
     writeFileSync(kubeconfigPath, renderKubeconfig(connection));
 
     const config = testConfig(env.ns, {
+      // The chart's admission policy admits Jobs of the chart's trainer image only.
+      trainerImage: "ghcr.io/loraforge/trainer:chart",
       leaderElection: {
         enabled: true,
         namespace: env.ns,

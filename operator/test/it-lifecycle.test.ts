@@ -208,6 +208,7 @@ describe("operator lifecycle against a real API server", () => {
         z.object({
           reason: z.string(),
           type: z.string(),
+          message: z.string(),
           involvedObject: z.object({ name: z.string() }),
         }),
       ),
@@ -216,10 +217,16 @@ describe("operator lifecycle against a real API server", () => {
       const all = Events.parse(
         await env.client.get(`/api/v1/namespaces/${env.ns}/events`),
       ).items.filter((e) => e.involvedObject.name === "nan");
-      return all.some((e) => e.reason === Reason.NaNLoss) ? all : undefined;
+      return all.some((e) => e.reason === "Failed") ? all : undefined;
     });
-    assert.ok(events.some((e) => e.reason === "Pending" && e.type === "Normal"));
-    assert.ok(events.some((e) => e.reason === Reason.NaNLoss && e.type === "Warning"));
+    assert.ok(events.some((e) => e.reason === "JobCreated" && e.type === "Normal"));
+    assert.ok(
+      events.some(
+        (e) =>
+          e.reason === "Failed" && e.type === "Warning" && e.message.startsWith(Reason.NaNLoss),
+      ),
+    );
+    assert.ok(!events.some((e) => e.reason === "Pending"), "reasons say what happened");
   });
 
   test("concurrent conflicting updates: trainer progress and user edits never lose the operator's status", async () => {

@@ -201,6 +201,7 @@ test("a finished run keeps its result when its Job is gone", () => {
   const d = decideStatus(observe({ lft: l }));
   assert.equal(d.status.phase, "Failed");
   assert.equal(d.status.failure?.reason, "ImagePullFailed");
+  assert.equal(d.status.reason, "ImagePullFailed", "finished before status.reason existed");
 });
 
 test("lastTransitionTime changes only when a condition's status changes", () => {
@@ -225,4 +226,75 @@ test("lastTransitionTime changes only when a condition's status changes", () => 
     "t3",
   );
   assert.equal(flipped[0]?.lastTransitionTime, "t3");
+});
+
+test("status.reason (the Reason column) says why the run is in its phase", () => {
+  const reasonOf = (over: Parameters<typeof observe>[0]) => {
+    const d = decideStatus(observe(over)).status;
+    return `${d.phase}/${d.reason}`;
+  };
+  assert.equal(reasonOf({}), "Pending/JobCreated");
+  assert.equal(
+    reasonOf({ opts: { queueName: "v100" }, job: job({}, true) }),
+    "Queued/QueuedByKueue",
+  );
+  assert.equal(
+    reasonOf({ job: job({ active: 1 }), pods: [pod("p", "1", { phase: "Pending" })] }),
+    "Pending/PodPending",
+  );
+  assert.equal(
+    reasonOf({ job: job({ active: 1 }), pods: [pod("p", "1", { phase: "Running" })] }),
+    "Running/Training",
+  );
+  assert.equal(
+    reasonOf({ job: job({ active: 1, failed: 1 }), pods: [pod("p", "1", { phase: "Running" })] }),
+    "Running/Resumed",
+  );
+  assert.equal(
+    reasonOf({ opts: { suspend: true }, job: job({}, true) }),
+    "Suspended/SuspendedBySpec",
+  );
+  assert.equal(
+    reasonOf({ job: job({ conditions: [{ type: "Complete", status: "True" }] }) }),
+    "Succeeded/AdapterReady",
+  );
+  assert.equal(
+    reasonOf({
+      job: job({ failed: 1, conditions: [{ type: "Failed", status: "True" }] }),
+      pods: [pod("p1", "2026-11-27T19:00:00Z", terminated(4))],
+    }),
+    "Failed/NaNLoss",
+  );
+  assert.equal(
+    reasonOf({
+      opts: {
+        training: { precision: "bf16" },
+        resources: {
+          gpuProduct: undefined,
+          nodeSelector: { "nvidia.com/gpu.product": "Tesla-V100-PCIE-16GB" },
+        },
+      },
+    }),
+    "Failed/PrecisionUnsupported",
+  );
+});
+
+test("status.model and status.gpu (the wide columns) come from the spec and the resolved GPU product", () => {
+  const d = decideStatus(observe({})).status;
+  assert.equal(d.model, "llama-2-7b-hf");
+  assert.equal(d.gpu, "1x Tesla-V100-SXM2-32GB");
+  const byDefault = lft({ resources: { gpuProduct: undefined, gpus: 2 } });
+  const pool = decideStatus(
+    observe({
+      lft: byDefault,
+      validation: validateForCluster(byDefault, { defaultGpuProduct: "NVIDIA-A100-SXM4-80GB" }),
+    }),
+  ).status;
+  assert.equal(pool.gpu, "2x NVIDIA-A100-SXM4-80GB", "the operator's default pool counts");
+  const cpu = decideStatus(
+    observe({
+      opts: { resources: { gpus: 0, gpuProduct: undefined }, training: { precision: "fp32" } },
+    }),
+  ).status;
+  assert.equal(cpu.gpu, "cpu");
 });

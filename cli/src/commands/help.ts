@@ -7,6 +7,7 @@ Commands:
   validate <dataset>            check an Alpaca JSON/JSONL dataset; errors name record and line
   prepare <dataset> ...         dataset -> token shards for the trainer (template, tokenize, mask)
   train <spec.yaml>             run a LoraFineTune spec locally: prepare, train, pick the adapter
+  eval <spec.yaml>              base vs fine-tuned: generate, score, metrics, eval.json
   import llama2c <ckpt> <tok>   turn a llama2.c checkpoint + tokenizer into a Hugging Face model dir
   export onnx <model-dir>       the model (merged with --adapter) as an ONNX decoder with KV cache
   chat <model-dir>              a local web page to try the base and the tuned model side by side
@@ -64,8 +65,11 @@ Example:
 Runs a LoraFineTune manifest (the same spec the operator runs) on this machine: prepares the data
 into <out>/data, runs the native trainer (native/build/loraforge-core, or $LORAFORGE_CORE) with a
 live progress line, writes <out>/metrics.jsonl and <out>/loss_curve.png, applies the spec's
-checkpointSelection (lowestTrainLoss by default; last; lowestEvalLoss) and copies the chosen
-adapter to <out>/adapter (PEFT format), then prints a summary.
+checkpointSelection (lowestTrainLoss by default; last; lowestEvalLoss; bestEvalScore: each kept
+checkpoint generates for the evaluation's examples, the best spec.evaluation.scoreMetric wins) and
+copies the chosen adapter to <out>/adapter (PEFT format), then prints a summary. With
+spec.evaluation enabled (the default) it ends with \`loraforge eval\`: base vs fine-tuned on the
+validation split, the metric table, two sample answers, <out>/eval.json.
 Ctrl-C stops after saving a checkpoint; running the same command again resumes from it.
 
 A local run reads files: a pvc source {claimName, path} is looked up in the directory given with
@@ -82,6 +86,38 @@ Options:
 
 Example:
   loraforge train examples/stories260k-demo.yaml --volume models=.cache/models --out .cache/runs/demo
+`,
+  eval: `loraforge eval <spec.yaml> [options]
+       loraforge eval --model DIR [--adapter DIR] --data FILE --out DIR [options]
+
+Evaluates the base model and the fine-tuned one (base + adapter) on held-out examples: the
+validation split training used (same seed, same split), or --eval-file. The native core generates
+both models' answers in one process (prompt = the template up to "### Response:\n") and scores
+the reference answers; the cli computes eval loss, perplexity, exact match, token F1, ROUGE-L,
+prompt repetition, share of answers that stopped and mean length (definitions: docs/CONTRACTS.md
+§5). Prints the metric table and sample answers side by side; writes <out>/eval.json.
+With a spec, the adapter is <out>/adapter and the settings come from spec.evaluation.
+
+Options:
+  --out DIR               output directory (default: the spec's); eval.json goes there
+  --volume CLAIM=DIR      as for train
+  --adapter DIR           the adapter to evaluate (default with a spec: <out>/adapter)
+  --eval-file FILE        evaluate on this dataset instead of the validation split
+  --samples N             examples to evaluate (default spec.evaluation.samples, or 50)
+  --show N                sample answers to print (default 3)
+  --max-new-tokens N      at most N new tokens (default spec.evaluation.maxNewTokens, or 256;
+                          never past the cutoff after the longest prompt)
+  --temperature T         0 = greedy (default); > 0 samples, with --top-k, --top-p,
+                          --repetition-penalty, --sampling-seed (default the training seed)
+  --batch-size N          prompts decoded together (default 8)
+  --threads N             CPU threads for the core (default: all cores)
+Without a spec:
+  --model DIR --data FILE --template NAME|FILE --cutoff N (default 512)
+  --val-set-size N --seed N   evaluate on the validation split \`prepare\` makes with these
+                          (default: the whole --data file)
+
+Example:
+  loraforge eval examples/stories260k-demo.yaml --volume models=.cache/models --out .cache/runs/stories260k-demo
 `,
   job: `loraforge job --spec FILE
 

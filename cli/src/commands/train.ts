@@ -1,8 +1,11 @@
+import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { readLoraFineTuneFile } from "@loraforge/crds";
+import type { EvalResult } from "../eval/run.ts";
 import { resolveLocalPaths } from "../train/resolve.ts";
 import { type RunSummary, runTraining } from "../train/run.ts";
 import type { Backend } from "../train/runConfig.ts";
+import { printEvaluation } from "./eval.ts";
 import {
   fmtDuration,
   fmtInt,
@@ -90,6 +93,10 @@ export async function trainCommand(args: string[], out: Out): Promise<number> {
     process.off("SIGTERM", onSignal);
   }
   printSummary(out, summary);
+  if (summary.evaluation) {
+    const result = JSON.parse(await readFile(summary.evaluation.path, "utf8")) as EvalResult;
+    printEvaluation(out, result, 2);
+  }
   return summary.exitCode;
 }
 

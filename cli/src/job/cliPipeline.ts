@@ -84,6 +84,12 @@ export function cliPipeline(log: (line: string) => void): TrainingPipeline {
         policy: spec.checkpointSelection,
       };
     }
+    // The operator shows phase Evaluating while the pod runs past the last step; the
+    // summary of eval.json (metrics named in spec.evaluation.metrics) ends it.
+    if (summary.evaluation) {
+      const { path, samples, base, tuned } = summary.evaluation;
+      result.evaluation = { path, samples, base, ...(tuned ? { tuned } : {}) };
+    }
     return result;
   };
 }

@@ -3,7 +3,12 @@
 // flush sends the rest). API errors are logged and retried at the next flush: training
 // never stops because the API server is briefly unreachable.
 
-import type { CheckpointStatus, LoraFineTuneStatus, Progress } from "@loraforge/crds";
+import {
+  type CheckpointStatus,
+  durationText,
+  type LoraFineTuneStatus,
+  type Progress,
+} from "@loraforge/crds";
 import type { CoreEvent } from "./events.ts";
 
 type TrainerStatus = Pick<
@@ -67,6 +72,7 @@ export class StatusReporter {
           learningRate: e.lr,
           tokensPerSecond: Math.max(0, e.tokens_per_s),
           etaSeconds: Math.max(0, e.eta_s),
+          eta: durationText(e.eta_s),
           updatedAt: at,
         };
         break;
@@ -95,6 +101,7 @@ export class StatusReporter {
             step: e.step,
             percent: 100,
             etaSeconds: 0,
+            eta: durationText(0),
             updatedAt: at,
           };
         break;

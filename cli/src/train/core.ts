@@ -35,17 +35,22 @@ export interface CoreRun {
   stop(): void;
 }
 
-export interface CoreRunOptions {
+export interface CoreRunOptions<E = CoreEvent> {
   corePath: string;
   args: string[];
-  onEvent: (e: CoreEvent) => void;
+  onEvent: (e: E) => void;
+  /** How a stdout line becomes an event: the train events by default (generate/score have their own). */
+  parse?: (line: string) => { ok: true; event: E } | { ok: false; message: string };
   /** Lines on stdout that are not valid events (reported, never fatal). */
   onBadLine?: (line: string, message: string) => void;
   onStderr?: (chunk: string) => void;
   env?: NodeJS.ProcessEnv;
 }
 
-export function runCore(opts: CoreRunOptions): CoreRun {
+export function runCore<E = CoreEvent>(opts: CoreRunOptions<E>): CoreRun {
+  const parseLine =
+    opts.parse ??
+    (parseEventLine as (line: string) => { ok: true; event: E } | { ok: false; message: string });
   const child = spawn(opts.corePath, opts.args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: opts.env ?? process.env,
@@ -58,7 +63,7 @@ export function runCore(opts: CoreRunOptions): CoreRun {
       const line = buffered.slice(0, nl).trim();
       buffered = buffered.slice(nl + 1);
       if (line === "") continue;
-      const parsed = parseEventLine(line);
+      const parsed = parseLine(line);
       if (parsed.ok) opts.onEvent(parsed.event);
       else opts.onBadLine?.(line, parsed.message);
     }
@@ -71,7 +76,7 @@ export function runCore(opts: CoreRunOptions): CoreRun {
       child.on("close", (code, signal) => {
         const rest = buffered.trim();
         if (rest) {
-          const parsed = parseEventLine(rest);
+          const parsed = parseLine(rest);
           if (parsed.ok) opts.onEvent(parsed.event);
           else opts.onBadLine?.(rest, parsed.message);
         }

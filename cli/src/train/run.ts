@@ -18,6 +18,12 @@ import {
 import { join } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
 import {
+  type EvaluateRunInputs,
+  type EvaluationSummary,
+  evaluateRun,
+  scoreCheckpoints,
+} from "../eval/afterTraining.ts";
+import {
   DataChangedError,
   type DataManifest,
   type PrepareResult,
@@ -75,6 +81,8 @@ export interface RunSummary {
       })
     | null;
   error: ErrorEvent | null;
+  /** spec.evaluation's summary of eval.json (null when disabled, skipped or not reached). */
+  evaluation?: EvaluationSummary | null;
   files: { metrics: string; lossCurve: string; runJson: string; coreLog: string };
 }
 
@@ -119,6 +127,14 @@ export async function runTraining(
   };
   const corePath = opts.corePath ?? findCore();
   await mkdir(out, { recursive: true });
+  const evalInputs = (prepared: PrepareResult) => ({
+    paths,
+    prepared,
+    corePath,
+    threads: opts.threads ?? 0,
+    onMessage: say,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
 
   if (opts.fresh) {
     for (const name of [
@@ -130,6 +146,8 @@ export async function runTraining(
       "summary.json",
       "selection.json",
       "core.log",
+      "eval.json",
+      "eval",
     ])
       await rm(join(out, name), { recursive: true, force: true });
   }
@@ -194,6 +212,14 @@ export async function runTraining(
     (await exists(join(previousSummary.adapterDir, "adapter_model.safetensors")))
   ) {
     say("this run is already complete (run with --fresh to train again)");
+    if (spec.evaluation.enabled && previousSummary.evaluation === undefined) {
+      const done = {
+        ...previousSummary,
+        evaluation: await evaluateRun(spec, evalInputs(prepared)),
+      };
+      await writeFileAtomic(join(out, "summary.json"), `${JSON.stringify(done, null, 2)}\n`);
+      return done;
+    }
     return previousSummary;
   }
   await writeFileAtomic(files.runJson, runText);
@@ -235,7 +261,7 @@ export async function runTraining(
 
   const base = summaryBase(history, out, runDigest, prepared.manifest.digest, files);
   if (exit.code === EXIT.ok && history.done) {
-    const selection = await selectAdapter(spec, history, out);
+    const selection = await selectAdapter(spec, history, out, evalInputs(prepared));
     const summary: RunSummary = {
       ...base,
       status: "done",
@@ -255,6 +281,11 @@ export async function runTraining(
     };
     await writeFileAtomic(join(out, "selection.json"), `${JSON.stringify(selection, null, 2)}\n`);
     await writeFileAtomic(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+    // The summary is written first: if evaluation fails, running again evaluates without training.
+    if (spec.evaluation.enabled) {
+      summary.evaluation = await evaluateRun(spec, evalInputs(prepared));
+      await writeFileAtomic(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+    }
     return summary;
   }
   const summary: RunSummary = {
@@ -333,6 +364,7 @@ async function selectAdapter(
   spec: LoraFineTuneSpec,
   history: History,
   out: string,
+  evalInputs: EvaluateRunInputs,
 ): Promise<Selection> {
   const checkpoints = await listCheckpoints(out);
   const finalDir = join(out, "final");
@@ -342,7 +374,11 @@ async function selectAdapter(
     checkpoints,
     ...(hasFinal ? { final: { step: finalStep, dir: finalDir } } : {}),
   });
-  const selection = selectCheckpoint(spec.checkpointSelection, candidates);
+  const scores =
+    spec.checkpointSelection === "bestEvalScore" && evalInputs.prepared.manifest.val.records > 0
+      ? await scoreCheckpoints(spec, evalInputs, candidates)
+      : undefined;
+  const selection = selectCheckpoint(spec.checkpointSelection, candidates, scores);
   const target = join(out, "adapter");
   const tmp = join(out, ".adapter.tmp");
   await rm(tmp, { recursive: true, force: true });
@@ -351,7 +387,7 @@ async function selectAdapter(
     await copyFile(join(selection.selected.dir, f), join(tmp, f));
   await writeFile(
     join(tmp, "selection.json"),
-    `${JSON.stringify({ policy: selection.policy, applied: selection.applied, step: selection.selected.step, source: selection.selected.dir, train_loss: selection.selected.trainLoss, val_loss: selection.selected.valLoss }, null, 2)}\n`,
+    `${JSON.stringify({ policy: selection.policy, applied: selection.applied, step: selection.selected.step, source: selection.selected.dir, train_loss: selection.selected.trainLoss, val_loss: selection.selected.valLoss, ...(selection.selected.evalScore !== undefined ? { eval_score: selection.selected.evalScore, score_metric: spec.evaluation.scoreMetric } : {}) }, null, 2)}\n`,
   );
   await rm(target, { recursive: true, force: true });
   await rename(tmp, target);

@@ -15,12 +15,14 @@ export interface Candidate {
   trainLoss: number | null;
   valLoss: number | null;
   kind: "checkpoint" | "final";
+  /** bestEvalScore: the mean of spec.evaluation.scoreMetric over the evaluation's examples. */
+  evalScore?: number;
 }
 
 export interface Selection {
   policy: SelectionPolicy;
   /** The policy actually applied (differs when the asked one cannot be, with `note` saying why). */
-  applied: "lowestTrainLoss" | "last" | "lowestEvalLoss";
+  applied: "lowestTrainLoss" | "last" | "lowestEvalLoss" | "bestEvalScore";
   selected: Candidate;
   candidates: Candidate[];
   note?: string;
@@ -60,8 +62,22 @@ export function candidatesOf(
   });
 }
 
-export function selectCheckpoint(policy: SelectionPolicy, candidates: Candidate[]): Selection {
-  if (candidates.length === 0) throw new Error("no checkpoint or final adapter to select from");
+/**
+ * `evalScores` (step -> score, higher is better) is what bestEvalScore picks by; without it,
+ * bestEvalScore falls back to the train loss and says so.
+ */
+export function selectCheckpoint(
+  policy: SelectionPolicy,
+  candidatesIn: Candidate[],
+  evalScores?: Map<number, number>,
+): Selection {
+  if (candidatesIn.length === 0) throw new Error("no checkpoint or final adapter to select from");
+  const candidates = evalScores
+    ? candidatesIn.map((c) => {
+        const v = evalScores.get(c.step);
+        return v === undefined ? c : { ...c, evalScore: v };
+      })
+    : candidatesIn;
   const last = candidates[candidates.length - 1] as Candidate;
   const lowest = (key: "trainLoss" | "valLoss") => {
     let best: Candidate | undefined;
@@ -88,12 +104,19 @@ export function selectCheckpoint(policy: SelectionPolicy, candidates: Candidate[
   }
   const best = lowest("trainLoss") ?? last;
   if (policy === "bestEvalScore") {
+    let top: Candidate | undefined;
+    for (const c of candidates) {
+      if (c.evalScore === undefined || !Number.isFinite(c.evalScore)) continue;
+      // ties go to the later candidate: it has seen more data
+      if (top === undefined || c.evalScore >= (top.evalScore as number)) top = c;
+    }
+    if (top) return { policy, applied: "bestEvalScore", selected: top, candidates };
     return {
       policy,
       applied: "lowestTrainLoss",
       selected: best,
       candidates,
-      note: "bestEvalScore needs the generation-based evaluation, which local runs do not make; selected by train loss",
+      note: "no candidate has an evaluation score (no validation split to generate for); selected by train loss",
     };
   }
   return { policy, applied: "lowestTrainLoss", selected: best, candidates };

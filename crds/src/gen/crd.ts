@@ -12,6 +12,62 @@ import { LoraFineTuneSpecSchema } from "../spec.ts";
 import { LoraFineTuneStatusSchema } from "../status.ts";
 import { toStructuralSchema } from "./openapi.ts";
 
+/**
+ * What `kubectl get lft` shows (the API server builds the table from these paths), and
+ * with `-o wide` the priority-1 columns too. Reason, Model and GPU are status fields the
+ * operator writes for them; Progress and ETA are written by the trainer.
+ */
+export const PRINTER_COLUMNS = [
+  { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Phase of the run." },
+  {
+    name: "Reason",
+    type: "string",
+    jsonPath: ".status.reason",
+    description: "Why the run is in its phase: the failure reason, or what it waits for.",
+  },
+  {
+    name: "Progress",
+    type: "string",
+    jsonPath: ".status.progress.summary",
+    description: "Optimizer steps done of planned.",
+  },
+  {
+    name: "Loss",
+    type: "number",
+    jsonPath: ".status.progress.loss",
+    description: "Latest training loss.",
+  },
+  { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+  {
+    name: "Model",
+    type: "string",
+    jsonPath: ".status.model",
+    description: "The base model.",
+    priority: 1,
+  },
+  {
+    name: "GPU",
+    type: "string",
+    jsonPath: ".status.gpu",
+    description: "GPUs and GPU product.",
+    priority: 1,
+  },
+  {
+    name: "Queue",
+    type: "string",
+    jsonPath: ".spec.queueName",
+    description: "Kueue LocalQueue.",
+    priority: 1,
+  },
+  {
+    name: "ETA",
+    type: "string",
+    jsonPath: ".status.progress.eta",
+    description: "Estimated time until training ends.",
+    priority: 1,
+  },
+];
+
 /** The CustomResourceDefinition of LoraFineTune, generated from the zod schemas. */
 export function buildCrd(): Record<string, unknown> {
   return {
@@ -35,27 +91,7 @@ export function buildCrd(): Record<string, unknown> {
           served: true,
           storage: true,
           subresources: { status: {} },
-          additionalPrinterColumns: [
-            {
-              name: "Phase",
-              type: "string",
-              jsonPath: ".status.phase",
-              description: "Phase of the run.",
-            },
-            {
-              name: "Progress",
-              type: "string",
-              jsonPath: ".status.progress.summary",
-              description: "Optimizer steps done of planned.",
-            },
-            {
-              name: "Loss",
-              type: "number",
-              jsonPath: ".status.progress.loss",
-              description: "Latest training loss.",
-            },
-            { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
-          ],
+          additionalPrinterColumns: PRINTER_COLUMNS,
           schema: {
             openAPIV3Schema: {
               type: "object",

@@ -31,6 +31,10 @@ function convert(node: Json, where: string): Json {
         out.maximum = value;
         out.exclusiveMaximum = true;
         break;
+      case "pattern":
+        // zod spells date-time as a regex; the API server checks `format: date-time` itself.
+        if (node.format !== "date-time") out.pattern = value;
+        break;
       case "minimum":
         if (value !== -SAFE_INT) out.minimum = value;
         break;

@@ -9,6 +9,7 @@ import {
   NON_RETRYABLE_EXIT_CODES,
 } from "@loraforge/crds";
 import { stringify } from "yaml";
+import type { TrainerPodSettings } from "../config.ts";
 import {
   GPU_PRODUCT_LABEL,
   GPU_RESOURCE,
@@ -26,6 +27,8 @@ export interface JobSettings {
   backoffLimit: number;
   /** The GPU product the run was validated against (adds a node selector unless Kueue owns placement). */
   gpuProduct: string | undefined;
+  /** The admin's settings of every trainer pod (grace period, memory default, volume sizes). */
+  pod: TrainerPodSettings;
 }
 
 export const TRAINER_CONTAINER = "trainer";
@@ -75,7 +78,7 @@ interface Mounts {
 }
 
 /** One volume per distinct claim (read-only unless it holds the output), mounted at /mnt/pvc/<claim>. */
-function pvcMounts(spec: LoraFineTuneSpec): Mounts {
+function pvcMounts(spec: LoraFineTuneSpec, outputSizeLimit: string): Mounts {
   const claims = new Map<string, boolean>(); // claim → writable
   const env: { name: string; value: string }[] = [];
   const use = (claim: string, path: string, variable: string, writable: boolean) => {
@@ -112,7 +115,7 @@ function pvcMounts(spec: LoraFineTuneSpec): Mounts {
   }
   if (!spec.output.pvc) {
     // A URI output: the trainer writes locally, then uploads.
-    volumes.push({ name: "output", emptyDir: {} });
+    volumes.push({ name: "output", emptyDir: { sizeLimit: outputSizeLimit } });
     volumeMounts.push({ name: "output", mountPath: "/mnt/output" });
     env.push({ name: ENV.outputDir, value: "/mnt/output" });
   }
@@ -154,7 +157,7 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
   const name = lft.metadata.name;
   const labels = runLabels(name);
   const kueue = kueueManaged(spec);
-  const mounts = pvcMounts(spec);
+  const mounts = pvcMounts(spec, settings.pod.outputSizeLimit);
 
   const resources: Record<string, Record<string, string>> = { requests: {}, limits: {} };
   const requests = resources.requests as Record<string, string>;
@@ -164,9 +167,13 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
     limits[GPU_RESOURCE] = String(spec.resources.gpus);
   }
   if (spec.resources.cpu) requests.cpu = spec.resources.cpu;
-  if (spec.resources.memory) {
-    requests.memory = spec.resources.memory;
-    limits.memory = spec.resources.memory;
+  // Every trainer has a memory limit (validation refuses a run without one): the spec's,
+  // else the admin's default. Request = limit, so the pod is never the first to be evicted
+  // for memory it was promised.
+  const memory = spec.resources.memory ?? settings.pod.defaultMemory;
+  if (memory) {
+    requests.memory = memory;
+    limits.memory = memory;
   }
 
   const selector: Record<string, string> = { ...(spec.resources.nodeSelector ?? {}) };
@@ -175,6 +182,10 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
 
   const podSpec: Record<string, unknown> = {
     restartPolicy: "Never", // required by podFailurePolicy; retries are new pods
+    // After SIGTERM (preemption, eviction, suspend) the trainer finishes its micro-batch and
+    // writes a checkpoint; this is how long it gets before SIGKILL.
+    terminationGracePeriodSeconds:
+      spec.resources.terminationGracePeriodSeconds ?? settings.pod.terminationGracePeriodSeconds,
     serviceAccountName: runAccountName(name),
     automountServiceAccountToken: true, // the trainer patches its own status with it
     enableServiceLinks: false,
@@ -216,10 +227,12 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
     volumes: [
       { name: "spec", configMap: { name: specConfigMapName(name) } },
       { name: "dshm", emptyDir: { medium: "Memory", sizeLimit: spec.resources.sharedMemory } },
-      { name: "tmp", emptyDir: {} },
+      { name: "tmp", emptyDir: { sizeLimit: settings.pod.tmpSizeLimit } },
       ...mounts.volumes,
     ],
   };
+  if (settings.pod.imagePullSecrets.length > 0)
+    podSpec.imagePullSecrets = settings.pod.imagePullSecrets.map((name) => ({ name }));
   if (kueue) {
     // Kueue writes nodeSelector and tolerations from the ResourceFlavor on admission:
     // the spec's selector goes in as node affinity, tolerations come from the flavor.

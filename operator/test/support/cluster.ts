@@ -16,6 +16,7 @@ import { z } from "zod";
 import type { OperatorConfig } from "../../src/config.ts";
 import { createLogger, type Logger, silentLogger } from "../../src/log.ts";
 import { Operator } from "../../src/operator.ts";
+import { DEFAULT_POLICY } from "../../src/policy.ts";
 
 export { eventually };
 
@@ -82,6 +83,18 @@ export function testConfig(ns: string, over: Partial<OperatorConfig> = {}): Oper
     jobBackoffLimit: 2,
     defaultGpuProduct: undefined,
     logLevel: "warn",
+    // The chart's default policy, plus the `pool` label the placement tests select on.
+    policy: {
+      ...DEFAULT_POLICY,
+      allowedNodeSelector: { ...DEFAULT_POLICY.allowedNodeSelector, pool: ["*"] },
+    },
+    trainer: {
+      terminationGracePeriodSeconds: 120,
+      defaultMemory: "4Gi",
+      tmpSizeLimit: "8Gi",
+      outputSizeLimit: "20Gi",
+      imagePullSecrets: [],
+    },
     ...over,
   };
 }

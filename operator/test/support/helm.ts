@@ -6,6 +6,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
 
 export const HELM_VERSION = "v3.22.0";
 
@@ -62,6 +63,21 @@ export function ensureHelm(
   return cached;
 }
 
+function helmEnv() {
+  return {
+    ...process.env,
+    HELM_CACHE_HOME: join(cacheRoot(), "helm-home"),
+    HELM_CONFIG_HOME: join(cacheRoot(), "helm-home"),
+    HELM_DATA_HOME: join(cacheRoot(), "helm-home"),
+  };
+}
+
+/** Any helm command; the caller decides what its exit status means. */
+export function helmRun(helm: string, args: string[]) {
+  const r = spawnSync(helm, args, { encoding: "utf8", env: helmEnv() });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
 /** `helm template` → the rendered YAML (extra args e.g. --kube-version of the target cluster). */
 export function helmTemplate(
   helm: string,
@@ -73,15 +89,48 @@ export function helmTemplate(
 ): string {
   const args = ["template", release, chart, "--namespace", namespace, ...extra];
   for (const [k, v] of Object.entries(sets)) args.push("--set", `${k}=${v}`);
-  const r = spawnSync(helm, args, {
-    encoding: "utf8",
-    env: {
-      ...process.env,
-      HELM_CACHE_HOME: join(cacheRoot(), "helm-home"),
-      HELM_CONFIG_HOME: join(cacheRoot(), "helm-home"),
-      HELM_DATA_HOME: join(cacheRoot(), "helm-home"),
-    },
-  });
+  const r = spawnSync(helm, args, { encoding: "utf8", env: helmEnv() });
   if (r.status !== 0) throw new Error(`helm ${args.join(" ")} failed:\n${r.stderr}`);
   return r.stdout;
+}
+
+export type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  [k: string]: unknown;
+};
+
+/** The objects of a multi-document YAML stream (empty documents dropped). */
+export function docs(yamlText: string): Obj[] {
+  return parseAllDocuments(yamlText)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((d): d is Obj => d !== null);
+}
+
+const PLURALS: Record<string, string> = {
+  ServiceAccount: "serviceaccounts",
+  ClusterRole: "clusterroles",
+  ClusterRoleBinding: "clusterrolebindings",
+  Role: "roles",
+  RoleBinding: "rolebindings",
+  Deployment: "deployments",
+  Service: "services",
+  CustomResourceDefinition: "customresourcedefinitions",
+  ValidatingAdmissionPolicy: "validatingadmissionpolicies",
+  ValidatingAdmissionPolicyBinding: "validatingadmissionpolicybindings",
+  NetworkPolicy: "networkpolicies",
+  PodDisruptionBudget: "poddisruptionbudgets",
+};
+
+/** The REST path of a rendered object. */
+export function pathOf(o: Obj): string {
+  const [group, version] = o.apiVersion.includes("/")
+    ? o.apiVersion.split("/")
+    : ["", o.apiVersion];
+  const p = PLURALS[o.kind];
+  if (!p) throw new Error(`no path for kind ${o.kind}`);
+  const base = group ? `/apis/${group}/${version}` : `/api/${version}`;
+  const ns = o.metadata.namespace ? `/namespaces/${o.metadata.namespace}` : "";
+  return `${base}${ns}/${p}/${o.metadata.name}`;
 }

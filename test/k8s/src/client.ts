@@ -56,6 +56,27 @@ export class KubeClient {
     contentType = "application/json",
     timeoutMs = 30_000,
   ): Promise<KubeResponse> {
+    return this.send(method, path, body, contentType, timeoutMs, "application/json");
+  }
+
+  /**
+   * GET asking for another representation, e.g. the server-side Table that `kubectl get`
+   * prints: `application/json;as=Table;v=v1;g=meta.k8s.io`.
+   */
+  async getAs(path: string, accept: string): Promise<unknown> {
+    const response = await this.send("GET", path, undefined, "application/json", 30_000, accept);
+    if (response.status < 200 || response.status > 299) throw new KubeError("GET", path, response);
+    return response.body;
+  }
+
+  private send(
+    method: string,
+    path: string,
+    body: unknown,
+    contentType: string,
+    timeoutMs: number,
+    accept: string,
+  ): Promise<KubeResponse> {
     const url = new URL(path, this.connection.server);
     const payload =
       body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
@@ -67,7 +88,7 @@ export class KubeClient {
           ca: this.connection.caPem,
           headers: {
             authorization: `Bearer ${this.connection.token}`,
-            accept: "application/json",
+            accept,
             ...(payload === undefined
               ? {}
               : { "content-type": contentType, "content-length": Buffer.byteLength(payload) }),
