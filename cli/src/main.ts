@@ -3,7 +3,9 @@
  * and exit codes (0 ok, 1 bug, 2 usage, 3 invalid input, 130 interrupted, or the trainer's code).
  */
 import { InvalidLoraFineTuneError } from "@loraforge/crds";
+import { chatCommand } from "./commands/chat.ts";
 import { evalCommand } from "./commands/eval.ts";
+import { exportCommand } from "./commands/export.ts";
 import { COMMAND_HELP, MAIN_HELP } from "./commands/help.ts";
 import { importCommand } from "./commands/importCmd.ts";
 import { consoleOut, type Out, printProblems, UsageError } from "./commands/output.ts";
@@ -12,6 +14,7 @@ import { trainCommand } from "./commands/train.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { DatasetError, formatProblem, type Problem } from "./dataset/problems.ts";
 import { EvalCoreError } from "./eval/coreVerbs.ts";
+import { ExportError } from "./export/hfModel.ts";
 import { jobCommand } from "./job/command.ts";
 import { Llama2cError } from "./llama2c/checkpoint.ts";
 import { SentencePieceError } from "./llama2c/sentencepiece.ts";
@@ -29,6 +32,8 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   eval: evalCommand,
   import: importCommand,
   job: jobCommand,
+  export: exportCommand,
+  chat: chatCommand,
 };
 
 export async function main(argv: string[], out: Out = consoleOut): Promise<number> {
@@ -85,7 +90,8 @@ export function classifyError(e: unknown): { code: number; message: string; prob
     e instanceof RunSetupError ||
     e instanceof Llama2cError ||
     e instanceof SentencePieceError ||
-    e instanceof ShardError
+    e instanceof ShardError ||
+    e instanceof ExportError
   )
     return { code: 3, message: e.message };
   if (e instanceof EvalCoreError) return { code: e.exitCode, message: e.message };

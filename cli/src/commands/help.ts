@@ -9,6 +9,8 @@ Commands:
   train <spec.yaml>             run a LoraFineTune spec locally: prepare, train, pick the adapter
   eval <spec.yaml>              base vs fine-tuned: generate, score, metrics, eval.json
   import llama2c <ckpt> <tok>   turn a llama2.c checkpoint + tokenizer into a Hugging Face model dir
+  export onnx <model-dir>       the model (merged with --adapter) as an ONNX decoder with KV cache
+  chat <model-dir>              a local web page to try the base and the tuned model side by side
   job --spec FILE               the trainer Job's entrypoint inside Kubernetes (set up by the operator)
 
 First run (no cluster, no GPU):   npm run demo
@@ -136,6 +138,46 @@ Environment (set by the operator):
 
 Example: what the operator's Job runs
   loraforge job --spec /etc/loraforge/spec.yaml
+`,
+  export: `loraforge export onnx <model-dir> [--adapter DIR] [--out DIR] [--dtype fp32|fp16] [--force]
+
+Writes the model as an ONNX Llama decoder with KV cache, in the input/output names of
+transformers.js and onnxruntime-genai (input_ids, attention_mask, position_ids,
+past_key_values.N.key|value -> logits, present.N.key|value), built from standard ai.onnx ops
+(opset 17), so it runs for any head size. With --adapter, the adapter is first merged into the
+weights by loraforge-core merge. fp16 stores the weights as float16 (half the file) and computes
+in float32, as ONNX Runtime's CPU provider needs. Weights over 2 GB go to model.onnx.data.
+The directory also gets config.json, the tokenizer files and genai_config.json; it appears whole
+or not at all.
+
+Options:
+  --adapter DIR       a PEFT LoRA adapter to merge first
+  --out DIR           output directory (default: <adapter or model dir>-onnx)
+  --dtype fp32|fp16   weight storage (default fp32)
+  --force             replace an existing output directory
+
+Example:
+  loraforge export onnx .cache/models/stories260K --adapter .cache/runs/demo/adapter --out .cache/onnx/demo
+`,
+  chat: `loraforge chat <model-dir> [--adapter DIR | --onnx FILE] [options]
+
+Serves a local web page like alpaca-lora's generate.py UI: an instruction and an optional input,
+the generation settings (temperature, top p, top k, repetition penalty, max new tokens, seed;
+temperature 0 is greedy), a switch between the base model and the tuned one, and the response
+streamed token by token. Inference runs on ONNX Runtime (CPU) in a worker thread, on the model
+exported as by \`loraforge export onnx\` (the tuned one with --adapter merged, or the exported
+model.onnx given with --onnx). Generation stops at EOS or BOS.
+
+Options:
+  --adapter DIR        PEFT adapter of the tuned model
+  --onnx FILE          an exported tuned model (model.onnx with its config.json beside it)
+  --template NAME|FILE alpaca (default), alpaca_short, or a template JSON file
+  --port N             port (default 7860; 0 = any free port)
+  --host ADDR          address to listen on (default 127.0.0.1)
+  --threads N          ONNX Runtime threads (default: up to 4)
+
+Example:
+  loraforge chat .cache/models/stories260K --adapter .cache/runs/demo/adapter --template alpaca_short
 `,
   import: `loraforge import llama2c <checkpoint.bin> <tokenizer.model|tokenizer.bin> --out DIR [--force]
 
