@@ -73,6 +73,7 @@ export type ReasonName = (typeof Reason)[keyof typeof Reason];
 export const FAILURE_REASONS = [
   Reason.InvalidSpec,
   Reason.PrecisionUnsupported,
+  Reason.PolicyViolation,
   Reason.InsufficientGPUMemory,
   Reason.ImagePullFailed,
   Reason.OOMKilled,
