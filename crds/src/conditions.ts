@@ -57,6 +57,10 @@ export const Reason = {
   BackoffLimitExceeded: "BackoffLimitExceeded",
   DeadlineExceeded: "DeadlineExceeded",
   TrainerError: "TrainerError",
+  /** An object with a child's name exists and is not controlled by this run: not taken over. */
+  ObjectConflict: "ObjectConflict",
+  /** The API server refused a child (400/422...): resending the same object cannot succeed. */
+  RejectedByAPIServer: "RejectedByAPIServer",
   // Suspended
   SuspendedBySpec: "SuspendedBySpec",
   NotSuspended: "NotSuspended",

@@ -25,9 +25,10 @@ export class KubeApiError extends Error {
     readonly path: string,
     readonly status: number,
     readonly reason: string,
-    message: string,
+    /** The API server's own message (Status.message). */
+    readonly serverMessage: string,
   ) {
-    super(`${method} ${path} → ${status} ${reason}: ${message}`);
+    super(`${method} ${path} → ${status} ${reason}: ${serverMessage}`);
   }
 }
 
@@ -35,6 +36,13 @@ export const isNotFound = (e: unknown) => e instanceof KubeApiError && e.status 
 export const isConflict = (e: unknown) => e instanceof KubeApiError && e.status === 409;
 export const isAlreadyExists = (e: unknown) =>
   e instanceof KubeApiError && e.status === 409 && e.reason === "AlreadyExists";
+/**
+ * The API server refused the object itself (400 BadRequest, 413, 415, 422 Invalid or an
+ * admission policy's denial): sending it again cannot succeed. 401/403 (credentials, RBAC,
+ * quota), 404, 408, 409 and 429 can pass with time or an admin's fix, so they are retried.
+ */
+export const isPermanentRejection = (e: unknown): e is KubeApiError =>
+  e instanceof KubeApiError && [400, 413, 415, 422].includes(e.status);
 
 export interface ListResult {
   items: unknown[];
