@@ -189,7 +189,11 @@ test("child names stay within 63 characters and stay unique", () => {
 
 test("no run name, however chosen, gets another run's cut child name", () => {
   // The attack on a short hash: name a run after the victim's cut name minus its suffix.
-  for (const victim of [`team-${"x".repeat(55)}`, "b".repeat(63), `${"c".repeat(40)}-${"d".repeat(20)}`]) {
+  for (const victim of [
+    `team-${"x".repeat(55)}`,
+    "b".repeat(63),
+    `${"c".repeat(40)}-${"d".repeat(20)}`,
+  ]) {
     for (const [suffix, name] of [
       ["train", jobName],
       ["trainer", runAccountName],
