@@ -1,6 +1,7 @@
 // The operator's settings, from environment variables (the Helm chart sets them). Parsed
 // with zod so that a bad value names the variable.
 
+import { type Cidr, parseCidr } from "@loraforge/crds";
 import { z } from "zod";
 import { leaderTimingProblems } from "./leader.ts";
 
@@ -45,6 +46,24 @@ const EnvSchema = z.object({
   /** GPU product of the default pool, used for checks when a spec names none. */
   LORAFORGE_DEFAULT_GPU_PRODUCT: z.string().optional(),
   LORAFORGE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /**
+   * Non-public networks sources may point into, comma-separated CIDRs (chart value
+   * policy.allowedSourceNetworks), e.g. "198.18.0.0/15,fd00:10::/32". Empty: none.
+   */
+  LORAFORGE_ALLOWED_SOURCE_NETWORKS: z
+    .string()
+    .default("")
+    .transform((v, ctx) => {
+      const out: Cidr[] = [];
+      for (const item of v.split(",").filter((x) => x.trim() !== "")) {
+        try {
+          out.push(parseCidr(item));
+        } catch (e) {
+          ctx.addIssue({ code: "custom", message: (e as Error).message });
+        }
+      }
+      return out;
+    }),
 });
 
 export interface OperatorConfig {
@@ -68,6 +87,7 @@ export interface OperatorConfig {
   workers: number;
   jobBackoffLimit: number;
   defaultGpuProduct: string | undefined;
+  allowedSourceNetworks: Cidr[];
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -118,6 +138,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
     workers: e.LORAFORGE_WORKERS,
     jobBackoffLimit: e.LORAFORGE_JOB_BACKOFF_LIMIT,
     defaultGpuProduct: e.LORAFORGE_DEFAULT_GPU_PRODUCT,
+    allowedSourceNetworks: e.LORAFORGE_ALLOWED_SOURCE_NETWORKS,
     logLevel: e.LORAFORGE_LOG_LEVEL,
   };
 }

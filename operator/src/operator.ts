@@ -37,6 +37,7 @@ export class Operator {
         pullPolicy: config.trainerPullPolicy,
         backoffLimit: config.jobBackoffLimit,
         defaultGpuProduct: config.defaultGpuProduct,
+        allowedSourceNetworks: config.allowedSourceNetworks,
         watchTimeoutS: config.watchTimeoutS,
         resyncPeriodMs: config.resyncPeriodMs,
       },

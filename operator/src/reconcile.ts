@@ -4,7 +4,7 @@
 //   → ensure the Job → status (written only when changed, retried on conflict).
 // Every return says why it requeues (or not).
 
-import { type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crds";
+import { type Cidr, type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crds";
 import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
@@ -36,6 +36,7 @@ export interface ReconcileSettings {
   pullPolicy: "Always" | "IfNotPresent" | "Never";
   backoffLimit: number;
   defaultGpuProduct: string | undefined;
+  allowedSourceNetworks: readonly Cidr[];
 }
 
 export type Result =
@@ -125,7 +126,10 @@ export class Reconciler {
       };
     } else {
       lft = parsed.value;
-      validation = validateForCluster(lft, { defaultGpuProduct: this.settings.defaultGpuProduct });
+      validation = validateForCluster(lft, {
+        defaultGpuProduct: this.settings.defaultGpuProduct,
+        allowedSourceNetworks: this.settings.allowedSourceNetworks,
+      });
     }
     const run: OwnedRun = { lft, uid, namespace };
     const jName = jobName(name);

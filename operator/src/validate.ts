@@ -3,6 +3,7 @@
 // capability, int8 on V100 for large models, and whether the run fits the GPU's memory.
 
 import {
+  type Cidr,
   gpuInfo,
   type LoraFineTune,
   productLacksBf16,
@@ -12,6 +13,7 @@ import {
 import { describeEstimate, estimateMemory, GiB, gib } from "./memoryFit.ts";
 import { modelSizeOf } from "./modelSize.ts";
 import { GPU_PRODUCT_LABEL, MODEL_PARAMS_ANNOTATION } from "./naming.ts";
+import { sourceNetworkProblem } from "./sourceNetworks.ts";
 
 export interface ValidationOutcome {
   ok: boolean;
@@ -26,6 +28,8 @@ export interface ValidationOutcome {
 export interface ValidationContext {
   /** The GPU product of the cluster's default pool (operator config), if any. */
   defaultGpuProduct?: string | undefined;
+  /** Non-public networks that sources may point into (operator policy). */
+  allowedSourceNetworks?: readonly Cidr[];
 }
 
 /** spec.resources.gpuProduct, else a nvidia.com/gpu.product node selector, else the pool default. */
@@ -50,6 +54,9 @@ export function validateForCluster(
     warnings,
     gpuProduct: product,
   });
+
+  const network = sourceNetworkProblem(lft, ctx.allowedSourceNetworks ?? []);
+  if (network) return fail(Reason.InvalidSpec, network);
 
   const size = modelSizeOf(lft);
   if (!size.ok) return fail(Reason.InvalidSpec, size.message);

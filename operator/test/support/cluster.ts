@@ -84,6 +84,7 @@ export function testConfig(ns: string, over: Partial<OperatorConfig> = {}): Oper
     workers: 4,
     jobBackoffLimit: 2,
     defaultGpuProduct: undefined,
+    allowedSourceNetworks: [],
     logLevel: "warn",
     ...over,
   };
