@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, afterEach, before, describe, test } from "node:test";
 import { renderKubeconfig } from "@loraforge/test-k8s";
 import type { OperatorConfig } from "../src/config.ts";
-import { silentLogger } from "../src/log.ts";
+import { createLogger, silentLogger } from "../src/log.ts";
 import { Operator } from "../src/operator.ts";
 import {
   type Env,
@@ -63,7 +63,8 @@ describe("silent watches are replaced; the resync catches what they missed", () 
   });
 
   async function start(over: Partial<OperatorConfig>) {
-    op = new Operator(testConfig(env.ns, over), silentLogger, kubeconfig);
+    const log = process.env.LORAFORGE_TEST_LOGS ? createLogger("debug") : silentLogger;
+    op = new Operator(testConfig(env.ns, over), log, kubeconfig);
     await op.start();
     return op;
   }

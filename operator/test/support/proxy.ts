@@ -54,6 +54,7 @@ export class TcpProxy {
         client.destroy();
         upstream.destroy();
       });
+      client.resume(); // unpipe left it paused: a 'data' listener alone would not see a byte
     }
     return frozen.length;
   }
