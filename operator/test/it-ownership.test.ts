@@ -32,6 +32,8 @@ const Meta = z
         uid: z.string(),
         resourceVersion: z.string(),
         ownerReferences: z.array(z.object({ uid: z.string() }).passthrough()).optional(),
+        labels: z.record(z.string(), z.string()).optional(),
+        managedFields: z.unknown().optional(),
       })
       .passthrough(),
   })
@@ -212,8 +214,15 @@ describe("objects the run does not control are refused, never taken over", () =>
     const l = await waitPhase(env, "jobless", "Failed");
     assert.equal(l.status?.failure?.reason, Reason.ObjectConflict);
     assert.match(l.status?.failure?.message ?? "", /Job .*jobless-train already exists/);
+    // The Job controller writes its status, so compare what the operator could have set.
     const now = Meta.parse(await env.client.get(at.job("jobless-train")));
-    assert.equal(now.metadata.resourceVersion, job.metadata.resourceVersion);
+    assert.equal(now.metadata.uid, job.metadata.uid);
+    assert.equal(now.metadata.ownerReferences, undefined);
+    assert.equal(now.metadata.labels?.["app.kubernetes.io/managed-by"], undefined);
+    const managers = z
+      .array(z.object({ manager: z.string() }).passthrough())
+      .parse(now.metadata.managedFields);
+    assert.ok(!managers.some((m) => m.manager === "loraforge-operator"), JSON.stringify(managers));
   });
 
   test("a run whose objects it controls still converges (the normal case)", async () => {
