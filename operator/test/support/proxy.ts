@@ -8,6 +8,7 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 export class TcpProxy {
   private server: Server | undefined;
   private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
+  private readonly frozen = new Set<{ client: Socket; upstream: Socket }>();
   port = 0;
   constructor(private readonly target: { host: string; port: number }) {}
 
@@ -31,10 +32,11 @@ export class TcpProxy {
   async down() {
     await new Promise<void>((r) => {
       this.server?.close(() => r());
-      for (const { client, upstream } of this.pairs) {
+      for (const { client, upstream } of [...this.pairs, ...this.frozen]) {
         client.destroy();
         upstream.destroy();
       }
+      this.frozen.clear();
     });
   }
 
@@ -46,14 +48,19 @@ export class TcpProxy {
   freeze() {
     const frozen = [...this.pairs];
     this.pairs.clear();
-    for (const { client, upstream } of frozen) {
+    for (const pair of frozen) {
+      const { client, upstream } = pair;
+      this.frozen.add(pair);
       upstream.unpipe(client);
       client.unpipe(upstream);
       upstream.pause();
-      client.on("data", () => {
+      const cut = () => {
         client.destroy();
         upstream.destroy();
-      });
+        this.frozen.delete(pair);
+      };
+      client.on("data", cut);
+      client.on("close", cut);
       client.resume(); // unpipe left it paused: a 'data' listener alone would not see a byte
     }
     return frozen.length;
