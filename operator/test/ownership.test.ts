@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { API_VERSION, Reason } from "@loraforge/crds";
+import { isPermanentRejection, KubeApiError } from "../src/k8s.ts";
 import { ownershipOf } from "../src/ownership.ts";
 import { decideStatus } from "../src/status.ts";
 import { validateForCluster } from "../src/validate.ts";
@@ -71,4 +72,13 @@ test("a blocked run is Failed with the reason, not Pending, and its Job is stopp
   const failed = d.status.conditions?.find((c) => c.type === "Failed");
   assert.equal(failed?.status, "True");
   assert.equal(d.stopJob, false);
+});
+
+test("only refusals of the object itself stop a run; the rest is retried", () => {
+  const e = (status: number, reason = "") => new KubeApiError("POST", "/x", status, reason, "m");
+  for (const s of [400, 413, 415, 422]) assert.ok(isPermanentRejection(e(s)), String(s));
+  // credentials, RBAC or quota (an admin can fix), gone, timeouts, conflicts, throttling, 5xx
+  for (const s of [401, 403, 404, 408, 409, 429, 500, 503])
+    assert.ok(!isPermanentRejection(e(s)), String(s));
+  assert.ok(!isPermanentRejection(new Error("socket hang up")));
 });
