@@ -494,6 +494,9 @@ const EvaluationSchema = annotate(
 /** A label key: an optional DNS-subdomain prefix and '/', then a name of at most 63 characters. */
 const QUALIFIED_NAME =
   "^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/** A prefix over 253 characters (a regex, not indexOf: CRDs must apply on Kubernetes 1.29). */
+const LONG_PREFIX = "^[^/]{254,}/";
+const longPrefix = new RegExp(LONG_PREFIX);
 const LABEL_VALUE = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
 const qualifiedName = new RegExp(QUALIFIED_NAME);
 const labelValue = new RegExp(LABEL_VALUE);
@@ -529,14 +532,14 @@ const TolerationSchema = annotate(
     description: "A Kubernetes toleration for GPU node taints.",
     rules: [
       {
-        cel: `!has(self.key) || self.key == '' || (self.key.matches('${QUALIFIED_NAME}') && self.key.indexOf('/') <= 253)`,
+        cel: `!has(self.key) || self.key == '' || (self.key.matches('${QUALIFIED_NAME}') && !self.key.matches('${LONG_PREFIX}'))`,
         message:
           "must be a label key: an optional DNS subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
         field: ["key"],
         holds: (t) =>
           t.key === undefined ||
           t.key === "" ||
-          (qualifiedName.test(t.key) && t.key.indexOf("/") <= 253),
+          (qualifiedName.test(t.key) && !longPrefix.test(t.key)),
       },
       {
         cel: "(has(self.key) && self.key != '') || self.operator == 'Exists'",

@@ -121,6 +121,7 @@ export const INVALID: InvalidCase[] = [
   { name: "toleration Exists with a value", field: "spec.resources.tolerations[0].value", manifest: with_({ "spec.resources.tolerations": [{ key: "nvidia.com/gpu", operator: "Exists", value: "present" }] }) },
   { name: "toleration without key and with Equal", field: "spec.resources.tolerations[0].operator", manifest: with_({ "spec.resources.tolerations": [{ effect: "NoSchedule" }] }) },
   { name: "toleration key that is not a label key", field: "spec.resources.tolerations[0].key", manifest: with_({ "spec.resources.tolerations": [{ key: "gpu pool!", operator: "Exists" }] }) },
+  { name: "toleration key prefix over 253 characters", field: "spec.resources.tolerations[0].key", manifest: with_({ "spec.resources.tolerations": [{ key: `${"a".repeat(254)}/gpu`, operator: "Exists" }] }) },
   { name: "toleration value that is not a label value", field: "spec.resources.tolerations[0].value", manifest: with_({ "spec.resources.tolerations": [{ key: "pool", value: "v100 only" }] }) },
   { name: "tolerationSeconds without NoExecute", field: "spec.resources.tolerations[0].tolerationSeconds", manifest: with_({ "spec.resources.tolerations": [{ key: "pool", operator: "Exists", effect: "NoSchedule", tolerationSeconds: 60 }] }) },
   // wrong types and shapes
