@@ -2,6 +2,8 @@
 //   get (gone → done) → deletion (children are garbage-collected by owner references)
 //   → validate → ensure the per-run ServiceAccount, Role, RoleBinding and spec ConfigMap
 //   → ensure the Job → status (written only when changed, retried on conflict).
+// Only objects this run controls are applied over; anything else bearing a child's name fails
+// the run (ObjectConflict), and so does a child the API server refuses (RejectedByAPIServer).
 // Every return says why it requeues (or not).
 
 import { type Cidr, type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crds";
