@@ -59,6 +59,10 @@ export const Reason = {
   BackoffLimitExceeded: "BackoffLimitExceeded",
   DeadlineExceeded: "DeadlineExceeded",
   TrainerError: "TrainerError",
+  /** An object with a child's name exists and is not controlled by this run: not taken over. */
+  ObjectConflict: "ObjectConflict",
+  /** The API server refused a child (400/422...): resending the same object cannot succeed. */
+  RejectedByAPIServer: "RejectedByAPIServer",
   // Suspended
   SuspendedBySpec: "SuspendedBySpec",
   NotSuspended: "NotSuspended",
@@ -83,6 +87,8 @@ export const FAILURE_REASONS = [
   Reason.BackoffLimitExceeded,
   Reason.DeadlineExceeded,
   Reason.TrainerError,
+  Reason.ObjectConflict,
+  Reason.RejectedByAPIServer,
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { NO_BF16_PRODUCT_PATTERN, productLacksBf16 } from "./gpus.ts";
+import { httpsHostRules } from "./hosts.ts";
 import { annotate } from "./rules.ts";
 
 // ---------------------------------------------------------------------------
@@ -13,13 +14,14 @@ const uriPattern = new RegExp(`^(${ALLOWED_URI_SCHEMES.join("|")})://[^\\s/]+`);
 
 const uri = (what: string) =>
   annotate(z.string().min(1).max(2048), {
-    description: `URI of ${what}. Allowed schemes: ${ALLOWED_URI_SCHEMES.join(", ")} (e.g. hf://org/name, s3://bucket/key, https://host/path).`,
+    description: `URI of ${what}. Allowed schemes: ${ALLOWED_URI_SCHEMES.join(", ")} (e.g. hf://org/name, s3://bucket/key, https://host/path). An https host may not be loopback, link-local, localhost or a metadata host; the operator refuses other non-public addresses unless its policy allows the network.`,
     rules: [
       {
         cel: `self.matches('^(${ALLOWED_URI_SCHEMES.join("|")})://[^\\\\s/]+')`,
         message: `must be a URI with one of the schemes ${ALLOWED_URI_SCHEMES.join(", ")}`,
         holds: (s) => uriPattern.test(s),
       },
+      ...httpsHostRules(),
     ],
   });
 
@@ -125,13 +127,15 @@ const DatasetSourceSchema = annotate(
       git: z
         .object({
           repo: annotate(z.string().min(1).max(2048), {
-            description: "HTTPS URL of the git repository.",
+            description:
+              "HTTPS URL of the git repository. Its host may not be loopback, link-local, localhost or a metadata host; the operator refuses other non-public addresses unless its policy allows the network.",
             rules: [
               {
                 cel: "self.startsWith('https://')",
                 message: "must be an https:// repository URL",
                 holds: (s) => s.startsWith("https://"),
               },
+              ...httpsHostRules(),
             ],
           }),
           ref: z
@@ -487,33 +491,86 @@ const EvaluationSchema = annotate(
 // spec.resources
 // ---------------------------------------------------------------------------
 
-const TolerationSchema = z
-  .object({
-    key: z
-      .string()
-      .max(316)
-      .optional()
-      .describe(
-        "Taint key the toleration applies to (required: an empty key would match every taint).",
-      ),
-    operator: z
-      .enum(["Exists", "Equal"])
-      .default("Equal")
-      .describe("Exists matches any value; Equal matches value."),
-    value: z.string().max(63).optional().describe("Taint value to match with operator Equal."),
-    effect: z
-      .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
-      .optional()
-      .describe("Taint effect to match; empty matches all effects."),
-    tolerationSeconds: z
-      .number()
-      .int()
-      .min(0)
-      .optional()
-      .describe("With NoExecute: how long the pod stays bound after the taint appears."),
-  })
-  .strict()
-  .describe("A Kubernetes toleration for GPU node taints.");
+/** A label key: an optional DNS-subdomain prefix and '/', then a name of at most 63 characters. */
+const QUALIFIED_NAME =
+  "^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+/** A prefix over 253 characters (a regex, not indexOf: CRDs must apply on Kubernetes 1.29). */
+const LONG_PREFIX = "^[^/]{254,}/";
+const longPrefix = new RegExp(LONG_PREFIX);
+const LABEL_VALUE = "^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+const qualifiedName = new RegExp(QUALIFIED_NAME);
+const labelValue = new RegExp(LABEL_VALUE);
+
+// The API server's own toleration checks (ValidateTolerations), so that a toleration it
+// would refuse in the Job is refused here, at admission, instead.
+const TolerationSchema = annotate(
+  z
+    .object({
+      key: z
+        .string()
+        .max(316)
+        .optional()
+        .describe(
+          "Taint key the toleration applies to (required: an empty key would match every taint).",
+        ),
+      operator: z
+        .enum(["Exists", "Equal"])
+        .default("Equal")
+        .describe("Exists matches any value; Equal matches value."),
+      value: z.string().max(63).optional().describe("Taint value to match with operator Equal."),
+      effect: z
+        .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"])
+        .optional()
+        .describe("Taint effect to match; empty matches all effects."),
+      tolerationSeconds: z
+        .number()
+        .int()
+        .min(0)
+        .optional()
+        .describe("With NoExecute: how long the pod stays bound after the taint appears."),
+    })
+    .strict(),
+  {
+    description: "A Kubernetes toleration for GPU node taints.",
+    rules: [
+      {
+        cel: `!has(self.key) || self.key == '' || (self.key.matches('${QUALIFIED_NAME}') && !self.key.matches('${LONG_PREFIX}'))`,
+        message:
+          "must be a label key: an optional DNS subdomain prefix and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+        field: ["key"],
+        holds: (t) =>
+          t.key === undefined ||
+          t.key === "" ||
+          (qualifiedName.test(t.key) && !longPrefix.test(t.key)),
+      },
+      {
+        cel: "(has(self.key) && self.key != '') || self.operator == 'Exists'",
+        message: "a toleration without a key must have operator Exists",
+        field: ["operator"],
+        holds: (t) => (t.key !== undefined && t.key !== "") || t.operator === "Exists",
+      },
+      {
+        cel: "self.operator != 'Exists' || !has(self.value) || self.value == ''",
+        message: "must be empty when operator is Exists",
+        field: ["value"],
+        holds: (t) => t.operator !== "Exists" || t.value === undefined || t.value === "",
+      },
+      {
+        cel: `!has(self.value) || self.value.matches('${LABEL_VALUE}')`,
+        message:
+          "must be a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+        field: ["value"],
+        holds: (t) => t.value === undefined || labelValue.test(t.value),
+      },
+      {
+        cel: "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+        message: "tolerationSeconds needs effect NoExecute",
+        field: ["tolerationSeconds"],
+        holds: (t) => t.tolerationSeconds === undefined || t.effect === "NoExecute",
+      },
+    ],
+  },
+);
 
 /**
  * A toleration without a key and with operator Exists tolerates every taint (control-plane,

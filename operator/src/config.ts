@@ -2,7 +2,9 @@
 // with zod so that a bad value names the variable.
 
 import { hostname } from "node:os";
+import { type Cidr, parseCidr } from "@loraforge/crds";
 import { z } from "zod";
+import { leaderTimingProblems } from "./leader.ts";
 import { type Policy, PolicySchema } from "./policy.ts";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
@@ -39,6 +41,12 @@ const EnvSchema = z.object({
   LORAFORGE_LEASE_DURATION_S: seconds(0.1, 3600).default(15),
   LORAFORGE_RENEW_DEADLINE_S: seconds(0.1, 3600).default(10),
   LORAFORGE_RETRY_PERIOD_S: seconds(0.1, 3600).default(2),
+  /** Limit of one Lease request; default: half the renew deadline. */
+  LORAFORGE_LEASE_REQUEST_TIMEOUT_S: seconds(0.05, 3600).optional(),
+  /** Server-side timeout of each watch (jittered up to twice); the client allows a fifth more. */
+  LORAFORGE_WATCH_TIMEOUT_S: int(1, 3600).default(300),
+  /** Every this many seconds: list everything again and enqueue every run. 0: never. */
+  LORAFORGE_RESYNC_PERIOD_S: int(0, 86400).default(600),
   /** The pod's name (downward API, set by the chart): leader identity and Events' reportingInstance. */
   LORAFORGE_POD_NAME: z.string().optional(),
   LORAFORGE_HTTP_PORT: int(0, 65535).default(8080),
@@ -74,6 +82,24 @@ const EnvSchema = z.object({
     .regex(/^[a-z0-9][-a-z0-9.]*(,[a-z0-9][-a-z0-9.]*)*$/, "must be comma-separated Secret names")
     .transform((s) => s.split(","))
     .default([]),
+  /**
+   * Non-public networks sources may point into, comma-separated CIDRs (chart value
+   * policy.allowedSourceNetworks), e.g. "198.18.0.0/15,fd00:10::/32". Empty: none.
+   */
+  LORAFORGE_ALLOWED_SOURCE_NETWORKS: z
+    .string()
+    .default("")
+    .transform((v, ctx) => {
+      const out: Cidr[] = [];
+      for (const item of v.split(",").filter((x) => x.trim() !== "")) {
+        try {
+          out.push(parseCidr(item));
+        } catch (e) {
+          ctx.addIssue({ code: "custom", message: (e as Error).message });
+        }
+      }
+      return out;
+    }),
 });
 
 export interface OperatorConfig {
@@ -88,13 +114,18 @@ export interface OperatorConfig {
     leaseDurationMs: number;
     renewDeadlineMs: number;
     retryPeriodMs: number;
+    /** requestTimeoutMs < renewDeadlineMs < leaseDurationMs (see leader.ts). */
+    requestTimeoutMs: number;
   };
   /** reportingInstance of Events: the operator pod's name, else the host name. */
   podName?: string;
+  watchTimeoutS: number;
+  resyncPeriodMs: number;
   httpPort: number;
   workers: number;
   jobBackoffLimit: number;
   defaultGpuProduct: string | undefined;
+  allowedSourceNetworks: Cidr[];
   logLevel: "debug" | "info" | "warn" | "error";
   policy: Policy;
   trainer: TrainerPodSettings;
@@ -123,6 +154,22 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
     throw new ConfigError(`invalid operator configuration (environment):\n${lines.join("\n")}`);
   }
   const e = r.data;
+  const renewDeadlineMs = e.LORAFORGE_RENEW_DEADLINE_S * 1000;
+  const timings = {
+    leaseDurationMs: e.LORAFORGE_LEASE_DURATION_S * 1000,
+    renewDeadlineMs,
+    retryPeriodMs: e.LORAFORGE_RETRY_PERIOD_S * 1000,
+    requestTimeoutMs:
+      e.LORAFORGE_LEASE_REQUEST_TIMEOUT_S === undefined
+        ? renewDeadlineMs / 2
+        : e.LORAFORGE_LEASE_REQUEST_TIMEOUT_S * 1000,
+  };
+  const problems = leaderTimingProblems(timings);
+  if (e.LORAFORGE_LEADER_ELECT && problems.length > 0) {
+    throw new ConfigError(
+      `invalid operator configuration (environment): LORAFORGE_LEASE_REQUEST_TIMEOUT_S < LORAFORGE_RENEW_DEADLINE_S < LORAFORGE_LEASE_DURATION_S and LORAFORGE_RETRY_PERIOD_S < LORAFORGE_RENEW_DEADLINE_S must hold:\n${problems.map((p) => `  ${p}`).join("\n")}`,
+    );
+  }
   return {
     trainerImage: e.LORAFORGE_TRAINER_IMAGE,
     trainerPullPolicy: e.LORAFORGE_TRAINER_PULL_POLICY,
@@ -132,15 +179,16 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
       namespace: e.LORAFORGE_LEASE_NAMESPACE,
       name: e.LORAFORGE_LEASE_NAME,
       identity: e.LORAFORGE_POD_NAME ?? fallbackIdentity,
-      leaseDurationMs: e.LORAFORGE_LEASE_DURATION_S * 1000,
-      renewDeadlineMs: e.LORAFORGE_RENEW_DEADLINE_S * 1000,
-      retryPeriodMs: e.LORAFORGE_RETRY_PERIOD_S * 1000,
+      ...timings,
     },
     podName: e.LORAFORGE_POD_NAME ?? hostname(),
+    watchTimeoutS: e.LORAFORGE_WATCH_TIMEOUT_S,
+    resyncPeriodMs: e.LORAFORGE_RESYNC_PERIOD_S * 1000,
     httpPort: e.LORAFORGE_HTTP_PORT,
     workers: e.LORAFORGE_WORKERS,
     jobBackoffLimit: e.LORAFORGE_JOB_BACKOFF_LIMIT,
     defaultGpuProduct: e.LORAFORGE_DEFAULT_GPU_PRODUCT,
+    allowedSourceNetworks: e.LORAFORGE_ALLOWED_SOURCE_NETWORKS,
     logLevel: e.LORAFORGE_LOG_LEVEL,
     policy: e.LORAFORGE_POLICY,
     trainer: {

@@ -1,6 +1,8 @@
 // Wires informers to the work queue and the queue to reconcile workers. Informers restart
 // themselves after list/watch errors, with backoff; events only enqueue keys (merged per
-// object), workers re-read the current state from the caches.
+// object), workers re-read the current state from the caches. Watches end on a server-side
+// timeout and are re-established; every resync period each informer lists again and every
+// LoraFineTune is enqueued, so a lost event or a lost requeue costs one period at most.
 
 import { PHASES } from "@loraforge/crds";
 import { EventRecorder, RunRecorder } from "./events.ts";
@@ -27,6 +29,10 @@ export interface ControllerOptions extends ReconcileSettings {
   workers: number;
   /** Events' reportingInstance (the operator pod's name). */
   reportingInstance: string;
+  /** Server-side timeout of each watch request (see InformerOptions.watchTimeoutS). */
+  watchTimeoutS: number;
+  /** Period of the resync: relist every informer and enqueue every LoraFineTune; 0: never. */
+  resyncPeriodMs: number;
 }
 
 export class Controller {
@@ -42,6 +48,8 @@ export class Controller {
   private closed = false;
   private workers: Promise<void>[] = [];
   private restartTimers = new Set<NodeJS.Timeout>();
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly lfts: Informer<Meta>;
 
   constructor(
     client: KubeClient,
@@ -50,9 +58,19 @@ export class Controller {
     private readonly log: Logger,
   ) {
     const ns = options.watchNamespace || undefined;
-    const lfts = client.informer<Meta>(paths.lfts(ns));
-    const jobs = client.informer<Meta>(paths.jobs(ns), MANAGED_SELECTOR, trimJob);
-    const pods = client.informer<Meta>(paths.pods(ns), MANAGED_SELECTOR, trimPod);
+    const watchTimeoutS = options.watchTimeoutS;
+    const lfts = client.informer<Meta>(paths.lfts(ns), { watchTimeoutS });
+    const jobs = client.informer<Meta>(paths.jobs(ns), {
+      labelSelector: MANAGED_SELECTOR,
+      trim: trimJob,
+      watchTimeoutS,
+    });
+    const pods = client.informer<Meta>(paths.pods(ns), {
+      labelSelector: MANAGED_SELECTOR,
+      trim: trimPod,
+      watchTimeoutS,
+    });
+    this.lfts = lfts;
     const recorder = new RunRecorder(new EventRecorder(client, log, options.reportingInstance), [
       metrics,
     ]);
@@ -148,6 +166,23 @@ export class Controller {
     if (lftEntry) await this.startInformer(lftEntry);
     if (!this.running) return;
     for (let i = 0; i < this.options.workers; i++) this.workers.push(this.work());
+    if (this.options.resyncPeriodMs > 0)
+      this.resyncTimer = setInterval(() => this.resync(), this.options.resyncPeriodMs);
+  }
+
+  /**
+   * Lists every resource again (a watch that missed an event, or a cache that drifted, is
+   * corrected) and enqueues every LoraFineTune (a requeue lost with a restarted worker, or
+   * a decision that depends on time, is made again).
+   */
+  resync() {
+    if (!this.running) return;
+    this.metrics.resyncs.inc();
+    for (const { informer } of this.informers) informer.relist();
+    for (const o of this.lfts.list())
+      if (o.metadata?.name && o.metadata.namespace)
+        this.queue.add(keyOf(o.metadata.namespace, o.metadata.name));
+    this.log.debug("resync", { lorafinetunes: this.lfts.list().length });
   }
 
   private async startInformer(entry: (typeof this.informers)[number]) {
@@ -197,6 +232,7 @@ export class Controller {
   async stop() {
     this.closed = true;
     this.running = false;
+    if (this.resyncTimer) clearInterval(this.resyncTimer);
     for (const t of this.restartTimers) clearTimeout(t);
     this.queue.shutdown();
     await Promise.all(this.informers.map((i) => i.informer.stop().catch(() => {})));

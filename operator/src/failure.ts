@@ -3,6 +3,7 @@
 
 import { Reason, type ReasonName, TRAINER_EXIT_CODES } from "@loraforge/crds";
 import { TRAINER_CONTAINER } from "./builders/job.ts";
+import type { KubeApiError } from "./k8s.ts";
 import { conditionOf, type Job, type Pod } from "./objects.ts";
 
 export interface Failure {
@@ -90,6 +91,36 @@ export function podFailure(pods: readonly Pod[]): Failure | undefined {
     };
   }
   return undefined;
+}
+
+/** An object with a child's name that this run does not control: refused, left untouched. */
+export function objectConflict(
+  kind: string,
+  namespace: string,
+  name: string,
+  holder: string,
+): Failure {
+  return {
+    reason: Reason.ObjectConflict,
+    message: clip(
+      `${kind} ${namespace}/${name} already exists and is not controlled by this LoraFineTune (${holder}); the operator does not take over objects it did not create: delete that ${kind} or create the run under another name`,
+    ),
+  };
+}
+
+/** The API server refused a child outright (400/422...): the run cannot go on as specified. */
+export function rejectedByApiServer(
+  kind: string,
+  namespace: string,
+  name: string,
+  e: KubeApiError,
+): Failure {
+  return {
+    reason: Reason.RejectedByAPIServer,
+    message: clip(
+      `the API server refused ${kind} ${namespace}/${name} (${e.status} ${e.reason || "error"}): ${e.serverMessage}`,
+    ),
+  };
 }
 
 export function jobFailure(job: Job, pods: readonly Pod[]): Failure {

@@ -9,7 +9,7 @@ import {
   type KubernetesObject,
   type ListPromise,
   ListWatch,
-  Watch,
+  type Watch,
 } from "@kubernetes/client-node";
 import { FIELD_MANAGER } from "./naming.ts";
 
@@ -25,9 +25,10 @@ export class KubeApiError extends Error {
     readonly path: string,
     readonly status: number,
     readonly reason: string,
-    message: string,
+    /** The API server's own message (Status.message). */
+    readonly serverMessage: string,
   ) {
-    super(`${method} ${path} → ${status} ${reason}: ${message}`);
+    super(`${method} ${path} → ${status} ${reason}: ${serverMessage}`);
   }
 }
 
@@ -35,6 +36,27 @@ export const isNotFound = (e: unknown) => e instanceof KubeApiError && e.status 
 export const isConflict = (e: unknown) => e instanceof KubeApiError && e.status === 409;
 export const isAlreadyExists = (e: unknown) =>
   e instanceof KubeApiError && e.status === 409 && e.reason === "AlreadyExists";
+/**
+ * The API server refused the object itself (400 BadRequest, 413, 415, 422 Invalid or an
+ * admission policy's denial): sending it again cannot succeed. 401/403 (credentials, RBAC,
+ * quota), 404, 408, 409 and 429 can pass with time or an admin's fix, so they are retried.
+ */
+export const isPermanentRejection = (e: unknown): e is KubeApiError =>
+  e instanceof KubeApiError && [400, 413, 415, 422].includes(e.status);
+
+export interface InformerOptions {
+  labelSelector?: string | undefined;
+  /** Drops what the operator never reads before an object enters the cache. */
+  trim?: (obj: Record<string, unknown>) => void;
+  /**
+   * Server-side watch timeout (timeoutSeconds, jittered up to twice as long, as client-go
+   * does): the API server ends each watch after it and the informer watches again from the
+   * last resourceVersion. The client gives up a watch that outlives it by a fifth (at least
+   * 1 s): a connection that went silent (a dropped NAT entry, a half-open socket) is
+   * replaced, where without a limit it would hang, unnoticed, forever.
+   */
+  watchTimeoutS?: number;
+}
 
 export interface ListResult {
   items: unknown[];
@@ -58,6 +80,8 @@ export interface Informer<T> {
   on(verb: "connect", cb: (err?: unknown) => void): void;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Ends the current watch and lists again (a resync): the cache is rebuilt from a fresh list. */
+  relist(): void;
   get(name: string, namespace?: string): T | undefined;
   list(namespace?: string): readonly T[];
   latestResourceVersion(): string;
@@ -104,6 +128,7 @@ export function loadKubeConfig(file?: string): KubeConfig {
 export class KubeClient implements Kube {
   private readonly server: URL;
   private readonly agent: Agent;
+  private readonly watchAgent: Agent;
 
   constructor(
     readonly kc: KubeConfig,
@@ -114,6 +139,7 @@ export class KubeClient implements Kube {
     this.server = new URL(cluster.server);
     // Keep-alive and a bounded pool: the operator makes many small requests.
     this.agent = new Agent({ keepAlive: true, maxSockets: 32 });
+    this.watchAgent = new Agent({ keepAlive: false });
   }
 
   async request(
@@ -132,16 +158,26 @@ export class KubeClient implements Kube {
           ? {}
           : { "content-type": contentType, "content-length": Buffer.byteLength(payload) }),
       },
-      timeout: this.timeoutMs,
     };
     await this.kc.applyToHTTPSOptions(opts);
     opts.agent = url.protocol === "https:" ? this.agent : undefined;
     const send = url.protocol === "https:" ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
+      // A deadline for the whole exchange, not an idle timeout: a server that accepts the
+      // connection and then trickles or says nothing still ends the request in time.
+      const deadline = setTimeout(
+        () => req.destroy(new Error(`${method} ${path} timed out after ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+      const fail = (e: unknown) => {
+        clearTimeout(deadline);
+        reject(e);
+      };
       const req = send(url, opts, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
+          clearTimeout(deadline);
           const text = Buffer.concat(chunks).toString("utf8");
           let parsed: unknown = text;
           try {
@@ -151,15 +187,21 @@ export class KubeClient implements Kube {
           }
           resolve({ status: res.statusCode ?? 0, body: parsed });
         });
-        res.on("error", reject);
+        res.on("error", fail);
+        res.on("aborted", () => fail(new Error(`${method} ${path}: response aborted`)));
       });
-      req.on("timeout", () =>
-        req.destroy(new Error(`${method} ${path} timed out after ${this.timeoutMs} ms`)),
-      );
-      req.on("error", reject);
+      req.on("error", fail);
       if (payload !== undefined) req.write(payload);
       req.end();
     });
+  }
+
+  /**
+   * The same server and credentials with another limit per request (and its own
+   * connections): leader election needs requests that end well inside its renew deadline.
+   */
+  withTimeout(timeoutMs: number): KubeClient {
+    return new KubeClient(this.kc, timeoutMs);
   }
 
   private async ok(
@@ -231,17 +273,17 @@ export class KubeClient implements Kube {
     }
   }
 
-  /** A list+watch cache of `path` (client-node's ListWatch); not started. */
   /**
-   * A list+watch cache of `path` (client-node's ListWatch); not started. `trim` drops what
-   * the operator never reads (managedFields, a Job's pod template, a Pod's spec) before an
-   * object enters the cache: with a thousand runs that is most of the operator's memory.
+   * A list+watch cache of `path` (client-node's ListWatch over our own watch request); not
+   * started. `trim` drops what the operator never reads (managedFields, a Job's pod
+   * template, a Pod's spec) before an object enters the cache: with a thousand runs that is
+   * most of the operator's memory.
    */
   informer<T extends { metadata?: { name?: string; namespace?: string } }>(
     path: string,
-    labelSelector?: string,
-    trim: (obj: Record<string, unknown>) => void = trimManagedFields,
+    options: InformerOptions = {},
   ): Informer<T> {
+    const { labelSelector, trim = trimManagedFields, watchTimeoutS = 300 } = options;
     const listFn = async () => {
       const r = await this.list(path, labelSelector);
       for (const item of r.items) trim(item as Record<string, unknown>);
@@ -252,39 +294,131 @@ export class KubeClient implements Kube {
         items: r.items as T[],
       };
     };
-    const real = new Watch(this.kc);
-    const trimming = {
-      config: this.kc,
-      watch: (
+    let current: WatchHandle | undefined;
+    const watcher = {
+      watch: async (
         p: string,
         query: Record<string, string | number | boolean | undefined>,
-        callback: (phase: string, obj: unknown, raw?: unknown) => void,
+        callback: (phase: string, obj: unknown) => void,
         done: (err: unknown) => void,
-      ) =>
-        real.watch(
+      ) => {
+        current = await this.watch(
           p,
           query,
-          (phase, obj, raw) => {
+          watchTimeoutS,
+          (phase, obj) => {
             if (obj && typeof obj === "object" && phase !== "ERROR")
               trim(obj as Record<string, unknown>);
-            callback(phase, obj, raw);
+            callback(phase, obj);
           },
           done,
-        ),
+        );
+        return current;
+      },
     };
     // ListWatch's generics want client-node's KubernetesObject; our objects are plain JSON.
-    return new ListWatch<KubernetesObject>(
+    const lw = new ListWatch<KubernetesObject>(
       path,
-      trimming as unknown as Watch,
+      watcher as unknown as Watch,
       listFn as unknown as ListPromise<KubernetesObject>,
       false,
       labelSelector,
-    ) as unknown as Informer<T>;
+    );
+    return Object.assign(lw, { relist: () => current?.relist() }) as unknown as Informer<T>;
+  }
+
+  /**
+   * One watch request: events go to `onEvent`, and `done` is called once, with null when
+   * the server ended the watch (or the client deadline passed: watch again from the last
+   * resourceVersion), with a 410 when a relist was asked for, or with the error.
+   */
+  private async watch(
+    path: string,
+    query: Record<string, string | number | boolean | undefined>,
+    timeoutS: number,
+    onEvent: (phase: string, obj: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<WatchHandle> {
+    const url = new URL(path, this.server);
+    url.searchParams.set("watch", "true");
+    for (const [k, v] of Object.entries(query))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    const serverTimeoutS = Math.max(1, Math.floor(timeoutS * (1 + Math.random())));
+    url.searchParams.set("timeoutSeconds", String(serverTimeoutS));
+    url.searchParams.set("allowWatchBookmarks", "true");
+    const opts: RequestOptions = { method: "GET", headers: { accept: "application/json" } };
+    await this.kc.applyToHTTPSOptions(opts);
+    // Own connections, not the keep-alive pool: a watch holds its socket for minutes.
+    opts.agent = url.protocol === "https:" ? this.watchAgent : undefined;
+    const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+
+    let finished = false;
+    const stop = () => {
+      finished = true;
+      clearTimeout(deadline);
+      req.destroy();
+    };
+    const finish = (err: unknown) => {
+      if (finished) return;
+      stop();
+      done(err);
+    };
+    const req = send(url, opts, (res) => {
+      if (res.statusCode !== 200) {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          finish(
+            Object.assign(
+              new Error(
+                `watch ${path}: ${res.statusCode} ${Buffer.concat(chunks).toString("utf8").slice(0, 500)}`,
+              ),
+              { statusCode: res.statusCode },
+            ),
+          ),
+        );
+        return;
+      }
+      let buffered = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        buffered += chunk;
+        for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (!line) continue;
+          let event: { type?: unknown; object?: unknown };
+          try {
+            event = JSON.parse(line);
+          } catch {
+            continue; // not an event; the next line may be
+          }
+          if (typeof event.type === "string" && !finished) onEvent(event.type, event.object);
+        }
+      });
+      res.on("end", () => finish(null));
+      res.on("error", finish);
+      res.on("aborted", () => finish(new Error(`watch ${path}: connection lost`)));
+    });
+    req.on("error", finish);
+    req.end();
+    const graceS = Math.max(1, Math.ceil(serverTimeoutS / 5));
+    const deadline = setTimeout(() => finish(null), (serverTimeoutS + graceS) * 1000);
+    return {
+      abort: stop,
+      relist: () => finish(Object.assign(new Error("periodic relist"), { statusCode: 410 })),
+    };
   }
 
   close() {
     this.agent.destroy();
+    this.watchAgent.destroy();
   }
+}
+
+interface WatchHandle {
+  abort(): void;
+  relist(): void;
 }
 
 /** Drops metadata.managedFields and the last-applied annotation (never read by the operator). */

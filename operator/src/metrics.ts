@@ -113,6 +113,11 @@ export class Metrics implements TransitionObserver {
     labelNames: ["resource"] as const,
     registers: [this.registry],
   });
+  readonly resyncs = new Counter({
+    name: "loraforge_resyncs_total",
+    help: "Periodic resyncs: every informer listed again and every LoraFineTune enqueued.",
+    registers: [this.registry],
+  });
   readonly isLeader = new Gauge({
     name: "loraforge_leader",
     help: "1 while this instance holds the leader Lease.",

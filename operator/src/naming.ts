@@ -20,17 +20,42 @@ export const MODEL_PARAMS_ANNOTATION = "loraforge.dev/model-params";
 export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
 
 const MAX_NAME = 63;
+/** Hash characters in a cut name: 24 base32 characters carry 120 bits of SHA-256. */
+const HASH_CHARS = 24;
+
+/** Lower-case RFC 4648 base32 (a-z, 2-7): all of it valid in a DNS label. */
+function base32(bytes: Uint8Array, chars: number): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+  let out = "";
+  let buffer = 0;
+  let bits = 0;
+  for (const byte of bytes) {
+    buffer = (buffer << 8) | byte;
+    bits += 8;
+    while (bits >= 5 && out.length < chars) {
+      out += alphabet[(buffer >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    buffer &= (1 << bits) - 1;
+  }
+  return out;
+}
 
 /**
- * `<run>-<suffix>`, kept within 63 characters (a Job's name becomes a pod label value):
- * a long run name is cut and a hash of the full name keeps it unique.
+ * `<run>-<suffix>` while that is at most 62 characters; otherwise exactly 63: the first
+ * characters of the run name, 120 bits of SHA-256 of the whole name, and the suffix.
+ * The two forms never meet (different lengths), and two cut names are equal only if
+ * their hashes are, so no other run's name (chosen however) lands on this run's objects.
+ * A name that does collide anyway is refused by the ownership check, never taken over.
  */
 export function childName(run: string, suffix: string): string {
   const plain = `${run}-${suffix}`;
-  if (plain.length <= MAX_NAME) return plain;
-  const hash = createHash("sha256").update(run).digest("hex").slice(0, 8);
+  if (plain.length < MAX_NAME) return plain;
+  const hash = base32(createHash("sha256").update(run).digest(), HASH_CHARS);
   const keep = MAX_NAME - suffix.length - hash.length - 2;
-  return `${run.slice(0, keep).replace(/-+$/, "")}-${hash}-${suffix}`;
+  // A run name is a DNS label: its prefix starts with an alphanumeric, and "--" inside a
+  // label is valid, so the prefix is kept as is and the length stays exactly 63.
+  return `${run.slice(0, keep)}-${hash}-${suffix}`;
 }
 
 export const jobName = (run: string) => childName(run, "train");

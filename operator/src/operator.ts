@@ -16,6 +16,7 @@ export class Operator {
   readonly client: KubeClient;
   readonly controller: Controller;
   private elector: LeaderElector | undefined;
+  private leaseClient: KubeClient | undefined;
   private server: Server | undefined;
   private stopping = false;
 
@@ -39,6 +40,9 @@ export class Operator {
         reportingInstance: config.podName ?? hostname(),
         policy: config.policy,
         trainer: config.trainer,
+        allowedSourceNetworks: config.allowedSourceNetworks,
+        watchTimeoutS: config.watchTimeoutS,
+        resyncPeriodMs: config.resyncPeriodMs,
       },
       this.metrics,
       log,
@@ -60,8 +64,10 @@ export class Operator {
       await this.controller.start();
       return;
     }
+    // Lease requests on their own client, each ending well inside the renew deadline.
+    this.leaseClient = this.client.withTimeout(le.requestTimeoutMs);
     this.elector = new LeaderElector(
-      this.client,
+      this.leaseClient,
       { ...le },
       this.log,
       () => {
@@ -86,6 +92,7 @@ export class Operator {
 
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.client.close();
+    this.leaseClient?.close();
   }
 }
 

@@ -2,18 +2,22 @@
 //   get (gone → done) → deletion (children are garbage-collected by owner references)
 //   → validate → ensure the per-run ServiceAccount, Role, RoleBinding and spec ConfigMap
 //   → ensure the Job → status (written only when changed, retried on conflict).
+// Only objects this run controls are applied over; anything else bearing a child's name fails
+// the run (ObjectConflict), and so does a child the API server refuses (RejectedByAPIServer).
 // Every return says why it requeues (or not).
 
-import { type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crds";
+import { type Cidr, type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crds";
 import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
 import type { TrainerPodSettings } from "./config.ts";
 import type { RunRecorder } from "./events.ts";
-import { isAlreadyExists, isConflict, type Kube, paths } from "./k8s.ts";
+import { type Failure, objectConflict, rejectedByApiServer } from "./failure.ts";
+import { isAlreadyExists, isConflict, isPermanentRejection, type Kube, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
 import { FIELD_MANAGER, jobName, runAccountName, specConfigMapName } from "./naming.ts";
 import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
+import { ownershipOf, type RunIdentity } from "./ownership.ts";
 import type { Policy } from "./policy.ts";
 import {
   decideStatus,
@@ -38,6 +42,7 @@ export interface ReconcileSettings {
   defaultGpuProduct: string | undefined;
   policy: Policy;
   trainer: TrainerPodSettings;
+  allowedSourceNetworks: readonly Cidr[];
 }
 
 export type Result =
@@ -139,6 +144,7 @@ export class Reconciler {
       lft = parsed.value;
       validation = validateForCluster(lft, {
         defaultGpuProduct: this.settings.defaultGpuProduct,
+        allowedSourceNetworks: this.settings.allowedSourceNetworks,
         ...(admitting
           ? {
               policy: this.settings.policy,
@@ -151,45 +157,67 @@ export class Reconciler {
 
     let job = this.jobFromCache(namespace, jName);
     let result: Result = { kind: "done", why: "in sync" };
-    if (job && controllerUidOf(job) !== uid) {
-      // A Job of an earlier resource with the same name, not yet garbage-collected.
-      return {
-        kind: "unchanged",
-        result: {
-          kind: "requeueAfter",
-          ms: 2000,
-          why: `Job ${jName} belongs to an earlier ${name}; waiting for its garbage collection`,
-        },
-      };
+    let blocked: Failure | undefined;
+    const me = { name, uid };
+    if (job) {
+      const owner = ownershipOf(job, me);
+      if (owner.kind === "earlierRun") return waitForCollection("Job", jName, name);
+      if (owner.kind === "foreign") {
+        blocked = objectConflict("Job", namespace, jName, owner.holder);
+        job = undefined; // never ours to read, suspend or delete
+      }
     }
 
-    if (validation.ok && !(terminal && !job)) {
+    if (validation.ok && !blocked && !(terminal && !job)) {
       // 4. per-run identity and the spec file
       if (this.ensured.get(uid) !== generation) {
         const account = runAccountName(name);
-        await Promise.all([
+        const cm = specConfigMapName(name);
+        const children = await Promise.all([
           this.ensure(
+            me,
+            "ServiceAccount",
             paths.serviceAccounts(namespace),
             paths.serviceAccount(namespace, account),
             buildServiceAccount(run),
           ),
-          this.ensure(paths.roles(namespace), paths.role(namespace, account), buildRole(run)),
           this.ensure(
+            me,
+            "Role",
+            paths.roles(namespace),
+            paths.role(namespace, account),
+            buildRole(run),
+          ),
+          this.ensure(
+            me,
+            "RoleBinding",
             paths.roleBindings(namespace),
             paths.roleBinding(namespace, account),
             buildRoleBinding(run),
           ),
           this.ensure(
+            me,
+            "ConfigMap",
             paths.configMaps(namespace),
-            paths.configMap(namespace, specConfigMapName(name)),
+            paths.configMap(namespace, cm),
             buildSpecConfigMap(run),
           ),
         ]);
-        this.ensured.set(uid, generation);
+        const refused = children.find((c) => c.kind === "refused");
+        const waiting = children.find((c) => c.kind === "wait");
+        if (refused?.kind === "refused") blocked = refused.failure;
+        else if (waiting?.kind === "wait")
+          return {
+            kind: "unchanged",
+            result: { kind: "requeueAfter", ms: 2000, why: waiting.why },
+          };
+        else this.ensured.set(uid, generation);
       }
       // 5. the Job
       const kueue = kueueManaged(lft.spec);
-      if (kueue && lft.spec.suspend) {
+      if (blocked) {
+        // nothing more to make
+      } else if (kueue && lft.spec.suspend) {
         // Kueue owns Job.spec.suspend: suspending a queued run removes its Job; resuming
         // creates it again and the trainer resumes from the newest checkpoint.
         if (job) {
@@ -198,18 +226,33 @@ export class Reconciler {
         }
         job = undefined;
       } else if (!job || (!kueue && Boolean(job.spec?.suspend) !== lft.spec.suspend)) {
-        const applied = await this.kube.apply(
-          paths.job(namespace, jName),
-          buildJob(run, {
-            trainerImage: this.settings.trainerImage,
-            pullPolicy: this.settings.pullPolicy,
-            backoffLimit: this.settings.backoffLimit,
-            gpuProduct: validation.gpuProduct,
-            pod: this.settings.trainer,
-          }),
-        );
-        job = JobSchema.parse(applied);
-        log.info("applied the Job", { job: jName, suspend: job.spec?.suspend ?? false });
+        const body = buildJob(run, {
+          trainerImage: this.settings.trainerImage,
+          pullPolicy: this.settings.pullPolicy,
+          backoffLimit: this.settings.backoffLimit,
+          gpuProduct: validation.gpuProduct,
+          pod: this.settings.trainer,
+        });
+        if (!job) {
+          // Not in the cache (which sees only labelled Jobs): look before applying, so an
+          // unlabelled Job of that name is never applied over.
+          const existing = await this.kube.get(paths.job(namespace, jName));
+          if (existing !== undefined) {
+            const owner = ownershipOf(existing, me);
+            if (owner.kind === "earlierRun") return waitForCollection("Job", jName, name);
+            if (owner.kind === "foreign")
+              blocked = objectConflict("Job", namespace, jName, owner.holder);
+          }
+        }
+        if (!blocked) {
+          try {
+            job = JobSchema.parse(await this.kube.apply(paths.job(namespace, jName), body));
+            log.info("applied the Job", { job: jName, suspend: job.spec?.suspend ?? false });
+          } catch (e) {
+            if (!isPermanentRejection(e)) throw e;
+            blocked = rejectedByApiServer("Job", namespace, jName, e);
+          }
+        }
       }
     }
 
@@ -223,6 +266,7 @@ export class Reconciler {
       pods,
       jobName: jName,
       now: now(),
+      blocked,
     });
     const current = pick(raw.status as never);
     let outcome: "written" | "unchanged" = "unchanged";
@@ -257,16 +301,53 @@ export class Reconciler {
   }
 
   /**
-   * Creates a child; if it already exists, server-side applies it so that it converges.
+   * Creates a child; if one of that name exists and this run controls it, server-side
+   * applies it so that it converges (with its resourceVersion as a precondition, so an
+   * object replaced meanwhile is not applied over). One this run does not control is left
+   * alone: refused, or waited for when it belongs to an earlier run of the same name.
    * (Create first: it is the common case and cheaper for the API server than apply.)
    */
-  private async ensure(collection: string, path: string, body: unknown) {
+  private async ensure(
+    run: RunIdentity,
+    kind: string,
+    collection: string,
+    path: string,
+    body: { metadata: { name: string; namespace: string } },
+  ): Promise<Ensured> {
+    const { name, namespace } = body.metadata;
+    const refusedBy = (e: unknown): Ensured => {
+      if (!isPermanentRejection(e)) throw e;
+      return { kind: "refused", failure: rejectedByApiServer(kind, namespace, name, e) };
+    };
     try {
       await this.kube.create(`${collection}?fieldManager=${FIELD_MANAGER}`, body);
+      return { kind: "ok" };
     } catch (e) {
-      if (!isAlreadyExists(e)) throw e;
-      await this.kube.apply(path, body);
+      if (!isAlreadyExists(e)) return refusedBy(e);
     }
+    const existing = (await this.kube.get(path)) as
+      | { metadata?: { resourceVersion?: string } }
+      | undefined;
+    if (existing === undefined)
+      throw new Error(`${kind} ${name} was deleted while being ensured; retrying`);
+    const owner = ownershipOf(existing, run);
+    if (owner.kind === "earlierRun")
+      return {
+        kind: "wait",
+        why: waitForCollection(kind, body.metadata.name, run.name).result.why,
+      };
+    if (owner.kind === "foreign")
+      return {
+        kind: "refused",
+        failure: objectConflict(kind, namespace, name, owner.holder),
+      };
+    const resourceVersion = existing.metadata?.resourceVersion;
+    try {
+      await this.kube.apply(path, { ...body, metadata: { ...body.metadata, resourceVersion } });
+    } catch (e) {
+      return refusedBy(e);
+    }
+    return { kind: "ok" };
   }
 
   private jobFromCache(namespace: string, name: string): Job | undefined {
@@ -306,6 +387,22 @@ export class Reconciler {
       at: new Date(),
     });
   }
+}
+
+type Ensured =
+  | { kind: "ok" }
+  | { kind: "wait"; why: string }
+  | { kind: "refused"; failure: Failure };
+
+function waitForCollection(kind: string, child: string, run: string) {
+  return {
+    kind: "unchanged" as const,
+    result: {
+      kind: "requeueAfter" as const,
+      ms: 2000,
+      why: `${kind} ${child} belongs to an earlier ${run}; waiting for its garbage collection`,
+    },
+  };
 }
 
 function now(): string {

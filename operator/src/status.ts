@@ -48,6 +48,11 @@ export interface Observation {
   pods: readonly Pod[];
   jobName: string;
   now: string;
+  /**
+   * A child could not be made (an object of that name this run does not control, or the
+   * API server refused it): the run stops here.
+   */
+  blocked?: Failure | undefined;
 }
 
 export interface Decision {
@@ -120,6 +125,10 @@ export function decideStatus(o: Observation): Decision {
       reason: validation.reason,
       message: "no Job is created for an invalid spec",
     };
+  } else if (o.blocked) {
+    fail(o.blocked);
+    conds.Admitted = { status: "False", reason: o.blocked.reason, message: o.blocked.message };
+    stopJob = job !== undefined;
   } else if (!job) {
     if (prev?.phase && TERMINAL_PHASES.includes(prev.phase)) {
       // The run is over and its Job is gone (deleted after a failure, or by a TTL): keep the

@@ -3,6 +3,7 @@
 // capability, int8 on V100 for large models, and whether the run fits the GPU's memory.
 
 import {
+  type Cidr,
   gpuInfo,
   type LoraFineTune,
   productLacksBf16,
@@ -13,6 +14,7 @@ import { describeEstimate, estimateMemory, GiB, gib } from "./memoryFit.ts";
 import { modelSizeOf } from "./modelSize.ts";
 import { GPU_PRODUCT_LABEL, MODEL_PARAMS_ANNOTATION } from "./naming.ts";
 import { checkPolicy, type Policy } from "./policy.ts";
+import { sourceNetworkProblem } from "./sourceNetworks.ts";
 
 export interface ValidationOutcome {
   ok: boolean;
@@ -34,6 +36,8 @@ export interface ValidationContext {
    * trainer.defaultMemory); a run with neither is refused. Absent: not checked.
    */
   memory?: { default: string | undefined } | undefined;
+  /** Non-public networks that sources may point into (operator policy). */
+  allowedSourceNetworks?: readonly Cidr[];
 }
 
 /** spec.resources.gpuProduct, else a nvidia.com/gpu.product node selector, else the pool default. */
@@ -58,6 +62,9 @@ export function validateForCluster(
     warnings,
     gpuProduct: product,
   });
+
+  const network = sourceNetworkProblem(lft, ctx.allowedSourceNetworks ?? []);
+  if (network) return fail(Reason.InvalidSpec, network);
 
   const size = modelSizeOf(lft);
   if (!size.ok) return fail(Reason.InvalidSpec, size.message);

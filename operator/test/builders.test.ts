@@ -4,7 +4,7 @@ import { GROUP, NON_RETRYABLE_EXIT_CODES, PLURAL } from "@loraforge/crds";
 import { parse } from "yaml";
 import { buildJob, buildSpecConfigMap, SPEC_FILE } from "../src/builders/job.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "../src/builders/rbac.ts";
-import { childName, jobName } from "../src/naming.ts";
+import { childName, jobName, runAccountName, specConfigMapName } from "../src/naming.ts";
 import { lft } from "./support/fixtures.ts";
 
 const settings = {
@@ -235,5 +235,37 @@ test("child names stay within 63 characters and stay unique", () => {
   assert.ok(jobName(long).length <= 63);
   assert.notEqual(jobName(long), jobName(other));
   assert.equal(childName("short", "train"), "short-train");
-  assert.match(jobName(long), /^a+-[0-9a-f]{8}-train$/);
+  assert.match(jobName(long), /^a+-[a-z2-7]{24}-train$/);
+});
+
+test("no run name, however chosen, gets another run's cut child name", () => {
+  // The attack on a short hash: name a run after the victim's cut name minus its suffix.
+  for (const victim of [
+    `team-${"x".repeat(55)}`,
+    "b".repeat(63),
+    `${"c".repeat(40)}-${"d".repeat(20)}`,
+  ]) {
+    for (const [suffix, name] of [
+      ["train", jobName],
+      ["trainer", runAccountName],
+      ["spec", specConfigMapName],
+    ] as const) {
+      const target = name(victim);
+      const crafted = target.slice(0, -(suffix.length + 1));
+      assert.ok(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(crafted) && crafted.length <= 63);
+      assert.notEqual(name(crafted), target, `${crafted} would get ${target}`);
+    }
+  }
+  // Plain names are shorter than 63, cut names exactly 63: the two forms never meet.
+  for (let n = 1; n <= 63; n++) {
+    const run = "r".repeat(n);
+    for (const suffix of ["train", "trainer", "spec"]) {
+      const child = childName(run, suffix);
+      if (child === `${run}-${suffix}`) assert.ok(child.length < 63);
+      else assert.equal(child.length, 63);
+      assert.match(child, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+    }
+  }
+  // A prefix that ends in '-' stays a valid label.
+  assert.match(jobName(`${"e".repeat(31)}-${"f".repeat(31)}`), /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
 });

@@ -182,6 +182,7 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
         leaseDurationMs: 3000,
         renewDeadlineMs: 2500,
         retryPeriodMs: 500,
+        requestTimeoutMs: 1000,
       },
     });
     op = new Operator(

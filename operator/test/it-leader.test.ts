@@ -41,6 +41,7 @@ describe("leader election with two operators", () => {
           leaseDurationMs: 15_000,
           renewDeadlineMs: 10_000,
           retryPeriodMs: 300,
+          requestTimeoutMs: 5_000,
         },
       });
       const op = new Operator(config, silentLogger, env.cluster.kubeconfigPath);

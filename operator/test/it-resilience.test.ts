@@ -5,7 +5,6 @@
 
 import assert from "node:assert/strict";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -22,36 +21,7 @@ import {
   testConfig,
 } from "./support/cluster.ts";
 import { manifest } from "./support/fixtures.ts";
-
-class TcpProxy {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async listen(port = 0) {
-    this.server = createServer((client) => {
-      const upstream = connect(this.target.port, this.target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on("close", () => this.sockets.delete(s));
-        s.on("error", () => {});
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((r) => this.server?.listen(port, "127.0.0.1", () => r()));
-    const a = this.server.address();
-    this.port = typeof a === "object" && a ? a.port : 0;
-  }
-
-  /** Cuts every connection and refuses new ones until listen() again. */
-  async down() {
-    await new Promise<void>((r) => {
-      this.server?.close(() => r());
-      for (const s of this.sockets) s.destroy();
-    });
-  }
-}
+import { TcpProxy } from "./support/proxy.ts";
 
 describe("informers restart after the API server was unreachable", () => {
   let env: Env;

@@ -77,11 +77,15 @@ export function testConfig(ns: string, over: Partial<OperatorConfig> = {}): Oper
       leaseDurationMs: 2000,
       renewDeadlineMs: 1500,
       retryPeriodMs: 500,
+      requestTimeoutMs: 700,
     },
+    watchTimeoutS: 300,
+    resyncPeriodMs: 600_000,
     httpPort: 0,
     workers: 4,
     jobBackoffLimit: 2,
     defaultGpuProduct: undefined,
+    allowedSourceNetworks: [],
     logLevel: "warn",
     // The chart's default policy, plus the `pool` label the placement tests select on.
     policy: {
