@@ -147,7 +147,8 @@ describe("objects the run does not control are refused, never taken over", () =>
         (e) =>
           e.involvedObject.name === run &&
           e.type === "Warning" &&
-          e.reason === Reason.ObjectConflict,
+          e.reason === "Failed" &&
+          e.message.startsWith(`${Reason.ObjectConflict}: `),
       );
     });
     assert.equal(await getJob(env, `${run}-train`), undefined, "no Job for a refused run");
