@@ -6,6 +6,14 @@ import { type Cidr, parseCidr } from "@loraforge/crds";
 import { z } from "zod";
 import { leaderTimingProblems } from "./leader.ts";
 import { type Policy, PolicySchema } from "./policy.ts";
+import {
+  type ContainerSecurityContext,
+  ContainerSecurityContextSchema,
+  DEFAULT_TRAINER_POD_SECURITY_CONTEXT,
+  DEFAULT_TRAINER_SECURITY_CONTEXT,
+  type PodSecurityContext,
+  PodSecurityContextSchema,
+} from "./securityContext.ts";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 const seconds = (min: number, max: number) =>
@@ -20,6 +28,20 @@ const int = (min: number, max: number) =>
     .regex(/^\d+$/, "must be a whole number")
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
+
+/** A JSON document in a variable, then checked by `schema`. */
+const json = <T extends z.ZodType>(schema: T) =>
+  z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch (e) {
+        ctx.addIssue({ code: "custom", message: `is not JSON: ${(e as Error).message}` });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
 
 const quantity = z
   .string()
@@ -56,18 +78,15 @@ const EnvSchema = z.object({
   LORAFORGE_DEFAULT_GPU_PRODUCT: z.string().optional(),
   LORAFORGE_LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** The admin's placement policy as JSON (chart value `policy`; src/policy.ts). */
-  LORAFORGE_POLICY: z
-    .string()
-    .transform((text, ctx) => {
-      try {
-        return JSON.parse(text) as unknown;
-      } catch (e) {
-        ctx.addIssue({ code: "custom", message: `is not JSON: ${(e as Error).message}` });
-        return z.NEVER;
-      }
-    })
-    .pipe(PolicySchema)
-    .default(PolicySchema.parse({})),
+  LORAFORGE_POLICY: json(PolicySchema).default(PolicySchema.parse({})),
+  /** securityContext of every trainer pod as JSON (chart value trainer.podSecurityContext). */
+  LORAFORGE_TRAINER_POD_SECURITY_CONTEXT: json(PodSecurityContextSchema).default(
+    DEFAULT_TRAINER_POD_SECURITY_CONTEXT,
+  ),
+  /** securityContext of the trainer container as JSON (chart value trainer.securityContext). */
+  LORAFORGE_TRAINER_SECURITY_CONTEXT: json(ContainerSecurityContextSchema).default(
+    DEFAULT_TRAINER_SECURITY_CONTEXT,
+  ),
   /** Seconds a trainer pod gets after SIGTERM when the spec names none. */
   LORAFORGE_TERMINATION_GRACE_S: int(1, 3600).default(120),
   /** Memory limit of a trainer whose spec names none; empty: such a run is refused. */
@@ -138,6 +157,10 @@ export interface TrainerPodSettings {
   tmpSizeLimit: string;
   outputSizeLimit: string;
   imagePullSecrets: string[];
+  /** Absent: DEFAULT_TRAINER_POD_SECURITY_CONTEXT (securityContext.ts). */
+  podSecurityContext?: PodSecurityContext;
+  /** Absent: DEFAULT_TRAINER_SECURITY_CONTEXT. */
+  securityContext?: ContainerSecurityContext;
 }
 
 export class ConfigError extends Error {
@@ -197,6 +220,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
       tmpSizeLimit: e.LORAFORGE_TMP_SIZE,
       outputSizeLimit: e.LORAFORGE_OUTPUT_SIZE,
       imagePullSecrets: e.LORAFORGE_IMAGE_PULL_SECRETS,
+      podSecurityContext: e.LORAFORGE_TRAINER_POD_SECURITY_CONTEXT,
+      securityContext: e.LORAFORGE_TRAINER_SECURITY_CONTEXT,
     },
   };
 }

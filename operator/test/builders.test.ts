@@ -63,6 +63,29 @@ test("the Job runs the trainer with the mounted spec, GPUs, volumes and an owner
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
 });
 
+test("trainer pods are non-root with a read-only root by default; the admin's security contexts replace that", () => {
+  const pod = podOf(buildJob(run(), settings));
+  assert.deepEqual(pod.securityContext, {
+    runAsNonRoot: true,
+    runAsUser: 1000,
+    runAsGroup: 1000,
+    fsGroup: 1000,
+    seccompProfile: { type: "RuntimeDefault" },
+  });
+  assert.deepEqual(pod.containers[0].securityContext, {
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ["ALL"] },
+  });
+  const podSecurityContext = { runAsNonRoot: true, runAsUser: 4242, fsGroup: 4242 };
+  const securityContext = { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } };
+  const custom = podOf(
+    buildJob(run(), { ...settings, pod: { ...settings.pod, podSecurityContext, securityContext } }),
+  );
+  assert.deepEqual(custom.securityContext, podSecurityContext);
+  assert.deepEqual(custom.containers[0].securityContext, securityContext);
+});
+
 test("podFailurePolicy fails at once on non-retryable exit codes and ignores disruptions", () => {
   const job = buildJob(run(), settings);
   // biome-ignore lint/suspicious/noExplicitAny: JSON

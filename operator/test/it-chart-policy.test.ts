@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { KubeClient } from "@loraforge/test-k8s";
 import { z } from "zod";
+import { configFromEnv } from "../src/config.ts";
 import { type Env, eventually, setup, teardown } from "./support/cluster.ts";
 import { docs, ensureHelm, helmRun, helmTemplate, type Obj, pathOf } from "./support/helm.ts";
 
@@ -110,6 +111,95 @@ describe("chart guard rails against a real API server", () => {
     refused(["--set", "policy.allowedTolerationKeys=nvidia.com/gpu"], /allowedTolerationKeys/);
     refused(["--set", "trainer.defaultMemory=lots"], /defaultMemory/);
     refused(["--set", "resources.limits=null"], /resources/);
+  });
+
+  test("leader-election timings that break the operator's invariant are refused at render time, naming the values", () => {
+    const refused = (sets: string[], message: RegExp) => {
+      const r = helmRun(helm, ["template", "x", chart, "--kube-version", kubeVersion, ...sets]);
+      assert.notEqual(r.status, 0, `helm accepted ${sets.join(" ")}`);
+      assert.match(r.stderr, message, r.stderr);
+    };
+    refused(
+      ["--set", "leaderElection.leaseDurationSeconds=3"],
+      /leaderElection.renewDeadlineSeconds \(10\) must be less than leaderElection.leaseDurationSeconds \(3\)/,
+    );
+    refused(
+      ["--set", "leaderElection.retryPeriodSeconds=10"],
+      /leaderElection.retryPeriodSeconds \(10\) must be less than leaderElection.renewDeadlineSeconds \(10\)/,
+    );
+    refused(
+      ["--set-json", "leaderElection.requestTimeoutSeconds=12.5"],
+      /leaderElection.requestTimeoutSeconds \(12.5\) must be less than leaderElection.renewDeadlineSeconds \(10\)/,
+    );
+    // Within the invariant (fractions through --set-json), or without leader election: rendered.
+    for (const sets of [
+      [
+        "--set-json",
+        'leaderElection={"leaseDurationSeconds":3,"renewDeadlineSeconds":2.5,"retryPeriodSeconds":0.5,"requestTimeoutSeconds":1}',
+      ],
+      ["--set", "leaderElection.enabled=false", "--set", "leaderElection.leaseDurationSeconds=3"],
+    ]) {
+      const r = helmRun(helm, ["template", "x", chart, "--kube-version", kubeVersion, ...sets]);
+      assert.equal(r.status, 0, r.stderr);
+    }
+  });
+
+  test("the trainer's security contexts: chart defaults as before, overrides reach the operator's settings", () => {
+    const settingsOf = (sets: Record<string, string>) => {
+      const dep = render("sc", sets).find((o) => o.kind === "Deployment") as Obj & {
+        spec: {
+          template: {
+            spec: { containers: { env: { name: string; value?: string }[] }[] };
+          };
+        };
+      };
+      const env = Object.fromEntries(
+        (dep.spec.template.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]),
+      );
+      return configFromEnv(env, "chart-test").trainer;
+    };
+    const defaults = settingsOf({});
+    assert.deepEqual(defaults.podSecurityContext, {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      fsGroup: 1000,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    assert.deepEqual(defaults.securityContext, {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    const custom = settingsOf({
+      "trainer.podSecurityContext.runAsUser": "2000",
+      "trainer.podSecurityContext.fsGroup": "null",
+      "trainer.securityContext.readOnlyRootFilesystem": "false",
+      "trainer.securityContext.capabilities.add": "{IPC_LOCK}",
+    });
+    assert.deepEqual(custom.podSecurityContext, {
+      runAsNonRoot: true,
+      runAsUser: 2000,
+      runAsGroup: 1000,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    assert.deepEqual(custom.securityContext, {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: false,
+      capabilities: { drop: ["ALL"], add: ["IPC_LOCK"] },
+    });
+    // A misspelt field is refused by the schema, naming it.
+    const r = helmRun(helm, [
+      "template",
+      "x",
+      chart,
+      "--kube-version",
+      kubeVersion,
+      "--set",
+      "trainer.securityContext.readOnlyRootFilesytem=false",
+    ]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /trainer\/securityContext.*readOnlyRootFilesytem/);
   });
 
   test("helm lint --strict is clean, with every optional object on and off", () => {

@@ -63,7 +63,10 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
         env.ns,
         {
           "trainer.image": "ghcr.io/loraforge/trainer:chart",
+          // Short, and within requestTimeout (1) < renewDeadline < leaseDuration, which the chart enforces.
           "leaderElection.leaseDurationSeconds": "3",
+          "leaderElection.renewDeadlineSeconds": "2",
+          "leaderElection.retryPeriodSeconds": "1",
         },
         ["--include-crds"],
       ),

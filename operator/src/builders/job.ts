@@ -19,6 +19,10 @@ import {
   runLabels,
   specConfigMapName,
 } from "../naming.ts";
+import {
+  DEFAULT_TRAINER_POD_SECURITY_CONTEXT,
+  DEFAULT_TRAINER_SECURITY_CONTEXT,
+} from "../securityContext.ts";
 import { type OwnedRun, ownerReference } from "./owner.ts";
 
 export interface JobSettings {
@@ -189,13 +193,7 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
     serviceAccountName: runAccountName(name),
     automountServiceAccountToken: true, // the trainer patches its own status with it
     enableServiceLinks: false,
-    securityContext: {
-      runAsNonRoot: true,
-      runAsUser: 1000,
-      runAsGroup: 1000,
-      fsGroup: 1000,
-      seccompProfile: { type: "RuntimeDefault" },
-    },
+    securityContext: settings.pod.podSecurityContext ?? DEFAULT_TRAINER_POD_SECURITY_CONTEXT,
     containers: [
       {
         name: TRAINER_CONTAINER,
@@ -217,11 +215,7 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
         // The trainer writes its error there; the operator copies it into status.failure.
         terminationMessagePath: "/dev/termination-log",
         terminationMessagePolicy: "FallbackToLogsOnError",
-        securityContext: {
-          allowPrivilegeEscalation: false,
-          readOnlyRootFilesystem: true,
-          capabilities: { drop: ["ALL"] },
-        },
+        securityContext: settings.pod.securityContext ?? DEFAULT_TRAINER_SECURITY_CONTEXT,
       },
     ],
     volumes: [
