@@ -26,6 +26,7 @@ import {
 } from "./support/cluster.ts";
 import { manifest } from "./support/fixtures.ts";
 import { docs, ensureHelm, type Obj, pathOf, helmTemplate as renderChart } from "./support/helm.ts";
+import { installKueueCrds, KUEUE_SAMPLE_CRDS, KUEUE_VERSION, kueueCrds } from "./support/kueue.ts";
 
 const chart = join(import.meta.dirname, "..", "..", "charts", "loraforge");
 /** Renders for the test cluster's Kubernetes version (helm's default is far older). */
@@ -49,6 +50,7 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
   let op: Operator | undefined;
   let asOperator: KubeClient;
   let kubeconfigPath: string;
+  const kueueObjects: Obj[] = [];
 
   before(async () => {
     env = await setup("helm");
@@ -75,6 +77,7 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
   after(async () => {
     await op?.stop();
     if (env) {
+      for (const o of kueueObjects) await env.client.request("DELETE", pathOf(o));
       for (const o of rendered ?? []) {
         if (!o.metadata.namespace && o.kind !== "CustomResourceDefinition")
           await env.client.request("DELETE", pathOf(o));
@@ -128,31 +131,93 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
     );
   });
 
-  test("the Kueue V100 samples render when enabled (ResourceFlavor, ClusterQueue, LocalQueue)", () => {
+  test("the Kueue V100 samples use the API version Kueue stores, and Kueue's own CRDs accept them", async () => {
     const objs = docs(
       helmTemplate(helm, release, chart, env.ns, {
         "kueue.samples.enabled": "true",
         "kueue.samples.gpuProduct": "Tesla-V100-SXM2-16GB",
+        "kueue.samples.flavorName": `${release}-v100`,
+        "kueue.samples.clusterQueueName": `${release}-cq`,
+        "kueue.samples.localQueueNamespace": env.ns,
       }),
-    );
-    const flavor = objs.find((o) => o.kind === "ResourceFlavor") as Obj & {
-      spec: { nodeLabels: Record<string, string>; tolerations: unknown[] };
-    };
+    ).filter((o) => o.apiVersion.startsWith("kueue.x-k8s.io/"));
+    assert.deepEqual(objs.map((o) => o.kind).sort(), Object.keys(KUEUE_SAMPLE_CRDS).sort());
+    const crds = kueueCrds();
+    for (const o of objs) {
+      const crd = crds.find((c) => c.spec.names.kind === o.kind);
+      const version = crd?.spec.versions.find(
+        (v) => `${crd.spec.group}/${v.name}` === o.apiVersion,
+      );
+      assert.ok(
+        version?.served,
+        `${o.kind}: ${o.apiVersion} is not served by Kueue ${KUEUE_VERSION}`,
+      );
+      assert.ok(
+        version.storage && !version.deprecated,
+        `${o.kind}: ${o.apiVersion} is not Kueue ${KUEUE_VERSION}'s storage version (deprecated: ${version.deprecated ?? false})`,
+      );
+    }
+    // Applied with strict field validation: an unknown or renamed field, a wrong type or a
+    // failed CEL rule of Kueue's schema is an error, not a silently dropped field.
+    await installKueueCrds(env.client, crds);
+    for (const o of objs) {
+      const r = await env.client.request(
+        "PATCH",
+        `${pathOf(o)}?fieldManager=helm-test&force=true&fieldValidation=Strict`,
+        o,
+        "application/apply-patch+yaml",
+      );
+      assert.ok(
+        r.status === 200 || r.status === 201,
+        `${o.kind}/${o.metadata.name}: ${r.status} ${JSON.stringify(r.body).slice(0, 400)}`,
+      );
+      kueueObjects.push(o);
+    }
+    const flavor = z
+      .object({
+        spec: z.object({
+          nodeLabels: z.record(z.string(), z.string()),
+          tolerations: z.array(z.object({ key: z.string() })),
+        }),
+      })
+      .parse(await env.client.get(pathOf(objs.find((o) => o.kind === "ResourceFlavor") as Obj)));
     assert.equal(flavor.spec.nodeLabels["nvidia.com/gpu.product"], "Tesla-V100-SXM2-16GB");
-    assert.equal(flavor.spec.tolerations.length, 1);
-    const cq = objs.find((o) => o.kind === "ClusterQueue") as Obj & {
-      spec: { resourceGroups: { flavors: { name: string; resources: { name: string }[] }[] }[] };
-    };
-    assert.ok(
-      cq.spec.resourceGroups[0]?.flavors[0]?.resources.some((r) => r.name === "nvidia.com/gpu"),
+    assert.deepEqual(
+      flavor.spec.tolerations.map((t) => t.key),
+      ["nvidia.com/gpu"],
     );
-    const lq = objs.find((o) => o.kind === "LocalQueue") as Obj & {
-      spec: { clusterQueue: string };
-    };
-    assert.equal(lq.spec.clusterQueue, cq.metadata.name);
+    const cq = z
+      .object({
+        spec: z.object({
+          resourceGroups: z.array(
+            z.object({
+              flavors: z.array(
+                z.object({
+                  name: z.string(),
+                  resources: z.array(z.object({ name: z.string(), nominalQuota: z.unknown() })),
+                }),
+              ),
+            }),
+          ),
+        }),
+      })
+      .parse(await env.client.get(pathOf(objs.find((o) => o.kind === "ClusterQueue") as Obj)));
+    assert.deepEqual(
+      cq.spec.resourceGroups[0]?.flavors[0]?.resources.map((r) => [r.name, r.nominalQuota]),
+      [
+        ["cpu", "64"],
+        ["memory", "512Gi"],
+        ["nvidia.com/gpu", 8],
+      ],
+    );
+    const lq = z
+      .object({ spec: z.object({ clusterQueue: z.string() }) })
+      .parse(await env.client.get(pathOf(objs.find((o) => o.kind === "LocalQueue") as Obj)));
+    assert.equal(lq.spec.clusterQueue, `${release}-cq`);
     assert.equal(
-      docs(helmTemplate(helm, release, chart, env.ns, {})).filter((o) => o.kind.endsWith("Queue"))
-        .length,
+      docs(helmTemplate(helm, release, chart, env.ns, {})).filter((o) =>
+        o.apiVersion.startsWith("kueue.x-k8s.io/"),
+      ).length,
       0,
       "off by default",
     );

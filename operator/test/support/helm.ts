@@ -121,6 +121,9 @@ const PLURALS: Record<string, string> = {
   ValidatingAdmissionPolicyBinding: "validatingadmissionpolicybindings",
   NetworkPolicy: "networkpolicies",
   PodDisruptionBudget: "poddisruptionbudgets",
+  ResourceFlavor: "resourceflavors",
+  ClusterQueue: "clusterqueues",
+  LocalQueue: "localqueues",
 };
 
 /** The REST path of a rendered object. */
