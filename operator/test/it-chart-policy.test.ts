@@ -10,12 +10,15 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { KubeClient } from "@loraforge/test-k8s";
 import { z } from "zod";
+import { buildJob } from "../src/builders/job.ts";
 import { configFromEnv } from "../src/config.ts";
 import { type Env, eventually, setup, teardown } from "./support/cluster.ts";
+import { lft } from "./support/fixtures.ts";
 import { docs, ensureHelm, helmRun, helmTemplate, type Obj, pathOf } from "./support/helm.ts";
 
 const chart = join(import.meta.dirname, "..", "..", "charts", "loraforge");
 const TRAINER_IMAGE = "ghcr.io/loraforge/trainer:policy";
+const PodTemplate = z.object({ spec: z.object({ template: z.object({ spec: z.unknown() }) }) });
 
 describe("chart guard rails against a real API server", () => {
   let env: Env;
@@ -144,7 +147,7 @@ describe("chart guard rails against a real API server", () => {
     }
   });
 
-  test("the trainer's security contexts: chart defaults as before, overrides reach the operator's settings", () => {
+  test("the trainer's security contexts: chart defaults as before, overrides reach the operator's settings, Pod Security 'restricted' holds the floor", async () => {
     const settingsOf = (sets: Record<string, string>) => {
       const dep = render("sc", sets).find((o) => o.kind === "Deployment") as Obj & {
         spec: {
@@ -188,6 +191,49 @@ describe("chart guard rails against a real API server", () => {
       readOnlyRootFilesystem: false,
       capabilities: { drop: ["ALL"], add: ["IPC_LOCK"] },
     });
+    // The admission policy leaves security contexts to the admin; a namespace labelled for
+    // Pod Security 'restricted' is the floor: the defaults' trainer pod passes it, a pod with
+    // an added capability does not (what the Job controller's pod create would get).
+    const restricted = `${env.ns}-r`;
+    await env.client.create("/api/v1/namespaces", {
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: {
+        name: restricted,
+        labels: { "pod-security.kubernetes.io/enforce": "restricted" },
+      },
+    });
+    try {
+      const podCreate = (trainer: typeof defaults) => {
+        const job = buildJob(
+          { lft: lft({ name: "psa" }), uid: "uid-psa", namespace: restricted },
+          {
+            trainerImage: TRAINER_IMAGE,
+            pullPolicy: "IfNotPresent",
+            backoffLimit: 3,
+            gpuProduct: undefined,
+            pod: trainer,
+          },
+        );
+        return env.client.request("POST", `/api/v1/namespaces/${restricted}/pods?dryRun=All`, {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "psa" },
+          spec: PodTemplate.parse(job).spec.template.spec,
+        });
+      };
+      const ok = await podCreate(defaults);
+      assert.equal(ok.status, 201, JSON.stringify(ok.body).slice(0, 400));
+      const loosened = settingsOf({ "trainer.securityContext.capabilities.add": "{SYS_ADMIN}" });
+      const refused = await podCreate(loosened);
+      assert.equal(refused.status, 403, JSON.stringify(refused.body).slice(0, 400));
+      assert.match(
+        z.object({ message: z.string() }).parse(refused.body).message,
+        /violates PodSecurity "restricted.*SYS_ADMIN/,
+      );
+    } finally {
+      await env.client.request("DELETE", `/api/v1/namespaces/${restricted}`);
+    }
     // A misspelt field is refused by the schema, naming it.
     const r = helmRun(helm, [
       "template",
