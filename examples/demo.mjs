@@ -69,6 +69,10 @@ const runDir = ".cache/runs/stories260k-demo";
 console.log(
   `\nthe evaluation is in ${join(runDir, "eval.json")}; run it again with: loraforge eval examples/stories260k-demo.yaml --volume models=.cache/models --out ${runDir}`,
 );
+// The chat page (cli/src/commands/chat.ts): the same prompt template the demo trained with.
+console.log(
+  `\ntalk to it in the browser (base/tuned switch, tokens streamed): loraforge chat .cache/models/stories260K --adapter ${join(runDir, "adapter")} --template alpaca_short`,
+);
 console.log(
   `\ndemo finished in ${((Date.now() - started) / 1000).toFixed(0)} s (run it again to see a completed run; add --fresh to retrain)`,
 );

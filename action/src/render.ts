@@ -5,7 +5,7 @@ import type { EvalMetrics, LoraFineTuneStatus } from "@loraforge/crds";
 import { formatDuration } from "./duration.ts";
 import type { RunView } from "./k8s.ts";
 import { datasetKey } from "./labels.ts";
-import { codeHtml } from "./markdown.ts";
+import { codeHtml, preHtml } from "./markdown.ts";
 import { describeProgress } from "./runs.ts";
 import { fitSections, type Section, shrinkFenced } from "./truncate.ts";
 
@@ -131,6 +131,38 @@ function untunedLine(run: RunView): string {
     : `Base model without the adapter: ${parts.join(", ")}${samples !== undefined ? ` (${samples} prompts)` : ""}.`;
 }
 
+/**
+ * The samples status.evaluation carries, each prompt with the base model's and the fine-tuned
+ * model's answer, and the base branch's fine-tuned answer when its run has the same prompt (same
+ * promptSha256). Everything from the run is inert text (`preHtml`): a sample may hold anything.
+ */
+export function samplesSection(
+  run: RunView,
+  baseline: RunView | undefined,
+  baseBranch: string,
+): string {
+  const examples = run.status?.evaluation?.examples ?? [];
+  if (examples.length === 0) return "";
+  const onBase = new Map(
+    (baseline?.status?.evaluation?.examples ?? []).map((e) => [e.promptSha256, e.tuned]),
+  );
+  const total = run.status?.evaluation?.samples;
+  const lines = [
+    `<details><summary>Sample generations: base model vs fine-tuned (${examples.length}${total !== undefined ? ` of ${total}` : ""} evaluation prompts)</summary>`,
+  ];
+  examples.forEach((e, i) => {
+    lines.push("", `**Prompt ${i + 1}** — instruction:`, preHtml(e.instruction));
+    if (e.input !== "") lines.push("input:", preHtml(e.input));
+    lines.push("reference answer:", preHtml(e.reference));
+    lines.push("base model:", preHtml(e.base));
+    if (e.tuned !== undefined) lines.push("fine-tuned, this PR:", preHtml(e.tuned));
+    const before = onBase.get(e.promptSha256);
+    if (before !== undefined) lines.push(`fine-tuned, ${codeHtml(baseBranch)}:`, preHtml(before));
+  });
+  lines.push("", "</details>");
+  return lines.join("\n");
+}
+
 function fmt(v: number): string {
   return Number(v.toPrecision(4)).toString();
 }
@@ -252,6 +284,8 @@ export function renderResult(
   }
   const untuned = untunedLine(run);
   if (untuned) sections.push({ text: untuned });
+  const samples = samplesSection(run, baseline, ctx.baseBranch);
+  if (samples) sections.push({ text: samples, optional: true });
   if (options.chart) {
     const chart = lossChart(run);
     if (chart) sections.push({ text: chart, optional: true });

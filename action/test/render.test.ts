@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import type { LoraFineTuneStatus } from "@loraforge/crds";
 import type { RunView } from "../src/k8s.ts";
 import { labelValue, runName } from "../src/labels.ts";
-import { codeHtml } from "../src/markdown.ts";
+import { codeHtml, preHtml } from "../src/markdown.ts";
 import {
   lossChart,
   markerLine,
@@ -13,6 +13,7 @@ import {
   renderInvalid,
   renderResult,
   resultTable,
+  samplesSection,
 } from "../src/render.ts";
 import { GITHUB_COMMENT_LIMIT } from "../src/truncate.ts";
 import { renderValidation } from "../src/validate.ts";
@@ -286,4 +287,76 @@ describe("dataset paths in the comment are inert", () => {
       assertInertCode(renderInvalid(c, validation), path);
     });
   }
+});
+
+describe("sample generations in the comment", () => {
+  const sha = (c: string) => c.repeat(64);
+  const sample = (d: string, tuned: string) => ({
+    promptSha256: sha(d),
+    instruction: `Write a story about ${d}.`,
+    input: "",
+    reference: "Once upon a time.",
+    base: "Write a story about Write a story about",
+    tuned,
+  });
+
+  test("base vs fine-tuned per prompt, and the base branch's answer to the same prompt", () => {
+    const pr = view("pr", {
+      ...succeeded(1.5, 0.42),
+      evaluation: { samples: 6, examples: [sample("a", "PR a"), sample("b", "PR b")] },
+    });
+    const base = view("base", {
+      ...succeeded(1.6, 0.4),
+      evaluation: { examples: [sample("b", "main b"), sample("c", "main c")] },
+    });
+    const text = samplesSection(pr, base, "master");
+    assert.match(text, /^<details><summary>Sample generations: base model vs fine-tuned \(2 of 6/);
+    assert.ok(text.includes(`fine-tuned, this PR:\n${preHtml("PR a")}`));
+    assert.ok(text.includes(`fine-tuned, ${codeHtml("master")}:\n${preHtml("main b")}`));
+    assert.ok(!text.includes("main c"), "a prompt the PR run did not sample is not shown");
+    assert.equal((text.match(/fine-tuned, <code>/g) ?? []).length, 1, "only the shared prompt");
+    assert.ok(!text.includes("input:"), "an empty input is left out");
+    const { text: comment } = renderResult(ctx, pr, base, { chart: false });
+    assert.ok(comment.includes(text));
+    assert.equal(samplesSection(view("x", succeeded(1, 0.1)), undefined, "master"), "");
+  });
+
+  test("a sample is inert whatever it holds; <pre> starts its line and keeps line breaks", () => {
+    const nasty = [
+      "</pre><script>alert(1)</script>",
+      "@admin ![x](https://evil.example/p.png) [click](https://evil.example) www.evil.example",
+      "| a | b |\n\n### injected heading\n```\n<details>",
+      "&lt;b&gt; **bold** _it_ cr\rtab\tnul\u0000",
+    ].join("\n");
+    const pr = view("pr", {
+      ...succeeded(1.5, 0.42),
+      evaluation: {
+        examples: [
+          {
+            promptSha256: sha("d"),
+            instruction: nasty,
+            input: nasty,
+            reference: nasty,
+            base: nasty,
+            tuned: nasty,
+          },
+        ],
+      },
+    });
+    const text = samplesSection(pr, undefined, "master");
+    const outside = text.replace(/^<pre>[\s\S]*?<\/pre>$/gm, "");
+    for (const needle of ["evil", "@admin", "script", "injected", "&lt;b", "**bold**", "</pre><"])
+      assert.ok(!outside.includes(needle), `${needle} outside <pre>`);
+    const blocks = text.match(/^<pre>[\s\S]*?<\/pre>$/gm) ?? [];
+    assert.equal(blocks.length, 5);
+    for (const b of blocks) {
+      const inner = b.slice("<pre>".length, -"</pre>".length);
+      const bare = inner.replace(/&#\d+;/g, "");
+      assert.ok(!/[<>&@`|*_[\]!#:.]/.test(bare), inner);
+      assert.ok(![...bare].some((c) => c < " " && c !== "\n"), "control characters as pictures");
+      assert.equal(inner.split("\n").length, nasty.split("\n").length, "line breaks kept");
+    }
+    assert.equal(preHtml("a\nb<"), "<pre>a\nb&#60;</pre>");
+    assert.equal((text.match(/<details/g) ?? []).length, 1);
+  });
 });

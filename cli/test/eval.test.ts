@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -433,6 +434,20 @@ describe("evaluation through loraforge-core generate and score", () => {
         rougeL: r.metrics.tuned?.rougeL,
         promptRepetition: r.metrics.tuned?.promptRepetition,
       },
+      // The 3 samples with the smallest digests of their prompts, texts whole (all are short).
+      examples: r.samples
+        .map((x) => ({
+          promptSha256: createHash("sha256")
+            .update(JSON.stringify([x.instruction, x.input]))
+            .digest("hex"),
+          instruction: x.instruction,
+          input: x.input,
+          reference: x.reference,
+          base: x.base.text,
+          tuned: x.tuned?.text,
+        }))
+        .sort((a, b) => a.promptSha256.localeCompare(b.promptSha256))
+        .slice(0, 3),
     });
     // what the status accepts
     LoraFineTuneStatusSchema.parse({ evaluation: result.evaluation });

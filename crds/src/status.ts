@@ -117,6 +117,35 @@ const MetricsSchema = z
   .strict()
   .describe("Evaluation metrics of one model.");
 
+/** Longest text of a sample in status.evaluation.examples (UTF-16 units; the writer cuts with "…"). */
+export const EVAL_EXAMPLE_TEXT_MAX = 400;
+/** Samples carried in status.evaluation.examples (the rest are in eval.json). */
+export const EVAL_EXAMPLES_MAX = 3;
+
+const exampleText = (description: string) =>
+  z
+    .string()
+    .max(EVAL_EXAMPLE_TEXT_MAX)
+    .describe(`${description} (cut to ${EVAL_EXAMPLE_TEXT_MAX} characters).`);
+
+const EvalExampleSchema = z
+  .object({
+    promptSha256: z
+      .string()
+      .max(64)
+      .regex(/^[0-9a-f]{64}$/)
+      .describe(
+        "sha256 of the uncut prompt (JSON [instruction, input]): the same prompt in another run has the same digest.",
+      ),
+    instruction: exampleText("The instruction"),
+    input: exampleText("The input, empty when the example has none"),
+    reference: exampleText("The dataset's response"),
+    base: exampleText("The base model's answer"),
+    tuned: exampleText("The fine-tuned model's answer").optional(),
+  })
+  .strict()
+  .describe("One sample generation of eval.json, base model vs fine-tuned.");
+
 export const LoraFineTuneStatusSchema = z
   .object({
     phase: z
@@ -201,6 +230,13 @@ export const LoraFineTuneStatusSchema = z
         tuned: MetricsSchema.optional(),
         samples: z.number().int().min(0).optional().describe("Prompts generated for."),
         path: z.string().max(2048).optional().describe("Location of eval.json."),
+        examples: z
+          .array(EvalExampleSchema)
+          .max(EVAL_EXAMPLES_MAX)
+          .optional()
+          .describe(
+            `Up to ${EVAL_EXAMPLES_MAX} of eval.json's samples (the ones with the smallest promptSha256, so runs over overlapping data tend to show the same prompts), for the pull-request comment.`,
+          ),
       })
       .strict()
       .optional()
@@ -239,3 +275,4 @@ export type Condition = z.output<typeof ConditionSchema>;
 export type Progress = z.output<typeof ProgressSchema>;
 export type CheckpointStatus = z.output<typeof CheckpointSchema>;
 export type EvalMetrics = z.output<typeof MetricsSchema>;
+export type EvalExampleStatus = z.output<typeof EvalExampleSchema>;

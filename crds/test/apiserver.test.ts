@@ -21,6 +21,7 @@ import { parse } from "yaml";
 import { z } from "zod";
 import {
   API_VERSION,
+  LoraFineTuneStatusSchema,
   PLURAL,
   type SpecProblem,
   safeParseLoraFineTune,
@@ -215,6 +216,59 @@ describe("LoraFineTune CRD on a real kube-apiserver", () => {
       if (!zod.ok) disagreements.push(`${c.name}: zod: ${JSON.stringify(zod.problems)}`);
     }
     assert.deepEqual(disagreements, []);
+  });
+
+  test("status.evaluation.examples: 3 samples of 400 characters at most, as zod says", async () => {
+    const name = uniqueName();
+    await client.create(`${collection()}?${strict}`, {
+      ...base(name),
+      metadata: { name, namespace: ns },
+    });
+    const example = {
+      promptSha256: "ab".repeat(32),
+      instruction: "Write a story about Lily and a ball. </pre>",
+      input: "",
+      reference: "x".repeat(400),
+      base: "é😀".repeat(100),
+      tuned: "Once upon a time",
+    };
+    const cases: { name: string; examples: unknown[]; field?: string }[] = [
+      { name: "three, at the bounds", examples: [example, example, example] },
+      {
+        name: "four",
+        examples: [example, example, example, example],
+        field: "status.evaluation.examples",
+      },
+      {
+        name: "a 401-character text",
+        examples: [{ ...example, base: "x".repeat(401) }],
+        field: "status.evaluation.examples[0].base",
+      },
+      {
+        name: "a digest that is not sha256 hex",
+        examples: [{ ...example, promptSha256: "AB" }],
+        field: "status.evaluation.examples[0].promptSha256",
+      },
+    ];
+    for (const c of cases) {
+      const status = { evaluation: { samples: 6, examples: c.examples } };
+      const res = await client.request(
+        "PATCH",
+        `${collection()}/${name}/status?${strict}`,
+        { status },
+        "application/merge-patch+json",
+      );
+      const message = messageOf(res.body);
+      const zod = LoraFineTuneStatusSchema.safeParse(status);
+      if (c.field) {
+        assert.equal(res.status, 422, `${c.name}: ${message}`);
+        assert.ok(message.includes(c.field), `${c.name}: ${message}`);
+        assert.equal(zod.success, false, c.name);
+      } else {
+        assert.equal(res.status, 200, `${c.name}: ${message}`);
+        assert.equal(zod.success, true, c.name);
+      }
+    }
   });
 
   describe("after creation the spec is immutable except suspend", () => {

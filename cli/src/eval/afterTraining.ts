@@ -6,7 +6,7 @@
 
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { LoraFineTuneSpec, LoraFineTuneStatus } from "@loraforge/crds";
+import type { EvalExampleStatus, LoraFineTuneSpec, LoraFineTuneStatus } from "@loraforge/crds";
 import { loadTemplate, type PrepareResult } from "../prepare/prepare.ts";
 import type { LocalPaths } from "../train/resolve.ts";
 import { writeFileAtomic } from "../util/atomic.ts";
@@ -20,6 +20,7 @@ import {
   prepareEvaluation,
   runEvaluation,
 } from "./run.ts";
+import { statusExamples } from "./statusExamples.ts";
 
 type StatusMetrics = NonNullable<NonNullable<LoraFineTuneStatus["evaluation"]>["base"]>;
 
@@ -29,6 +30,8 @@ export interface EvaluationSummary {
   samples: number;
   base: StatusMetrics;
   tuned?: StatusMetrics;
+  /** A few samples, cut to the status's bounds (statusExamples.ts); absent in an older summary.json. */
+  examples?: EvalExampleStatus[];
 }
 
 export interface EvaluateRunInputs {
@@ -112,6 +115,7 @@ export async function evaluateRun(
     samples: result.data.examples,
     base: statusMetrics(result.metrics.base, e.metrics),
     ...(result.metrics.tuned ? { tuned: statusMetrics(result.metrics.tuned, e.metrics) } : {}),
+    examples: statusExamples(result.samples),
   };
 }
 

@@ -87,8 +87,15 @@ export function cliPipeline(log: (line: string) => void): TrainingPipeline {
     // The operator shows phase Evaluating while the pod runs past the last step; the
     // summary of eval.json (metrics named in spec.evaluation.metrics) ends it.
     if (summary.evaluation) {
-      const { path, samples, base, tuned } = summary.evaluation;
-      result.evaluation = { path, samples, base, ...(tuned ? { tuned } : {}) };
+      const { path, samples, base, tuned, examples } = summary.evaluation;
+      result.evaluation = {
+        path,
+        samples,
+        base,
+        ...(tuned ? { tuned } : {}),
+        // A summary.json written before samples were carried has none.
+        ...(examples && examples.length > 0 ? { examples } : {}),
+      };
     }
     return result;
   };
