@@ -155,7 +155,7 @@ export const VALID: { name: string; manifest: (name: string) => Manifest }[] = [
   { name: "https dataset on a public IPv4 and a public IPv6", manifest: with_({ "spec.dataset.source": { uri: "https://93.184.216.34/alpaca.json" }, "spec.output": { uri: "https://[2606:2800:220:1:248:1893:25c8:1946]/runs" } }) },
   { name: "private addresses pass admission (the operator's allow-list decides)", manifest: with_({ "spec.dataset.source": { uri: "https://10.0.0.5/alpaca.json" }, "spec.output": { uri: "https://[fd00::5]/runs" } }) },
   { name: "a name that merely starts with digits", manifest: with_({ "spec.dataset.source": { uri: "https://127-0-0-1.example.com/alpaca.json" } }) },
-  { name: "toleration Exists without a key, Equal with a value, NoExecute with seconds", manifest: with_({ "spec.resources.tolerations": [{ operator: "Exists" }, { key: "example.com/pool", value: "v100_32g" }, { key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute", tolerationSeconds: 30 }] }) },
+  { name: "toleration Exists with a key, Equal with a value, NoExecute with seconds", manifest: with_({ "spec.resources.tolerations": [{ key: "nvidia.com/gpu", operator: "Exists" }, { key: "example.com/pool", value: "v100_32g" }, { key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute", tolerationSeconds: 30 }] }) },
 ];
 
 /** RFC 7386 JSON merge patch, for computing what zod should see after an update. */
