@@ -98,6 +98,8 @@ describe("flag declarations", () => {
     assert.equal(usage(["--backend", "tpu"]), '--backend must be cpu or cuda, got "tpu"');
     assert.equal(usage(["--cutoff"]), "--cutoff needs a value: --cutoff N");
     assert.equal(usage(["--strict=yes"]), "--strict takes no value");
+    assert.equal(usage(["--top-p", "-1"]), '--top-p must be a number from 0 to 1, got "-1"');
+    assert.equal(usage(["--cutoff", "--strict"]), "--cutoff needs a value: --cutoff N");
   });
   test("every declared flag is in its command's help, and each help has an example", async () => {
     for (const c of DECLARATIONS) {

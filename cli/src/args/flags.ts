@@ -161,12 +161,18 @@ export interface Parsed<F extends Flags> {
 export function parseCommand<F extends Flags>(c: Command<F>, args: string[]): Parsed<F> {
   const names = Object.keys(c.flags);
   const known = new Set(names);
+  // unknown flags first, named with the nearest known one; a value that starts with "-" (a
+  // negative number) is joined to its flag, which parseArgs would otherwise call ambiguous
+  const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as string;
-    if (a === "--") break;
+    joined.push(a);
+    if (a === "--") {
+      joined.push(...args.slice(i + 1));
+      break;
+    }
     if (!a.startsWith("-") || a === "-") continue;
     const name = a.startsWith("--") ? (a.slice(2).split("=")[0] as string) : a.slice(1);
-    if (c.flags[name]?.type === "string" && !a.includes("=")) i++; // its value may start with "-"
     if (!known.has(name))
       throw new UsageError(
         `unknown option ${a.startsWith("--") ? `--${name}` : a}${didYouMean(
@@ -176,11 +182,19 @@ export function parseCommand<F extends Flags>(c: Command<F>, args: string[]): Pa
         )}`,
         c.name,
       );
+    const next = args[i + 1];
+    if (c.flags[name]?.type === "string" && !a.includes("=") && next?.startsWith("-")) {
+      const nextName = next.replace(/^--?/, "").split("=")[0] as string;
+      if (!known.has(nextName) && next !== "--") {
+        joined[joined.length - 1] = `--${name}=${next}`;
+        i++;
+      }
+    }
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
-      args,
+      args: joined,
       allowPositionals: true,
       strict: true,
       options: Object.fromEntries(
