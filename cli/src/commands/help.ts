@@ -42,8 +42,8 @@ Commands:
 ${[...DECLARATIONS.map((c) => c.summary), ...EXTRA].map((s) => `  ${s.usage.padEnd(width)}${s.text}`).join("\n")}
 
 Options:
-  --version, -V                 the cli's version and the native core's
-  --help, -h                    this text
+  ${"--version, -V".padEnd(width)}the cli's version and the native core's
+  ${"--help, -h".padEnd(width)}this text
 
 First run (no cluster, no GPU):   npm run demo
 `;
