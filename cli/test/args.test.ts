@@ -176,6 +176,16 @@ describe("the five mistakes of issue 16", () => {
       2,
     );
     assert.match(split.text(), /--seed has no effect with --eval-file/);
+    const tmp = await tempDir();
+    try {
+      await writeFile(join(tmp.dir, "config.json"), "{}");
+      const greedy = capture();
+      const common = ["eval", "--model", tmp.dir, "--data", STORIES, "--out", tmp.dir];
+      assert.equal(await main([...common, "--top-k", "5", "--top-p", "0.9"], greedy.out), 2);
+      assert.match(greedy.text(), /--top-k, --top-p have no effect at temperature 0/);
+    } finally {
+      await tmp.cleanup();
+    }
   });
   test("a typo in a spec key: the YAML line and the nearest key", async () => {
     const tmp = await tempDir();
