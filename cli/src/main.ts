@@ -2,12 +2,23 @@
  * The loraforge command: parse the command line, run one command, turn errors into messages
  * and exit codes (0 ok, 1 bug, 2 usage, 3 invalid input, 130 interrupted, or the trainer's code).
  */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { InvalidLoraFineTuneError } from "@loraforge/crds";
+import { z } from "zod";
+import { bashCompletion, zshCompletion } from "./args/completion.ts";
+import { parseCommand } from "./args/flags.ts";
+import { MissingInputError } from "./args/paths.ts";
+import { SpecFileError } from "./args/specFile.ts";
+import { didYouMean } from "./args/suggest.ts";
 import { chatCommand } from "./commands/chat.ts";
 import { evalCommand } from "./commands/eval.ts";
 import { exportCommand } from "./commands/export.ts";
-import { COMMAND_HELP, MAIN_HELP } from "./commands/help.ts";
+import { COMMAND_HELP, DECLARATIONS, MAIN_HELP } from "./commands/help.ts";
 import { importCommand } from "./commands/importCmd.ts";
+import { jobCli } from "./commands/job.ts";
 import { consoleOut, type Out, printProblems, UsageError } from "./commands/output.ts";
 import { prepareCommand } from "./commands/prepare.ts";
 import { trainCommand } from "./commands/train.ts";
@@ -21,9 +32,12 @@ import { SentencePieceError } from "./llama2c/sentencepiece.ts";
 import { TemplateError } from "./prompt/templates.ts";
 import { ShardError } from "./shards/lfs.ts";
 import { TokenizerError } from "./tokenizer/tokenizer.ts";
+import { findCore } from "./train/core.ts";
 import { LocalRunError } from "./train/resolve.ts";
 import { RunSetupError } from "./train/run.ts";
 import { RunConfigError } from "./train/runConfig.ts";
+
+const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = {
   validate: validateCommand,
@@ -31,7 +45,7 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   train: trainCommand,
   eval: evalCommand,
   import: importCommand,
-  job: jobCommand,
+  job: jobEntry,
   export: exportCommand,
   chat: chatCommand,
 };
@@ -42,15 +56,29 @@ export async function main(argv: string[], out: Out = consoleOut): Promise<numbe
     out.info(MAIN_HELP);
     return command === undefined ? 2 : 0;
   }
-  if (command === "help") {
-    const topic = rest[0];
-    out.info(topic && COMMAND_HELP[topic] ? (COMMAND_HELP[topic] as string) : MAIN_HELP);
+  if (command === "--version" || command === "-V" || command === "version") {
+    out.info(versionText());
     return 0;
   }
+  if (command === "help") {
+    const topic = rest[0];
+    if (topic && !COMMAND_HELP[topic]) {
+      out.error(
+        `loraforge help: no command "${topic}"${didYouMean(topic, Object.keys(COMMAND_HELP))}\n`,
+      );
+      out.info(MAIN_HELP);
+      return 2;
+    }
+    out.info(topic ? (COMMAND_HELP[topic] as string) : MAIN_HELP);
+    return 0;
+  }
+  if (command === "completion") return completionCommand(rest, out);
   const run = COMMANDS[command];
   if (!run) {
-    out.error(`unknown command "${command}"\n`);
-    out.info(MAIN_HELP);
+    out.error(
+      `loraforge: unknown ${command.startsWith("-") ? "option" : "command"} "${command}"${didYouMean(command, [...Object.keys(COMMANDS), "completion", "help", "--help", "--version"])}`,
+    );
+    out.error("(loraforge --help lists the commands)");
     return 2;
   }
   if (rest.includes("--help") || rest.includes("-h")) {
@@ -62,6 +90,47 @@ export async function main(argv: string[], out: Out = consoleOut): Promise<numbe
   } catch (e) {
     return reportError(e, command, out);
   }
+}
+
+function completionCommand(args: string[], out: Out): number {
+  const shell = args[0];
+  if (args.length !== 1 || (shell !== "bash" && shell !== "zsh")) {
+    out.error(
+      `loraforge completion: give the shell, bash or zsh${shell ? ` (got "${shell}"${didYouMean(shell, ["bash", "zsh"])})` : ""}`,
+    );
+    out.error("  bash: source <(loraforge completion bash)");
+    out.error("  zsh:  source <(loraforge completion zsh)");
+    return 2;
+  }
+  out.info(shell === "bash" ? bashCompletion(DECLARATIONS) : zshCompletion(DECLARATIONS));
+  return 0;
+}
+
+/** "loraforge 0.1.0" and the core's own --version line, or where it was looked for. */
+export function versionText(env: NodeJS.ProcessEnv = process.env): string {
+  const pkg = z
+    .object({ version: z.string() })
+    .parse(JSON.parse(readFileSync(join(CLI_ROOT, "package.json"), "utf8")));
+  let core: string;
+  try {
+    const path = findCore(env);
+    const r = spawnSync(path, ["--version"], { encoding: "utf8", timeout: 10_000 });
+    core =
+      r.status === 0
+        ? `${r.stdout.trim()} (${path})`
+        : `${path}: --version failed (${r.error?.message ?? `exit ${r.status}`})`;
+  } catch (e) {
+    core = `loraforge-core: ${e instanceof Error ? e.message : String(e)}`;
+  }
+  return `loraforge ${pkg.version} (cli)\n${core}`;
+}
+
+/** `loraforge job` checks its flags against its declaration, then the entrypoint reads them. */
+function jobEntry(args: string[], out: Out): Promise<number> {
+  const { values, positionals } = parseCommand(jobCli, args);
+  if (positionals.length > 0 || !values.spec)
+    throw new UsageError("job takes --spec FILE and nothing else", "job");
+  return jobCommand(args, out);
 }
 
 /**
@@ -87,6 +156,8 @@ export function classifyError(e: unknown): { code: number; message: string; prob
     e instanceof InvalidLoraFineTuneError ||
     e instanceof LocalRunError ||
     e instanceof RunConfigError ||
+    e instanceof MissingInputError ||
+    e instanceof SpecFileError ||
     e instanceof RunSetupError ||
     e instanceof Llama2cError ||
     e instanceof SentencePieceError ||

@@ -1,43 +1,62 @@
 import { availableParallelism } from "node:os";
-import { parseArgs } from "node:util";
-import { z } from "zod";
+import { defineCommand, flag, parseCommand } from "../args/flags.ts";
 import { startChat } from "../chat/start.ts";
 import { findCore } from "../train/core.ts";
 import { type Out, UsageError } from "./output.ts";
 import { templateChoice } from "./validate.ts";
 
-const Port = z.coerce.number().int().min(0).max(65535);
-const Threads = z.coerce.number().int().min(1).max(1024);
+export const chatCli = defineCommand({
+  name: "chat",
+  summary: {
+    usage: "chat <model-dir>",
+    text: "a local web page to try the base and the tuned model side by side",
+  },
+  usage: "loraforge chat <model-dir> [--adapter DIR | --onnx FILE] [options]",
+  description: `Serves a local web page like alpaca-lora's generate.py UI: an instruction and an optional input,
+the generation settings (temperature, top p, top k, repetition penalty, max new tokens, seed;
+temperature 0 is greedy), a switch between the base model and the tuned one, and the response
+streamed token by token. Inference runs on ONNX Runtime (CPU) in a worker thread, on the model
+exported as by \`loraforge export onnx\` (the tuned one with --adapter merged, or the exported
+model.onnx given with --onnx). Generation stops at EOS or BOS.`,
+  flags: {
+    adapter: flag.string("DIR", "PEFT adapter of the tuned model", "dir"),
+    onnx: flag.string(
+      "FILE",
+      "an exported tuned model (model.onnx with its config.json beside it)",
+      "file",
+    ),
+    template: flag.string(
+      "NAME|FILE",
+      "alpaca (default), alpaca_short, or a template JSON file",
+      "file",
+    ),
+    port: flag.int("port (default 7860; 0 = any free port)"),
+    host: flag.string("ADDR", "address to listen on (default 127.0.0.1)"),
+    threads: flag.int("ONNX Runtime threads (default: up to 4)", 1),
+  },
+  positionals: "dir",
+  epilogue: `Example:
+  loraforge chat .cache/models/stories260K --adapter .cache/runs/demo/adapter --template alpaca_short`,
+});
 
 export async function chatCommand(args: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      adapter: { type: "string" },
-      onnx: { type: "string" },
-      port: { type: "string", default: "7860" },
-      host: { type: "string", default: "127.0.0.1" },
-      template: { type: "string" },
-      threads: { type: "string" },
-    },
-  });
+  const { values, positionals } = parseCommand(chatCli, args);
   if (positionals.length !== 1) throw new UsageError("chat takes one model directory", "chat");
   if (values.adapter && values.onnx)
     throw new UsageError("give --adapter or --onnx, not both", "chat");
-  const port = Port.safeParse(values.port);
-  if (!port.success) throw new UsageError(`--port must be 0..65535 (got "${values.port}")`, "chat");
-  const threads = Threads.safeParse(values.threads ?? Math.min(4, availableParallelism()));
-  if (!threads.success)
-    throw new UsageError(`--threads must be a positive integer (got "${values.threads}")`, "chat");
+  const port = values.port ?? 7860;
+  if (port > 65535) throw new UsageError(`--port must be 0..65535, got ${port}`, "chat");
+  if (values.threads !== undefined && values.threads > 1024)
+    throw new UsageError(`--threads must be 1..1024, got ${values.threads}`, "chat");
+  const threads = values.threads ?? Math.min(4, availableParallelism());
   const chat = await startChat({
     modelDir: positionals[0] as string,
     ...(values.adapter ? { adapterDir: values.adapter } : {}),
     ...(values.onnx ? { onnxFile: values.onnx } : {}),
-    host: values.host,
-    port: port.data,
+    host: values.host ?? "127.0.0.1",
+    port,
     template: templateChoice(values.template),
-    threads: threads.data,
+    threads,
     corePath: values.adapter ? findCore() : "",
     onLog: (line) => out.info(line),
   });

@@ -1,25 +1,16 @@
 import { isAbsolute, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
-import { type LoraFineTuneSpec, readLoraFineTuneFile } from "@loraforge/crds";
+import type { LoraFineTuneSpec } from "@loraforge/crds";
+import { defineCommand, flag, parseCommand, refuseWithout } from "../args/flags.ts";
+import { requireFile, requireModelDir, requireSpecInputs } from "../args/paths.ts";
+import { readSpecFile } from "../args/specFile.ts";
 import type { DatasetFormat } from "../dataset/parse.ts";
 import { METRIC_ROWS, type ModelMetrics } from "../eval/report.ts";
 import type { EvalResult, GenerationOptions } from "../eval/run.ts";
 import { DEFAULT_GENERATION, runEvaluation } from "../eval/run.ts";
 import { loadTemplate, readManifest, type TemplateChoice } from "../prepare/prepare.ts";
 import { resolveLocalPaths } from "../train/resolve.ts";
-import { fmtNum, intFlag, type Out, UsageError } from "./output.ts";
+import { fmtNum, type Out, UsageError } from "./output.ts";
 import { parseVolumes } from "./train.ts";
-
-function numFlag(value: string | undefined, name: string, min: number, max: number) {
-  if (value === undefined) return undefined;
-  const n = /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(value) ? Number(value) : Number.NaN;
-  if (!Number.isFinite(n) || n < min || n > max)
-    throw new UsageError(
-      `--${name} must be a number from ${min} to ${max}, got "${value}"`,
-      "eval",
-    );
-  return n;
-}
 
 function templateChoice(value: string): TemplateChoice {
   return value === "alpaca" || value === "alpaca_short"
@@ -27,40 +18,90 @@ function templateChoice(value: string): TemplateChoice {
     : { name: "custom", file: resolve(value) };
 }
 
-export async function evalCommand(args: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      model: { type: "string" },
-      adapter: { type: "string" },
-      data: { type: "string" },
-      "eval-file": { type: "string" },
-      out: { type: "string" },
-      volume: { type: "string", multiple: true },
-      template: { type: "string" },
-      cutoff: { type: "string" },
-      "val-set-size": { type: "string" },
-      seed: { type: "string" },
-      format: { type: "string" },
-      samples: { type: "string" },
-      show: { type: "string" },
-      "max-new-tokens": { type: "string" },
-      temperature: { type: "string" },
-      "top-k": { type: "string" },
-      "top-p": { type: "string" },
-      "repetition-penalty": { type: "string" },
-      "sampling-seed": { type: "string" },
-      "batch-size": { type: "string" },
-      threads: { type: "string" },
-    },
-  });
+const SAMPLING = ["top-k", "top-p", "repetition-penalty", "sampling-seed"] as const;
+
+export const evalCli = defineCommand({
+  name: "eval",
+  summary: {
+    usage: "eval <spec.yaml>",
+    text: "base vs fine-tuned: generate, score, metrics, eval.json",
+  },
+  usage: `loraforge eval <spec.yaml> [options]
+       loraforge eval --model DIR [--adapter DIR] --data FILE --out DIR [options]`,
+  description: `Evaluates the base model and the fine-tuned one (base + adapter) on held-out examples: the
+validation split training used (same seed, same split), or --eval-file. The native core generates
+both models' answers in one process (prompt = the template up to "### Response:\n") and scores
+the reference answers; the cli computes eval loss, perplexity, exact match, token F1, ROUGE-L,
+prompt repetition, share of answers that stopped and mean length (definitions: docs/CONTRACTS.md
+§5). Prints the metric table and sample answers side by side; writes <out>/eval.json.
+With a spec, the adapter is <out>/adapter and the settings come from spec.evaluation.`,
+  flags: {
+    out: flag.string("DIR", "output directory (default: the spec's); eval.json goes there", "dir"),
+    volume: flag.list("CLAIM=DIR", "as for train (with a spec only)"),
+    adapter: flag.string(
+      "DIR",
+      "the adapter to evaluate (default with a spec: <out>/adapter)",
+      "dir",
+    ),
+    "eval-file": flag.string(
+      "FILE",
+      "evaluate on this dataset instead of the validation split",
+      "file",
+    ),
+    samples: flag.int("examples to evaluate (default spec.evaluation.samples, or 50)", 1),
+    show: flag.int("sample answers to print (default 3)"),
+    "max-new-tokens": flag.int(
+      "at most N new tokens (default spec.evaluation.maxNewTokens, or 256;\nnever past the cutoff after the longest prompt)",
+      1,
+    ),
+    temperature: flag.number(
+      "0 = greedy (default); > 0 samples, with --top-k, --top-p,\n--repetition-penalty, --sampling-seed (default the training seed)",
+      0,
+      100,
+      "T",
+    ),
+    "top-k": flag.int("sampling: keep the K most likely tokens (0 = all)", 0, "K"),
+    "top-p": flag.number("sampling: nucleus share", 0, 1, "P"),
+    "repetition-penalty": flag.number("sampling: penalty of tokens already generated", 0.01, 100),
+    "sampling-seed": flag.int("sampling: seed"),
+    "batch-size": flag.int("prompts decoded together (default 8)", 1),
+    threads: flag.int("CPU threads for the core (default: all cores)"),
+    json: flag.bool(
+      "print eval.json's content as one JSON document on stdout;\nthe table and the samples go to stderr",
+    ),
+    model: flag.string("DIR", "without a spec: the base model directory", "dir"),
+    data: flag.string("FILE", "without a spec: the dataset", "file"),
+    template: flag.string(
+      "NAME|FILE",
+      "without a spec: alpaca (default), alpaca_short, or a template JSON file",
+      "file",
+    ),
+    cutoff: flag.int("cutoff length in tokens (default the spec's, or 512)", 2),
+    "val-set-size": flag.int(
+      "evaluate on the validation split `prepare` makes with these\n(default: the spec's; without a spec the whole --data file)",
+    ),
+    seed: flag.int("seed of that split (default the spec's training seed, or 42)"),
+    format: flag.choice(
+      ["auto", "json", "jsonl"],
+      "dataset format (default: from the first character)",
+    ),
+  },
+  positionals: "file",
+  epilogue: `Example:
+  loraforge eval examples/stories260k-demo.yaml --volume models=.cache/models --out .cache/runs/stories260k-demo`,
+});
+
+export async function evalCommand(args: string[], humanOut: Out): Promise<number> {
+  const p = parseCommand(evalCli, args);
+  const { values, positionals } = p;
   if (positionals.length > 1) throw new UsageError("eval takes at most one spec file", "eval");
+  const json = values.json === true;
+  const out: Out = json ? { info: humanOut.error, error: humanOut.error } : humanOut;
   const format = values.format;
-  if (format !== undefined && format !== "auto" && format !== "json" && format !== "jsonl")
-    throw new UsageError(`--format must be auto, json or jsonl, got "${format}"`, "eval");
   const fmt: DatasetFormat | undefined =
     format === undefined || format === "auto" ? undefined : format;
+  if (values["eval-file"] !== undefined)
+    refuseWithout(p, evalCli, ["val-set-size", "seed"], "with --eval-file (no split is made)");
 
   let spec: LoraFineTuneSpec | undefined;
   let modelDir: string;
@@ -73,13 +114,15 @@ export async function evalCommand(args: string[], out: Out): Promise<number> {
       if (values[f] !== undefined)
         throw new UsageError(`--${f} comes from the spec; leave it out with a spec file`, "eval");
     const specFile = positionals[0] as string;
-    const lft = readLoraFineTuneFile(specFile);
+    const lft = readSpecFile(specFile);
     spec = lft.spec;
+    const volumes = parseVolumes(values.volume);
     const paths = resolveLocalPaths(spec, {
       specFile,
-      volumes: parseVolumes(values.volume),
+      volumes,
       ...(values.out ? { outDir: values.out } : {}),
     });
+    await requireSpecInputs(spec, paths, volumes);
     modelDir = paths.modelDir;
     dataFile = paths.datasetFile;
     outDir = paths.outDir;
@@ -93,7 +136,13 @@ export async function evalCommand(args: string[], out: Out): Promise<number> {
         "give a spec file, or --model DIR --data FILE (or --eval-file FILE) --out DIR",
         "eval",
       );
-    modelDir = resolve(values.model);
+    refuseWithout(
+      p,
+      evalCli,
+      ["volume"],
+      "without a spec file (--volume maps the spec's pvc claims)",
+    );
+    modelDir = resolve(await requireModelDir(values.model));
     adapterDir = values.adapter ? resolve(values.adapter) : null;
     dataFile = resolve(values.data ?? (values["eval-file"] as string));
     outDir = resolve(values.out);
@@ -101,29 +150,23 @@ export async function evalCommand(args: string[], out: Out): Promise<number> {
   }
 
   const evalFile = values["eval-file"];
-  const valSetSize =
-    intFlag(values["val-set-size"], "val-set-size") ?? spec?.dataset.valSetSize ?? 2000;
-  const splitSeed = intFlag(values.seed, "seed") ?? spec?.training.seed ?? 42;
+  if (evalFile !== undefined) await requireFile(evalFile, "--eval-file");
+  else if (!spec) await requireFile(dataFile, "dataset");
+  const valSetSize = values["val-set-size"] ?? spec?.dataset.valSetSize ?? 2000;
+  const splitSeed = values.seed ?? spec?.training.seed ?? 42;
   const generation: GenerationOptions = {
     maxNewTokens:
-      intFlag(values["max-new-tokens"], "max-new-tokens", 1) ??
-      spec?.evaluation.maxNewTokens ??
-      DEFAULT_GENERATION.maxNewTokens,
+      values["max-new-tokens"] ?? spec?.evaluation.maxNewTokens ?? DEFAULT_GENERATION.maxNewTokens,
     temperature:
-      numFlag(values.temperature, "temperature", 0, 100) ??
-      spec?.evaluation.temperature ??
-      DEFAULT_GENERATION.temperature,
-    topK: intFlag(values["top-k"], "top-k") ?? DEFAULT_GENERATION.topK,
-    topP: numFlag(values["top-p"], "top-p", 0, 1) ?? DEFAULT_GENERATION.topP,
-    repetitionPenalty:
-      numFlag(values["repetition-penalty"], "repetition-penalty", 0.01, 100) ??
-      DEFAULT_GENERATION.repetitionPenalty,
-    seed:
-      intFlag(values["sampling-seed"], "sampling-seed") ??
-      spec?.training.seed ??
-      DEFAULT_GENERATION.seed,
-    batchSize: intFlag(values["batch-size"], "batch-size", 1) ?? DEFAULT_GENERATION.batchSize,
+      values.temperature ?? spec?.evaluation.temperature ?? DEFAULT_GENERATION.temperature,
+    topK: values["top-k"] ?? DEFAULT_GENERATION.topK,
+    topP: values["top-p"] ?? DEFAULT_GENERATION.topP,
+    repetitionPenalty: values["repetition-penalty"] ?? DEFAULT_GENERATION.repetitionPenalty,
+    seed: values["sampling-seed"] ?? spec?.training.seed ?? DEFAULT_GENERATION.seed,
+    batchSize: values["batch-size"] ?? DEFAULT_GENERATION.batchSize,
   };
+  if (generation.temperature === 0)
+    refuseWithout(p, evalCli, [...SAMPLING], "at temperature 0 (greedy decoding does not sample)");
   const result = await runEvaluation({
     modelDir,
     adapterDir,
@@ -135,17 +178,18 @@ export async function evalCommand(args: string[], out: Out): Promise<number> {
       ...(evalFile || (!spec && values["val-set-size"] === undefined)
         ? {}
         : { split: { valSetSize, seed: splitSeed } }),
-      samples: intFlag(values.samples, "samples", 1) ?? spec?.evaluation.samples ?? 50,
+      samples: values.samples ?? spec?.evaluation.samples ?? 50,
     },
-    cutoffLen: intFlag(values.cutoff, "cutoff", 2) ?? spec?.dataset.cutoffLen ?? 512,
+    cutoffLen: values.cutoff ?? spec?.dataset.cutoffLen ?? 512,
     addEos: spec?.dataset.addEos ?? true,
     generation,
     outDir,
     ...(spec ? { dataDigest: (await readManifest(join(outDir, "data")))?.digest } : {}),
-    threads: intFlag(values.threads, "threads") ?? 0,
+    threads: values.threads ?? 0,
     onMessage: (m) => out.info(m),
   });
-  printEvaluation(out, result, intFlag(values.show, "show") ?? 3);
+  printEvaluation(out, result, values.show ?? 3);
+  if (json) humanOut.info(JSON.stringify(result, null, 2));
   return 0;
 }
 

@@ -44,12 +44,3 @@ export class UsageError extends Error {
     this.name = "UsageError";
   }
 }
-
-export function intFlag(value: string | undefined, name: string, min = 0): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value))
-    throw new UsageError(`--${name} must be a whole number, got "${value}"`);
-  const n = Number(value);
-  if (n < min) throw new UsageError(`--${name} must be at least ${min}`);
-  return n;
-}

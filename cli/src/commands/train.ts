@@ -1,20 +1,12 @@
 import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
-import { readLoraFineTuneFile } from "@loraforge/crds";
+import { defineCommand, flag, parseCommand } from "../args/flags.ts";
+import { requireSpecInputs } from "../args/paths.ts";
+import { readSpecFile } from "../args/specFile.ts";
 import type { EvalResult } from "../eval/run.ts";
 import { resolveLocalPaths } from "../train/resolve.ts";
 import { type RunSummary, runTraining } from "../train/run.ts";
-import type { Backend } from "../train/runConfig.ts";
 import { printEvaluation } from "./eval.ts";
-import {
-  fmtDuration,
-  fmtInt,
-  fmtNum,
-  intFlag,
-  type Out,
-  printProblems,
-  UsageError,
-} from "./output.ts";
+import { fmtDuration, fmtInt, fmtNum, type Out, printProblems, UsageError } from "./output.ts";
 import { ProgressView } from "./progress.ts";
 
 export function parseVolumes(values: string[] | undefined): Record<string, string> {
@@ -28,33 +20,64 @@ export function parseVolumes(values: string[] | undefined): Record<string, strin
   return volumes;
 }
 
-export async function trainCommand(args: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      out: { type: "string" },
-      volume: { type: "string", multiple: true },
-      backend: { type: "string" },
-      threads: { type: "string" },
-      fresh: { type: "boolean" },
-      quiet: { type: "boolean" },
-      verbose: { type: "boolean" },
-    },
-  });
+export const trainCli = defineCommand({
+  name: "train",
+  summary: {
+    usage: "train <spec.yaml>",
+    text: "run a LoraFineTune spec locally: prepare, train, pick the adapter",
+  },
+  usage: "loraforge train <spec.yaml> [options]",
+  description: `Runs a LoraFineTune manifest (the same spec the operator runs) on this machine: prepares the data
+into <out>/data, runs the native trainer (native/build/loraforge-core, or $LORAFORGE_CORE) with a
+live progress line, writes <out>/metrics.jsonl and <out>/loss_curve.png, applies the spec's
+checkpointSelection (lowestTrainLoss by default; last; lowestEvalLoss; bestEvalScore: each kept
+checkpoint generates for the evaluation's examples, the best spec.evaluation.scoreMetric wins) and
+copies the chosen adapter to <out>/adapter (PEFT format), then prints a summary. With
+spec.evaluation enabled (the default) it ends with \`loraforge eval\`: base vs fine-tuned on the
+validation split, the metric table, two sample answers, <out>/eval.json.
+Ctrl-C stops after saving a checkpoint; running the same command again resumes from it.
+
+A local run reads files: a pvc source {claimName, path} is looked up in the directory given with
+--volume CLAIM=DIR (by default the spec file's own directory).`,
+  flags: {
+    out: flag.string("DIR", "output directory (default: spec.output.pvc on its volume)", "dir"),
+    volume: flag.list(
+      "CLAIM=DIR",
+      "where a PersistentVolumeClaim's files are on this machine (repeatable)",
+    ),
+    backend: flag.choice(["cpu", "cuda"], "trainer backend (default cpu)"),
+    threads: flag.int("CPU threads for the trainer (default: all cores)"),
+    fresh: flag.bool("discard this output directory's checkpoints and start over"),
+    quiet: flag.bool("no progress line"),
+    verbose: flag.bool("also show the trainer's own log"),
+    json: flag.bool(
+      "print the run's summary (and evaluation) as one JSON document on stdout;\nthe progress and the human summary go to stderr",
+    ),
+  },
+  positionals: "file",
+  epilogue: `Example:
+  loraforge train examples/stories260k-demo.yaml --volume models=.cache/models --out .cache/runs/demo`,
+});
+
+export async function trainCommand(args: string[], humanOut: Out): Promise<number> {
+  const p = parseCommand(trainCli, args);
+  const { values, positionals } = p;
   if (positionals.length !== 1) throw new UsageError("train takes one spec file", "train");
+  const json = values.json === true;
+  // with --json, stdout holds only the JSON document; everything for people goes to stderr
+  const out: Out = json ? { info: humanOut.error, error: humanOut.error } : humanOut;
   const specFile = positionals[0] as string;
   const backend = values.backend ?? "cpu";
-  if (backend !== "cpu" && backend !== "cuda")
-    throw new UsageError(`--backend must be cpu or cuda, got "${backend}"`, "train");
-  const lft = readLoraFineTuneFile(specFile);
+  const lft = readSpecFile(specFile);
+  const volumes = parseVolumes(values.volume);
   const paths = resolveLocalPaths(lft.spec, {
     specFile,
-    volumes: parseVolumes(values.volume),
+    volumes,
     ...(values.out ? { outDir: values.out } : {}),
   });
+  await requireSpecInputs(lft.spec, paths, volumes);
 
-  const view = new ProgressView(process.stdout);
+  const view = new ProgressView(json ? process.stderr : process.stdout);
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -73,8 +96,8 @@ export async function trainCommand(args: string[], out: Out): Promise<number> {
     );
     summary = await runTraining(lft.spec, {
       paths,
-      backend: backend as Backend,
-      threads: intFlag(values.threads, "threads") ?? 0,
+      backend,
+      threads: values.threads ?? 0,
       ...(values.fresh ? { fresh: true } : {}),
       signal: controller.signal,
       onMessage: (m) => view.line(m),
@@ -93,10 +116,12 @@ export async function trainCommand(args: string[], out: Out): Promise<number> {
     process.off("SIGTERM", onSignal);
   }
   printSummary(out, summary);
+  let evaluation: EvalResult | undefined;
   if (summary.evaluation) {
-    const result = JSON.parse(await readFile(summary.evaluation.path, "utf8")) as EvalResult;
-    printEvaluation(out, result, 2);
+    evaluation = JSON.parse(await readFile(summary.evaluation.path, "utf8")) as EvalResult;
+    printEvaluation(out, evaluation, 2);
   }
+  if (json) humanOut.info(JSON.stringify({ summary, evaluation: evaluation ?? null }, null, 2));
   return summary.exitCode;
 }
 

@@ -1,9 +1,10 @@
-import { parseArgs } from "node:util";
+import { defineCommand, flag, parseCommand, refuseWithout } from "../args/flags.ts";
+import { requireFile, requireModelDir } from "../args/paths.ts";
 import type { DatasetFormat } from "../dataset/parse.ts";
 import { validateFile } from "../dataset/validate.ts";
 import { loadTemplate, type TemplateChoice } from "../prepare/prepare.ts";
 import { loadModelTokenizer } from "../tokenizer/tokenizer.ts";
-import { fmtInt, intFlag, type Out, printProblems, UsageError } from "./output.ts";
+import { fmtInt, type Out, printProblems, UsageError } from "./output.ts";
 
 export function templateChoice(value: string | undefined): TemplateChoice {
   if (value === undefined || value === "alpaca") return { name: "alpaca" };
@@ -20,29 +21,61 @@ export function formatFlag(value: string | undefined): DatasetFormat | undefined
   throw new UsageError(`--format must be auto, json or jsonl, got "${value}"`);
 }
 
+const templateHelp = "alpaca (default), alpaca_short, or a template JSON file";
+
+export const validateCli = defineCommand({
+  name: "validate",
+  summary: {
+    usage: "validate <dataset>",
+    text: "check an Alpaca JSON/JSONL dataset; errors name record and line",
+  },
+  usage: "loraforge validate <dataset> [options]",
+  description: `Checks an Alpaca dataset (a JSON array of {instruction, input, output} records, or JSON Lines)
+and prints every problem with its file, line, record (counted from 0, as array indices) and field.
+Records with an empty instruction or output are rejected (left out, reported); unknown fields are
+warned about; duplicates and records shared by the training and validation splits are counted.
+Nothing is written. Exit code 0 when the dataset is usable, 3 when it is not.`,
+  flags: {
+    format: flag.choice(
+      ["auto", "json", "jsonl"],
+      "file format (default: from the first character)",
+    ),
+    "val-set-size": flag.int("also check the seeded train/validation split (default 2000)"),
+    seed: flag.int("seed of that split (default 42)"),
+    model: flag.string(
+      "DIR",
+      "with the model's tokenizer: tokens per record, share truncated",
+      "dir",
+    ),
+    template: flag.string("NAME|FILE", templateHelp, "file"),
+    cutoff: flag.int("cutoff length in tokens for the statistics (default 512; needs --model)", 1),
+    strict: flag.bool("warnings count as errors"),
+    json: flag.bool("print the report as one JSON document on stdout (for scripts)"),
+  },
+  positionals: "file",
+  epilogue: `Example:
+  loraforge validate data/alpaca.json --model models/llama-2-7b-hf`,
+});
+
 export async function validateCommand(args: string[], out: Out): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      format: { type: "string" },
-      "val-set-size": { type: "string" },
-      seed: { type: "string" },
-      model: { type: "string" },
-      template: { type: "string" },
-      cutoff: { type: "string" },
-      strict: { type: "boolean" },
-      json: { type: "boolean" },
-    },
-  });
+  const p = parseCommand(validateCli, args);
+  const { values, positionals } = p;
   if (positionals.length !== 1) throw new UsageError("validate takes one dataset file", "validate");
+  if (!values.model)
+    refuseWithout(
+      p,
+      validateCli,
+      ["template", "cutoff"],
+      "without --model (token statistics need the tokenizer)",
+    );
   const file = positionals[0] as string;
+  await requireFile(file, "dataset");
   const format = formatFlag(values.format);
   const tokens = values.model
     ? {
-        tokenizer: await loadModelTokenizer(values.model),
+        tokenizer: await loadModelTokenizer(await requireModelDir(values.model)),
         template: await loadTemplate(templateChoice(values.template)),
-        cutoffLen: intFlag(values.cutoff, "cutoff", 1) ?? 512,
+        cutoffLen: values.cutoff ?? 512,
         trainOnInputs: false,
         addEos: true,
       }
@@ -50,8 +83,8 @@ export async function validateCommand(args: string[], out: Out): Promise<number>
   const report = await validateFile(file, {
     ...(format ? { format } : {}),
     split: {
-      valSetSize: intFlag(values["val-set-size"], "val-set-size") ?? 2000,
-      seed: intFlag(values.seed, "seed") ?? 42,
+      valSetSize: values["val-set-size"] ?? 2000,
+      seed: values.seed ?? 42,
     },
     ...(values.strict ? { strict: true } : {}),
     ...(tokens ? { tokens } : {}),
