@@ -155,9 +155,10 @@ describe("the end token: what training appends and generation stops on", () => {
   });
 
   // The demo's own spec, shortened: 24 of its 63 steps, 16 evaluation prompts (~10 s on 2 cores).
-  // Trained to end with EOS, the fine-tuned model never stopped (0% on the full demo): EOS's
-  // embedding row is almost the same as the 256 unused byte tokens' (cosine 0.994).
-  test("after a short run of the demo, the fine-tuned model stops on most prompts", async () => {
+  // Trained to end with EOS, the fine-tuned model stopped on 8 of these 16 (stopping on EOS or BOS)
+  // and on 12.5% in the full demo: EOS's embedding row is almost the same as the 256 unused byte
+  // tokens' (cosine 0.994), and learning EOS takes BOS away. Ending with BOS: 16 of 16.
+  test("after a short run of the demo, the fine-tuned model stops on nearly every prompt", async () => {
     const demo = parse(
       await readFile(join(REPO_ROOT, "examples", "stories260k-demo.yaml"), "utf8"),
     ) as { spec: { training: Record<string, unknown>; evaluation: Record<string, unknown> } };
@@ -178,7 +179,7 @@ describe("the end token: what training appends and generation stops on", () => {
     assert.deepEqual(r.settings.stopTokens, [1]);
     const tuned = r.metrics.tuned;
     assert.ok(tuned, "the adapter was evaluated");
-    assert.ok(tuned.stopped >= 0.75, `the fine-tuned model stopped on ${tuned.stopped * 100}%`);
+    assert.ok(tuned.stopped >= 0.9, `the fine-tuned model stopped on ${tuned.stopped * 100}%`);
     assert.ok(tuned.meanLength < r.settings.maxNewTokens);
   });
 });
