@@ -8,8 +8,7 @@ import { printEvaluation } from "../src/commands/eval.ts";
 import { buildEvalExamples, loadEvalRecords } from "../src/eval/examples.ts";
 import { templateMarkers } from "../src/eval/metrics.ts";
 import { answerResult, modelMetrics } from "../src/eval/report.ts";
-import type { EvalResult } from "../src/eval/run.ts";
-import { stopTokensFor } from "../src/eval/run.ts";
+import { DEFAULT_GENERATION, type EvalResult, prepareEvaluation } from "../src/eval/run.ts";
 import { cliPipeline } from "../src/job/cliPipeline.ts";
 import { importLlama2c } from "../src/llama2c/import.ts";
 import { main } from "../src/main.ts";
@@ -94,13 +93,26 @@ describe("evaluation examples", () => {
     );
   });
 
-  test("stop tokens: EOS, plus BOS for a model imported from llama2.c", async () => {
-    const tok = await loadModelTokenizer(model);
-    assert.deepEqual((await stopTokensFor(model, tok)).tokens, [tok.eosId, tok.bosId]);
+  test("stop tokens: generation_config.json's eos_token_id (BOS for a llama2.c import), else EOS", async () => {
+    const r = await prepareEvaluation({
+      modelDir: model,
+      template: await loadTemplate({ name: "alpaca_short" }),
+      records: { datasetFile: STORIES, split: { valSetSize: 48, seed: 42 }, samples: 2 },
+      cutoffLen: 256,
+      addEos: true,
+      generation: DEFAULT_GENERATION,
+      corePath: "unused",
+    });
+    assert.deepEqual(r.sampling.stopTokens, [1]);
+    assert.equal(r.stopTokensWhy, "eos_token_id of generation_config.json");
+    // scoring targets end with the token generation stops on, as training's do
+    for (const ex of r.examples) assert.equal(ex.scoreTarget.at(-1), 1);
     const llama2 = join(tmp.dir, "llama2");
     await mkdir(llama2);
     await llama2TokenizerDir(llama2);
-    assert.deepEqual((await stopTokensFor(llama2, await loadModelTokenizer(llama2))).tokens, [2]);
+    const tok = await loadModelTokenizer(llama2);
+    assert.deepEqual(tok.stopIds, [2]);
+    assert.equal(tok.stopSource, "the tokenizer's eos");
   });
 });
 
@@ -376,7 +388,7 @@ describe("evaluation through loraforge-core generate and score", () => {
     const manifest = JSON.parse(await readFile(join(run, "data", "manifest.json"), "utf8"));
     assert.equal(r.data.digest, manifest.digest);
     assert.equal(r.data.split, "validation");
-    assert.deepEqual(r.settings.stopTokens, [2, 1]);
+    assert.deepEqual(r.settings.stopTokens, [1]);
     assert.equal(r.settings.maxNewTokens, 24);
     assert.equal(r.samples.length, 6);
     for (const s of r.samples) {

@@ -111,32 +111,9 @@ export interface EvalResult {
   files: { evalJson: string; coreLog: string };
 }
 
-const ImportManifest = z.object({ importer: z.string() }).loose();
 const ModelConfig = z
   .object({ max_position_embeddings: z.number().int().positive().optional() })
   .loose();
-
-/**
- * EOS, and for a model imported from llama2.c also BOS: llama2.c's TinyStories models never saw
- * EOS; their stories are separated by BOS (llama2.c's run.c stops on it).
- */
-export async function stopTokensFor(
-  modelDir: string,
-  tok: ModelTokenizer,
-): Promise<{ tokens: number[]; why: string }> {
-  const text = await readFile(join(modelDir, "import.json"), "utf8").catch(() => undefined);
-  const parsed = text === undefined ? undefined : ImportManifest.safeParse(JSON.parse(text));
-  if (
-    parsed?.success &&
-    parsed.data.importer === "loraforge import llama2c" &&
-    tok.bosId !== tok.eosId
-  )
-    return {
-      tokens: [tok.eosId, tok.bosId],
-      why: "eos, and bos: a llama2.c model ends its stories with bos",
-    };
-  return { tokens: [tok.eosId], why: "eos" };
-}
 
 async function maxPositions(modelDir: string): Promise<number | undefined> {
   const text = await readFile(join(modelDir, "config.json"), "utf8");
@@ -176,15 +153,15 @@ export async function prepareEvaluation(
       },
     ]);
   const corePath = opts.corePath ?? findCore();
-  const stops = await stopTokensFor(opts.modelDir, tok);
   const longestPrompt = Math.max(...examples.map((e) => e.prompt.length));
   const room = Math.min(opts.cutoffLen, (await maxPositions(opts.modelDir)) ?? Infinity);
   const sampling: SamplingSettings = {
     ...opts.generation,
     maxNewTokens: Math.max(1, Math.min(opts.generation.maxNewTokens, room - longestPrompt)),
-    stopTokens: stops.tokens,
+    // The tokens transformers' generate stops on; training ended every response with one of them.
+    stopTokens: tok.stopIds,
   };
-  return { tok, recs, examples, skipped, sampling, stopTokensWhy: stops.why, corePath };
+  return { tok, recs, examples, skipped, sampling, stopTokensWhy: tok.stopSource, corePath };
 }
 
 export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult> {

@@ -32,6 +32,18 @@ export interface ImportResult {
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 /**
+ * Generation ends on BOS, not EOS. llama2.c's training data separates stories with BOS (its
+ * pretokenizer encodes each story with bos=True, eos=False) and its run.c stops on BOS: the model
+ * never saw EOS, and with the classifier tied to the embedding EOS's row is almost the same as the
+ * unused byte tokens', so EOS cannot be taught cheaply. transformers' generate stops on this
+ * eos_token_id, and loraforge's tokenizer (ModelTokenizer.endId) makes training end responses
+ * with it. config.json and the tokenizer keep the sentencepiece ids (bos 1, eos 2).
+ */
+function generationConfig(sp: SentencePieceModel): Record<string, unknown> {
+  return { bos_token_id: sp.bosId, eos_token_id: sp.bosId };
+}
+
+/**
  * llama2.c checkpoint + tokenizer -> a Hugging Face model directory (config.json,
  * model.safetensors, tokenizer.json, tokenizer_config.json, generation_config.json).
  * The directory appears whole or not at all (built beside it, then renamed).
@@ -58,7 +70,7 @@ export async function importLlama2c(opts: ImportOptions): Promise<ImportResult> 
   const nParams = tensors.reduce((s, t) => s + t.data.length, 0);
   const files: Record<string, Uint8Array | string> = {
     "config.json": `${JSON.stringify(config, null, 2)}\n`,
-    "generation_config.json": `${JSON.stringify({ bos_token_id: sp.bosId, eos_token_id: sp.eosId }, null, 2)}\n`,
+    "generation_config.json": `${JSON.stringify(generationConfig(sp), null, 2)}\n`,
     "model.safetensors": encodeSafetensors(tensors),
     "tokenizer.json": JSON.stringify(tokenizerJson),
     "tokenizer_config.json": `${JSON.stringify(buildTokenizerConfig(sp, c.seqLen), null, 2)}\n`,

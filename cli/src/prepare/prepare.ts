@@ -80,10 +80,20 @@ export interface DataManifest {
     cutoffLen: number;
     trainOnInputs: boolean;
     addEos: boolean;
+    /** The token appended when addEos (the tokenizer's endId: EOS, or BOS for a llama2.c import). */
+    endId: number;
     valSetSize: number;
     seed: number;
   };
-  special: { bos: number; eos: number; pad: number; addBos: boolean; vocabSize: number };
+  special: {
+    bos: number;
+    eos: number;
+    /** The token a response ends with (tokenizer.endId). */
+    end: number;
+    pad: number;
+    addBos: boolean;
+    vocabSize: number;
+  };
   train: SplitStats;
   val: SplitStats;
   dataset: DatasetStats;
@@ -188,6 +198,7 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
     cutoffLen: opts.cutoffLen,
     trainOnInputs: opts.trainOnInputs,
     addEos: opts.addEos,
+    endId: tokenizer.endId,
     valSetSize: opts.valSetSize,
     seed: opts.seed,
   };
@@ -240,6 +251,7 @@ export async function prepareDataset(opts: PrepareOptions): Promise<PrepareResul
     special: {
       bos: tokenizer.bosId,
       eos: tokenizer.eosId,
+      end: tokenizer.endId,
       pad: tokenizer.padId,
       addBos: tokenizer.addBos,
       vocabSize: tokenizer.vocabSize,

@@ -13,6 +13,17 @@ export interface ModelTokenizer {
   readonly bosId: number;
   readonly eosId: number;
   readonly padId: number;
+  /**
+   * The token appended after each response, so training teaches the model to end with it: EOS,
+   * unless generation stops on other tokens only (generation_config.json's eos_token_id leaves EOS
+   * out), then the first of those. A model imported from llama2.c ends with BOS: its stories were
+   * separated by BOS and it never saw EOS.
+   */
+  readonly endId: number;
+  /** Tokens generation stops on: generation_config.json's eos_token_id (as transformers' generate), else EOS. */
+  readonly stopIds: number[];
+  /** Where stopIds come from, in words. */
+  readonly stopSource: string;
   /** Prepend BOS to every example (tokenizer_config.add_bos_token, default true as in Llama). */
   readonly addBos: boolean;
   /** config.json vocab_size: every id written to a shard must be below it. */
@@ -52,6 +63,16 @@ const ModelConfigSchema = z
       .union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())])
       .nullish(),
     pad_token_id: z.number().int().nonnegative().nullish(),
+  })
+  .loose();
+const GenerationConfigSchema = z
+  .object({
+    eos_token_id: z
+      .union([
+        z.number().int().nonnegative(),
+        z.array(z.number().int().nonnegative()).min(1, "lists no token"),
+      ])
+      .nullish(),
   })
   .loose();
 const TokenizerJsonSchema = z
@@ -95,20 +116,27 @@ function zodProblems(file: string, error: z.ZodError): Problem[] {
   }));
 }
 
-/** Loads <modelDir>/tokenizer.json with tokenizer_config.json and config.json beside it. */
+/**
+ * Loads <modelDir>/tokenizer.json with tokenizer_config.json, config.json and (when there)
+ * generation_config.json beside it.
+ */
 export async function loadModelTokenizer(modelDir: string): Promise<ModelTokenizer> {
   const tokPath = join(modelDir, "tokenizer.json");
   const tcPath = join(modelDir, "tokenizer_config.json");
   const cfgPath = join(modelDir, "config.json");
+  const genPath = join(modelDir, "generation_config.json");
   const tokRaw = await readJson(tokPath, true);
   const tcRaw = (await readJson(tcPath, false)) ?? {};
   const cfgRaw = await readJson(cfgPath, true);
+  const genRaw = (await readJson(genPath, false)) ?? {};
   const tokJson = TokenizerJsonSchema.safeParse(tokRaw);
   if (!tokJson.success) throw new TokenizerError(zodProblems(tokPath, tokJson.error));
   const tc = TokenizerConfigSchema.safeParse(tcRaw);
   if (!tc.success) throw new TokenizerError(zodProblems(tcPath, tc.error));
   const cfg = ModelConfigSchema.safeParse(cfgRaw);
   if (!cfg.success) throw new TokenizerError(zodProblems(cfgPath, cfg.error));
+  const gen = GenerationConfigSchema.safeParse(genRaw);
+  if (!gen.success) throw new TokenizerError(zodProblems(genPath, gen.error));
 
   let encoder: TextEncoder;
   try {
@@ -129,8 +157,14 @@ export async function loadModelTokenizer(modelDir: string): Promise<ModelTokeniz
     encoder,
     tokenizerConfig: tc.data,
     modelConfig: cfg.data,
+    generationConfig: gen.data,
     addedTokens: tokJson.data.added_tokens ?? [],
-    files: { tokenizer: tokPath, tokenizerConfig: tcPath, config: cfgPath },
+    files: {
+      tokenizer: tokPath,
+      tokenizerConfig: tcPath,
+      config: cfgPath,
+      generationConfig: genPath,
+    },
   });
 }
 
@@ -138,8 +172,10 @@ interface CheckInput {
   encoder: TextEncoder;
   tokenizerConfig: z.infer<typeof TokenizerConfigSchema>;
   modelConfig: z.infer<typeof ModelConfigSchema>;
+  /** generation_config.json, when the model has one. */
+  generationConfig?: z.infer<typeof GenerationConfigSchema>;
   addedTokens: { id: number; content: string; special?: boolean | undefined }[];
-  files: { tokenizer: string; tokenizerConfig: string; config: string };
+  files: { tokenizer: string; tokenizerConfig: string; config: string; generationConfig?: string };
 }
 
 export function checkSpecialTokens(input: CheckInput): ModelTokenizer {
@@ -204,6 +240,18 @@ export function checkSpecialTokens(input: CheckInput): ModelTokenizer {
       });
     }
   }
+  const rawStops = input.generationConfig?.eos_token_id ?? undefined;
+  const genStops = rawStops === undefined ? undefined : [rawStops].flat();
+  for (const id of genStops ?? []) {
+    if (id >= cfg.vocab_size) {
+      problems.push({
+        file: files.generationConfig ?? "generation_config.json",
+        field: "eos_token_id",
+        message: `id ${id} is outside the model's vocabulary (vocab_size ${cfg.vocab_size})`,
+        severity: "error",
+      });
+    }
+  }
   if (encoder.size > cfg.vocab_size) {
     problems.push({
       file: files.tokenizer,
@@ -230,10 +278,17 @@ export function checkSpecialTokens(input: CheckInput): ModelTokenizer {
   const addBos = tc.add_bos_token ?? true;
   const specialStrings = input.addedTokens.filter((t) => t.special !== false).map((t) => t.content);
   const bos = bosId as number;
+  const eos = eosId as number;
+  // Training must end a response with a token generation stops on: EOS when it is one of them.
+  const stopIds = genStops ?? [eos];
+  const endId = stopIds.includes(eos) ? eos : (stopIds[0] as number);
   return {
     encoder,
     bosId: bos,
-    eosId: eosId as number,
+    eosId: eos,
+    endId,
+    stopIds,
+    stopSource: genStops ? "eos_token_id of generation_config.json" : "the tokenizer's eos",
     padId,
     addBos,
     vocabSize: cfg.vocab_size,
