@@ -403,7 +403,10 @@ export class KubeClient implements Kube {
     req.on("error", finish);
     req.end();
     const graceS = Math.max(1, Math.ceil(serverTimeoutS / 5));
+    // Unref'd: the watch's socket keeps the process alive while it is open; the deadline alone
+    // must not (a stopped operator's last watch would otherwise hold the process for minutes).
     const deadline = setTimeout(() => finish(null), (serverTimeoutS + graceS) * 1000);
+    deadline.unref();
     return {
       abort: stop,
       relist: () => finish(Object.assign(new Error("periodic relist"), { statusCode: 410 })),
