@@ -258,6 +258,19 @@ void bad_inputs(const std::string& out) {
         std::string data((const char*)d.data(), d.size() * 4);
         model_dir("offsets_lie", st_bytes("{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[0,64]}}", data), cfgs);
         model_dir("offsets_past_end", st_bytes("{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[64,192]}}", data), cfgs);
+        // the tensors must tile the data exactly (as Python safetensors requires): overlaps, an alias,
+        // gaps and bytes after the last tensor are refused
+        auto two = [&](const std::string& name, uint64_t b1, uint64_t b2, size_t nbytes) {
+            std::string h = strprintf("{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[%llu,%llu]},"
+                                      "\"model.layers.0.input_layernorm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[%llu,%llu]}}",
+                                      (unsigned long long)b1, (unsigned long long)b1 + 128, (unsigned long long)b2, (unsigned long long)b2 + 128);
+            model_dir(name, st_bytes(h, std::string(nbytes, '\0')), cfgs);
+        };
+        two("offsets_overlap", 64, 0, 192);
+        two("offsets_alias", 0, 0, 128);
+        two("offsets_gap", 192, 0, 320);
+        two("offsets_trailing", 128, 0, 260);
+        model_dir("offsets_leading_gap", st_bytes("{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[8,136]}}", std::string(136, '\0')), cfgs);
     }
     // unsupported dtype: rewrite model.norm.weight as I32 bytes
     {
