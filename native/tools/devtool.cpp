@@ -306,6 +306,20 @@ void bad_inputs(const std::string& out) {
         rs.set("rope_type", Json::of("yarn"));
         c2.set("rope_scaling", rs);
         model_dir("bad_rope", model_bytes, json_dump(c2));
+        // heads x head_dim = (2^29 + 4) x 8 = 2^32 + 32: wraps a 32-bit int to the 32 rows this
+        // model's q_proj has, so only a 64-bit product refuses it
+        Json c3 = cfg;
+        c3.set("num_attention_heads", Json::of((int64_t)(1 << 29) + 4));
+        c3.set("head_dim", Json::of((int64_t)8));
+        model_dir("config_heads_wrap", model_bytes, json_dump(c3));
+        Json c5 = cfg;  // each field within its limit, the product not
+        c5.set("num_attention_heads", Json::of((int64_t)1024));
+        c5.set("num_key_value_heads", Json::of((int64_t)1024));
+        c5.set("head_dim", Json::of((int64_t)1024));
+        model_dir("config_q_width", model_bytes, json_dump(c5));
+        Json c4 = cfg;
+        c4.set("vocab_size", Json::of((int64_t)1 << 30));
+        model_dir("config_huge_vocab", model_bytes, json_dump(c4));
     }
     // sharded index pointing at a tensor the shard lacks
     {
