@@ -98,10 +98,12 @@ set_tests_properties(model_gradcheck_merge_f16 PROPERTIES FIXTURES_REQUIRED tiny
 
 # ---------------------------------------------------------------- parsers under hostile input
 # replay of the seed corpus (bad-inputs files and their prefixes) with any compiler
-foreach(t safetensors shard)
+# (every target gets every file: a config.json parser fed a .safetensors must refuse it cleanly too)
+foreach(t safetensors shard config run)
   add_executable(replay_${t} fuzz/fuzz_${t}.cpp fuzz/replay_main.cpp)
   target_link_libraries(replay_${t} PRIVATE lfcore)
-  add_test(NAME fuzz_replay_${t} COMMAND replay_${t} ${LF_BAD} ${LF_BAD}/good ${LF_BAD}/truncated ${LF_BAD}/offsets_lie)
+  add_test(NAME fuzz_replay_${t} COMMAND replay_${t} ${LF_BAD} ${LF_BAD}/good ${LF_BAD}/truncated ${LF_BAD}/offsets_lie
+           ${LF_BAD}/bad_config_field ${LF_BAD}/bad_rope ${LF_BAD}/config_heads_wrap ${LF_BAD}/config_q_width)
   set_tests_properties(fuzz_replay_${t} PROPERTIES FIXTURES_REQUIRED bad_inputs)
 endforeach()
 # libFuzzer runs (clang + compiler-rt), 10 s per target; skipped from the suite when clang is missing
