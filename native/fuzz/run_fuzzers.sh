@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for a short time.
 #   run_fuzzers.sh SEED_DIR [SECONDS] [TARGETS]   (SEED_DIR: files from `lf-devtool bad-inputs`)
-#   FUZZ_RUNS=N: run each target for N executions instead of SECONDS (the 10M-run campaign, README.md)
+#   FUZZ_RUNS=N: run each target for N executions (the 10M-run campaign, README.md); a SECONDS > 0
+#   caps each target's time as well. FUZZ_WORK=DIR keeps the work directory (and its corpora).
 # Exit 0 when no target found a crash; crash reproducers are left in the work directory.
 set -eu
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +30,8 @@ i=0; for f in $(find "$SEEDS" -name '*.lfs'); do i=$((i+1)); { printf '\001'; he
 seed config $(find "$SEEDS" -name config.json)
 seed run $(find "$SEEDS" -name 'run-*.json')
 for t in $TARGETS; do
-  if [ -n "${FUZZ_RUNS:-}" ]; then limit="-runs=$FUZZ_RUNS"; echo "== fuzz_$t for $FUZZ_RUNS runs"
+  if [ -n "${FUZZ_RUNS:-}" ]; then  # SECONDS > 0 still caps the time
+    limit="-runs=$FUZZ_RUNS"; [ "$SECS" -gt 0 ] && limit="$limit -max_total_time=$SECS"; echo "== fuzz_$t for $FUZZ_RUNS runs (at most ${SECS}s; 0: no limit)"
   else limit="-max_total_time=$SECS"; echo "== fuzz_$t for ${SECS}s"; fi
   start=$(date +%s)
   (cd "$W" && ./fuzz_$t $limit -max_len=65536 -print_final_stats=1 "corpus_$t" > "fuzz_$t.log" 2>&1) || true
