@@ -102,7 +102,8 @@ StepStats train_step(Backend& be, Model& model, Lora& lora, AdamW& opt, const st
         MicroBatch mb = make_micro_batch(part);
         PassResult r = model.run(mb, true, grad_scale, hash_combine(dropout_key, k));
         loss_sum += r.loss_sum;
-        if (micro_batch_done_stop()) {
+        // after the last micro-batch the update costs next to nothing: finish the step instead
+        if (micro_batch_done_stop() && i + micro_bs < batch.size()) {
             st.stopped = true;
             return st;
         }
@@ -179,7 +180,7 @@ StepStats Replicas::step(AdamW& opt, const std::vector<RecordRef>& batch, int mi
         }
         for (int p = 0; p < P; p++)
             if (errors[p]) throw Error(*errors[p]);
-        if (micro_batch_done_stop()) {
+        if (micro_batch_done_stop() && i + micro_bs < batch.size()) {  // the last one: finish the step
             st.stopped = true;
             return st;
         }

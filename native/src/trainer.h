@@ -55,7 +55,7 @@ struct StepStats {
 // loss and its gradient are normalized by the unmasked tokens of the whole batch
 // (transformers' num_items_in_batch). `step` is 0-based: lr = learning_rate * lr_lambda(step).
 // Returns with the update applied unless the loss or the gradient norm is not finite, or a stop
-// signal arrived: that is checked after every micro-batch, and a stopped step returns at once with
+// signal arrived: that is checked after every micro-batch but the last, and a stopped step returns at once with
 // `stopped` set and the LoRA parameters and optimizer state those of the previous step (only the
 // gradient buffer, zeroed at the start of every step, holds the discarded partial sum).
 StepStats train_step(Backend& be, Model& model, Lora& lora, AdamW& opt, const std::vector<RecordRef>& batch,

@@ -110,6 +110,13 @@ JSON
   echo "ok: threads $THREADS: SIGTERM after micro-batch 13 (mid step 2 of 6) -> exit 130 with checkpoint-1; resumed -> bit-identical final adapter"
 done
 THREADS=1
+# a stop after a step's last micro-batch lets that step finish: 16 = the 8th of step 2 -> checkpoint-2
+cfg=$(mid_json "$W/last")
+LORAFORGE_TEST_SIGTERM_AFTER_MICRO_BATCH=16 "$CORE" train --config "$cfg" > "$W/last1.log" 2>&1; rc=$?
+[ "$rc" = 130 ] && [ "$(ls "$W/last/checkpoints")" = "checkpoint-2" ] || fail "SIGTERM after a step's last micro-batch: exit $rc, checkpoints $(ls "$W/last/checkpoints" 2>/dev/null)"
+"$CORE" train --config "$cfg" > "$W/last2.log" 2>&1 || fail "resume after checkpoint-2 failed"
+cmp -s "$W/mref1/final/adapter_model.safetensors" "$W/last/final/adapter_model.safetensors" || fail "stop after a step's last micro-batch + resume: adapter differs"
+echo "ok: SIGTERM after the last micro-batch of step 2 -> that step completes, checkpoint-2; resumed -> bit-identical"
 
 # 4. a checkpoint from another run.json is refused
 sed -e 's/"learning_rate":0.003/"learning_rate":0.004/' "$cfg" > "$W/other.json"
