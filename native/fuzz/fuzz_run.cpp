@@ -13,7 +13,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         lf::RunConfig c = lf::parse_run_config(std::string((const char*)data, size), "fuzz/run.json");
         const lf::TrainingConfig& t = c.training;
-        if (c.version != 1 || c.model_dir.empty() || c.train_shards.empty() || t.micro_batch_size < 1 ||
+        for (auto& p : c.train_shards) if (p.empty()) std::abort();
+        for (auto& p : c.val_shards) if (p.empty()) std::abort();
+        if (c.version != 1 || c.model_dir.empty() || c.output_dir.empty() || c.train_shards.empty() || t.micro_batch_size < 1 ||
             t.micro_batch_size > t.batch_size || c.lora.r < 1 || c.log_steps < 1 || c.save_total_limit < 1)
             std::abort();
         const int64_t total = t.max_steps > 0 ? t.max_steps : 1000;

@@ -63,6 +63,8 @@ lf_bad_shard(bad_vocab "bad_vocab.lfs: field 'vocab_size': shard vocab_size 164 
 lf_expect(bad_run_unknown_key 2 "run-unknown_key.json: field 'intervals.eval_step': unknown key" ${LF_CORE} train --config ${LF_BAD}/run-unknown_key.json)
 lf_expect(bad_run_type 2 "run-bad_type.json: field 'check_numerics': expected true or false" ${LF_CORE} train --config ${LF_BAD}/run-bad_type.json)
 lf_expect(bad_run_json 2 "run-bad_json.json: bad JSON: line 1, column 29: unexpected character" ${LF_CORE} train --config ${LF_BAD}/run-bad_json.json)
+lf_expect(bad_run_empty_model_dir 2 "run-empty_model_dir.json: field 'model_dir': must not be empty" ${LF_CORE} train --config ${LF_BAD}/run-empty_model_dir.json)
+lf_expect(bad_run_empty_shard 2 "run-empty_shard.json: field 'train_shards': a shard path must not be empty" ${LF_CORE} train --config ${LF_BAD}/run-empty_shard.json)
 lf_expect(bad_run_missing 2 "no-such-run.json: cannot open" ${LF_CORE} train --config ${LF_BAD}/no-such-run.json)
 lf_expect(bad_logits_token 2 "field 'tokens': token 1: id 999 >= vocab_size 64" ${LF_CORE} logits --model ${LF_BAD}/good --tokens 1,999)
 lf_expect(bad_verb 2 "unknown verb 'trian'" ${LF_CORE} trian)

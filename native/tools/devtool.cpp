@@ -374,6 +374,11 @@ void bad_inputs(const std::string& out) {
     run_json("unknown_key", "good", "good.lfs", ",\"intervals\":{\"eval_step\":3}");
     run_json("bad_type", "good", "good.lfs", ",\"check_numerics\":\"yes\"");
     put_file(out + "/run-bad_json.json", "{\"version\": 1, \"model_dir\": }");
+    // found by fuzz_run: an empty model_dir / shard path was accepted
+    put_file(out + "/run-empty_model_dir.json", "{\"version\":1,\"model_dir\":\"\",\"train_shards\":[\"" + out +
+             "/good.lfs\"],\"output_dir\":\"" + out + "/out-empty\"}");
+    put_file(out + "/run-empty_shard.json", "{\"version\":1,\"model_dir\":\"" + out + "/good\",\"train_shards\":[\"\"],\"output_dir\":\"" +
+             out + "/out-empty\"}");
     // a model whose layer 1 up_proj weight holds a NaN: the numerics tests
     {
         ModelSpec s2 = s;
