@@ -26,6 +26,20 @@ add_test(NAME check_peft_refuses_bad_adapters COMMAND ${LORAFORGE_PYTHON} ${LF_G
          --core $<TARGET_FILE:loraforge-core>)
 # the committed goldens are what make_golden.py writes now
 add_test(NAME goldens_not_stale COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/regen_check)
+# ... whatever kernels the caller's environment asks torch for: make_golden.py pins them (dispatch.py),
+# so a machine whose CPU or environment picks AVX-512 (or AVX2) kernels regenerates the same goldens
+foreach(isa avx2 avx512)
+  string(TOUPPER ${isa} ISA)
+  add_test(NAME goldens_not_stale_forced_${isa} COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/regen_check)
+  set_tests_properties(goldens_not_stale_forced_${isa} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${LF_PY_ENV};ATEN_CPU_CAPABILITY=${isa};MKL_CBWR=AUTO;MKL_ENABLE_INSTRUCTIONS=${ISA};ONEDNN_MAX_CPU_ISA=ALL")
+endforeach()
+# and the pin is what makes it so: with the libraries choosing (as before the pin), the regeneration
+# differs by more than the old 1e-6 bound
+add_test(NAME goldens_unpinned_differ COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/regen_check --tol 1e-6)
+set_tests_properties(goldens_unpinned_differ PROPERTIES TIMEOUT 300
+  ENVIRONMENT "${LF_PY_ENV};LORAFORGE_GOLDEN_DISPATCH=native"
+  PASS_REGULAR_EXPRESSION "STALE .*: train[.]final[.][^ ]+ differs by [0-9.e+-]+ [(]relative to max [|]committed[|][)] > 1e-06")
 # the stories260K conversion check can fail
 add_test(NAME golden_conversion_check COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/test_convert.py)
 set_tests_properties(check_peft_refuses_bad_adapters goldens_not_stale golden_conversion_check

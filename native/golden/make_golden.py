@@ -19,16 +19,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import peft
-import torch
-import transformers
-from peft import LoraConfig, get_peft_model
-from safetensors.torch import save_file
-from torch.utils.data import SequentialSampler
-from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainerCallback, TrainingArguments
+import dispatch
 
-import convert_llama2c
+DISPATCH = dispatch.pin()  # before torch loads: it picks its CPU kernels at import
+
+import numpy as np  # noqa: E402
+import peft  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from peft import LoraConfig, get_peft_model  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+from torch.utils.data import SequentialSampler  # noqa: E402
+from transformers import LlamaConfig, LlamaForCausalLM, Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+
+import convert_llama2c  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE.parent / "tests" / "golden" / "v1"
@@ -449,7 +453,7 @@ def training(c: GoldenConfig, model_dir: Path, out: dict) -> dict:
 # Main
 # ---------------------------------------------------------------------------------------------
 
-def make(c: GoldenConfig, out_root: Path) -> None:
+def make(c: GoldenConfig, out_root: Path, kernels: dict[str, str]) -> None:
     torch.manual_seed(c.seed)
     dest = out_root / c.name
     tmp = out_root / f".{c.name}.tmp"
@@ -478,6 +482,7 @@ def make(c: GoldenConfig, out_root: Path) -> None:
                   "adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8,
                   "n_examples": info["n_examples"]},
         "loss_convention": LOSS_CONVENTION,
+        "kernels": kernels,
     }
     (tmp / "golden.json").write_text(json.dumps(golden, indent=2) + "\n")
     shutil.rmtree(dest, ignore_errors=True)
@@ -497,13 +502,13 @@ def main() -> int:
     if unknown:
         print(f"error: unknown config(s) {unknown}; known: {list(CONFIGS)}", file=sys.stderr)
         return 2
-    torch.set_num_threads(1)  # one summation order, whatever the machine
+    kernels = dispatch.check(DISPATCH)  # one set of kernels and one summation order, whatever the x86
     torch.use_deterministic_algorithms(True)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     args.out.mkdir(parents=True, exist_ok=True)
     for n in names:
-        make(CONFIGS[n], args.out)
+        make(CONFIGS[n], args.out, kernels)
     return 0
 
 

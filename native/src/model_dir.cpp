@@ -17,15 +17,17 @@ struct ConfigReader {
         const Json* v = j.find(k);
         return (v && !v->is_null()) ? v : nullptr;
     }
-    int integer(const char* k, int def, bool required) const {
+    // a positive integer <= max (every size field has one: see the limits in parse_llama_config)
+    int integer(const char* k, int def, bool required, int64_t max) const {
         const Json* v = get(k);
         if (!v) {
             if (required) throw invalid_input(fn, "missing required field", "", k);
             return def;
         }
         int64_t x;
-        if (!v->get_i64(&x) || x <= 0 || x > (1 << 30))
-            throw invalid_input(fn, "expected a positive integer, got " + json_dump(*v), "", k);
+        if (!v->get_i64(&x) || x <= 0) throw invalid_input(fn, "expected a positive integer, got " + json_dump(*v), "", k);
+        if (x > max)
+            throw invalid_input(fn, strprintf("%lld is larger than the supported maximum %lld", (long long)x, (long long)max), "", k);
         return (int)x;
     }
     double real(const char* k, double def) const {
@@ -56,17 +58,33 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& fn) {
             throw invalid_input(fn, "unsupported model_type '" + mt->text + "' (supported: llama, mistral)", "", "model_type");
         c.model_type = mt->text;
     }
-    c.dim = r.integer("hidden_size", 0, true);
-    c.hidden = r.integer("intermediate_size", 0, true);
-    c.n_layers = r.integer("num_hidden_layers", 0, true);
-    c.n_heads = r.integer("num_attention_heads", 0, true);
-    c.n_kv_heads = r.integer("num_key_value_heads", c.n_heads, false);
-    c.vocab = r.integer("vocab_size", 0, true);
-    c.max_pos = r.integer("max_position_embeddings", 2048, false);
+    // Size limits: tens of times the largest Llama (hidden 16384, intermediate 53248, 126 layers,
+    // 128 heads of 128, vocab 128256), yet small enough that every size the core derives from
+    // them (heads x head_dim, rows x columns of a weight, B x T x width) fits its integer type;
+    // without them heads x head_dim could wrap an int to the width of a small file's tensors and
+    // the forward pass would read far past them.
+    constexpr int64_t kMaxWidth = 1 << 18;         // hidden_size, heads x head_dim
+    constexpr int64_t kMaxIntermediate = 1 << 20;  // intermediate_size
+    constexpr int64_t kMaxLayers = 1 << 12;
+    constexpr int64_t kMaxHeads = 1 << 14;
+    constexpr int64_t kMaxHeadDim = 1 << 12;
+    constexpr int64_t kMaxVocab = 1 << 24;
+    constexpr int64_t kMaxPositions = 1 << 26;
+    c.dim = r.integer("hidden_size", 0, true, kMaxWidth);
+    c.hidden = r.integer("intermediate_size", 0, true, kMaxIntermediate);
+    c.n_layers = r.integer("num_hidden_layers", 0, true, kMaxLayers);
+    c.n_heads = r.integer("num_attention_heads", 0, true, kMaxHeads);
+    c.n_kv_heads = r.integer("num_key_value_heads", c.n_heads, false, kMaxHeads);
+    c.vocab = r.integer("vocab_size", 0, true, kMaxVocab);
+    c.max_pos = r.integer("max_position_embeddings", 2048, false, kMaxPositions);
     if (c.dim % c.n_heads != 0 && !r.get("head_dim"))
         throw invalid_input(fn, "hidden_size is not a multiple of num_attention_heads and head_dim is not given", "", "hidden_size");
-    c.head_dim = r.integer("head_dim", c.dim / c.n_heads, false);
+    c.head_dim = r.integer("head_dim", c.dim / c.n_heads, false, kMaxHeadDim);
     if (c.head_dim % 2) throw invalid_input(fn, "head_dim must be even for RoPE", "", "head_dim");
+    const int64_t q_width = (int64_t)c.n_heads * c.head_dim;
+    if (q_width > kMaxWidth)
+        throw invalid_input(fn, strprintf("num_attention_heads x head_dim = %d x %d = %lld is larger than the supported maximum %lld",
+                                          c.n_heads, c.head_dim, (long long)q_width, (long long)kMaxWidth), "", "num_attention_heads");
     if (c.n_heads % c.n_kv_heads)
         throw invalid_input(fn, "num_attention_heads must be a multiple of num_key_value_heads", "", "num_key_value_heads");
     c.eps = r.real("rms_norm_eps", 1e-6);
@@ -95,7 +113,7 @@ LlamaConfig parse_llama_config(const std::string& text, const std::string& fn) {
             c.rope_factor = rr.real("factor", 8.0);
             c.rope_low_freq_factor = rr.real("low_freq_factor", 1.0);
             c.rope_high_freq_factor = rr.real("high_freq_factor", 4.0);
-            c.rope_original_max_pos = rr.integer("original_max_position_embeddings", 8192, true);
+            c.rope_original_max_pos = rr.integer("original_max_position_embeddings", 8192, true, kMaxPositions);
             if (c.rope_high_freq_factor <= c.rope_low_freq_factor)
                 throw invalid_input(fn, "high_freq_factor must be larger than low_freq_factor", "", "rope_scaling.high_freq_factor");
         } else if (t->text != "default") {

@@ -101,6 +101,12 @@ RunConfig parse_run_config(const std::string& text, const std::string& fn) {
     if (c.train_shards.empty()) r.bad("train_shards", "at least one training shard is required");
     c.val_shards = r.strings("val_shards", false);
     c.output_dir = r.str("output_dir", "", true);
+    // an empty path would name the working directory (or nothing) instead of failing here (found by fuzz_run)
+    if (c.model_dir.empty()) r.bad("model_dir", "must not be empty");
+    if (c.output_dir.empty()) r.bad("output_dir", "must not be empty");
+    for (const char* k : {"train_shards", "val_shards"})
+        for (auto& p : std::string(k) == "train_shards" ? c.train_shards : c.val_shards)
+            if (p.empty()) r.bad(k, "a shard path must not be empty");
     c.backend = r.str("backend", "cpu");
     c.threads = (int)r.integer("threads", 0, 0, 4096);
     c.base_model_name_or_path = r.str("base_model_name_or_path", c.model_dir);

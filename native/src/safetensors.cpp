@@ -156,6 +156,48 @@ void SafetensorsFile::validate(const uint8_t* data, size_t size) {
         index_[name] = tensors_.size();
         tensors_.push_back(std::move(v));
     }
+    check_coverage(base, data_size);
+}
+
+// The tensors must tile the data region exactly, as the Python safetensors library requires:
+// in the order of their data_offsets each one begins where the previous one ends, the first at 0
+// and the last at the end of the file. So no two tensors share bytes (an alias would let a write
+// through one change the other) and no byte lies between or after them unclaimed.
+void SafetensorsFile::check_coverage(const uint8_t* base, uint64_t data_size) const {
+    const std::string& fn = filename_;
+    std::vector<const TensorView*> order;
+    for (auto& t : tensors_) order.push_back(&t);
+    std::sort(order.begin(), order.end(), [&](const TensorView* a, const TensorView* b) {
+        if (a->data != b->data) return a->data < b->data;
+        if (a->nbytes != b->nbytes) return a->nbytes < b->nbytes;
+        return a->name < b->name;
+    });
+    auto range = [&](const TensorView* t) {
+        uint64_t b = (uint64_t)(t->data - base);
+        return strprintf("[%llu, %llu]", (unsigned long long)b, (unsigned long long)(b + t->nbytes));
+    };
+    uint64_t at = 0;
+    const TensorView* prev = nullptr;
+    for (const TensorView* t : order) {
+        uint64_t b = (uint64_t)(t->data - base);
+        if (b < at)
+            throw invalid_input(fn, "data_offsets " + range(t) + " overlap those of tensor '" + prev->name + "' " + range(prev) +
+                                    ": two tensors would share bytes", t->name, "data_offsets");
+        if (b > at)
+            throw invalid_input(fn, "data_offsets " + range(t) +
+                                    strprintf(" leave bytes [%llu, %llu) of the data unclaimed ", (unsigned long long)at,
+                                              (unsigned long long)b) +
+                                    (prev ? "after tensor '" + prev->name + "' " + range(prev) : std::string("before it")) +
+                                    ": tensors must cover the data region without gaps", t->name, "data_offsets");
+        at = b + t->nbytes;
+        prev = t;
+    }
+    if (at != data_size)
+        throw invalid_input(fn, strprintf("the tensors cover %llu of the %llu data bytes: the last %llu bytes",
+                                          (unsigned long long)at, (unsigned long long)data_size,
+                                          (unsigned long long)(data_size - at)) +
+                                    (prev ? " after tensor '" + prev->name + "' " + range(prev) : std::string("")) +
+                                    " belong to no tensor (file not fully covered)");
 }
 
 const TensorView* SafetensorsFile::find(const std::string& name) const {

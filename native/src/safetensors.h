@@ -44,6 +44,7 @@ public:
 private:
     SafetensorsFile() = default;
     void validate(const uint8_t* data, size_t size);
+    void check_coverage(const uint8_t* base, uint64_t data_size) const;
     std::string filename_;
     void* map_ = nullptr;
     size_t map_size_ = 0;

@@ -23,6 +23,16 @@ namespace lf {
 
 std::atomic<int> g_stop_signal{0};
 
+bool micro_batch_done_stop() {
+    static const int64_t raise_after = [] {
+        const char* v = std::getenv("LORAFORGE_TEST_SIGTERM_AFTER_MICRO_BATCH");
+        return v ? std::atoll(v) : (int64_t)0;
+    }();
+    static int64_t done = 0;
+    if (++done == raise_after) std::raise(SIGTERM);
+    return g_stop_signal.load() != 0;
+}
+
 static double now_s() {
     using namespace std::chrono;
     return duration<double>(steady_clock::now().time_since_epoch()).count();
@@ -92,6 +102,11 @@ StepStats train_step(Backend& be, Model& model, Lora& lora, AdamW& opt, const st
         MicroBatch mb = make_micro_batch(part);
         PassResult r = model.run(mb, true, grad_scale, hash_combine(dropout_key, k));
         loss_sum += r.loss_sum;
+        // after the last micro-batch the update costs next to nothing: finish the step instead
+        if (micro_batch_done_stop() && i + micro_bs < batch.size()) {
+            st.stopped = true;
+            return st;
+        }
     }
     st.loss = st.n_targets > 0 ? loss_sum / (double)st.n_targets : 0.0;
     // global grad norm: the norm of the per-tensor norms, as torch.nn.utils.clip_grad_norm_
@@ -165,6 +180,10 @@ StepStats Replicas::step(AdamW& opt, const std::vector<RecordRef>& batch, int mi
         }
         for (int p = 0; p < P; p++)
             if (errors[p]) throw Error(*errors[p]);
+        if (micro_batch_done_stop() && i + micro_bs < batch.size()) {  // the last one: finish the step
+            st.stopped = true;
+            return st;
+        }
     }
     double loss_sum = 0;
     for (int p = 0; p < P; p++) loss_sum += loss[p];
@@ -212,6 +231,7 @@ double Replicas::evaluate(const std::vector<RecordRef>& recs, int micro_bs, int6
         }
         for (int p = 0; p < P; p++)
             if (errors[p]) throw Error(*errors[p]);
+        if (g_stop_signal.load() != 0) break;  // the caller discards a cut-short evaluation
     }
     double sum = 0;
     int64_t nt = 0;
@@ -228,6 +248,7 @@ double evaluate(Model& model, const std::vector<RecordRef>& recs, int micro_bs, 
         PassResult r = model.run(make_micro_batch(part), false, 0.0, 0);
         sum += r.loss_sum;
         n += r.n_targets;
+        if (g_stop_signal.load() != 0) break;  // the caller discards a cut-short evaluation
     }
     if (n_targets) *n_targets = n;
     return n > 0 ? sum / (double)n : 0.0;
@@ -550,6 +571,7 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
         int64_t nt = 0;
         double vl = replicas ? replicas->evaluate(val.records, t.micro_batch_size, &nt)
                              : evaluate(model, val.records, t.micro_batch_size, &nt);
+        if (g_stop_signal.load() != 0) return;  // cut short by a stop: not a validation loss
         st.has_val = true;
         st.val_loss = vl;
         Json e = Json::object();
@@ -572,9 +594,30 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     double t_loop = now_s(), bench_t0 = now_s();
     int64_t bench_tokens = 0;
     double first_loss = NAN, last_loss = NAN;
-    int64_t last_saved = -1;
+    int64_t last_saved = resumed_from.empty() ? -1 : st.step;
+    Rng shuffle_rng_at_step = shuffle_rng;  // as it was after the last completed step
+    auto checkpoint = [&]() {
+        save_checkpoint(cfg, mc, lora, opt, st, total, spe, shuffle_rng_at_step);
+        last_saved = st.step;
+        Json j = Json::object();
+        j.set("step", Json::of(st.step));
+        j.set("path", Json::of(ckpt_root(cfg) + "/checkpoint-" + std::to_string(st.step)));
+        j.set("train_loss", Json::of(st.loss_count_since ? st.loss_sum_since / st.loss_count_since : 0.0));
+        j.set("val_loss", st.has_val ? Json::of(st.val_loss) : Json::null());
+        emit_event("checkpoint", j);
+        st.loss_sum_since = 0;
+        st.loss_count_since = 0;
+    };
+    // SIGTERM/SIGINT: the state to keep is the one after the last completed optimizer step (a step
+    // stopped between micro-batches applied nothing); save it unless just saved, exit 130
+    auto stopped = [&]() {
+        if (!bench && last_saved != st.step) checkpoint();
+        return Error(EXIT_INTERRUPTED, strprintf("stopped by signal %d after saving checkpoint-%lld", g_stop_signal.load(),
+                                                 (long long)st.step));
+    };
     const int64_t first_step = st.step;
     for (int64_t s = st.step; s < total; s++) {
+        if (g_stop_signal.load() != 0) throw stopped();  // came between steps or during an evaluation
         int64_t e = s / spe, pos = s % spe;
         if (e != cur_epoch) {
             order = epoch_order(train.records, t, e, &shuffle_rng);
@@ -588,6 +631,7 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
         const uint64_t dkey = hash_combine(hash_combine(t.seed, 0xD50F0Dull), (uint64_t)s);
         StepStats ss = replicas ? replicas->step(opt, batch, t.micro_batch_size, lr, t, dkey)
                                 : train_step(*be, model, lora, opt, batch, t.micro_batch_size, lr, t, dkey);
+        if (ss.stopped) throw stopped();
         double dt = now_s() - t0;
         if (!std::isfinite(ss.loss) || !std::isfinite(ss.grad_norm)) throw numerics_error(s, ss);
         if (bench && s == 0 && total > 1) { bench_t0 = now_s(); bench_tokens = 0; }
@@ -595,6 +639,7 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
         if (s == first_step) first_loss = ss.loss;
         last_loss = ss.loss;
         st.step = s + 1;
+        shuffle_rng_at_step = shuffle_rng;
         st.loss_sum_all += ss.loss;
         st.loss_count_all++;
         st.loss_sum_since += ss.loss;
@@ -617,23 +662,8 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
             emit_event("step", j);
         }
         if (cfg.eval_steps > 0 && st.step % cfg.eval_steps == 0 && st.step != total) run_eval(st.step);
-        bool stop = g_stop_signal.load() != 0;
-        if ((cfg.save_steps > 0 && st.step % cfg.save_steps == 0) || stop) {
-            save_checkpoint(cfg, mc, lora, opt, st, total, spe, shuffle_rng);
-            last_saved = st.step;
-            Json j = Json::object();
-            j.set("step", Json::of(st.step));
-            j.set("path", Json::of(ckpt_root(cfg) + "/checkpoint-" + std::to_string(st.step)));
-            j.set("train_loss", Json::of(st.loss_count_since ? st.loss_sum_since / st.loss_count_since : 0.0));
-            j.set("val_loss", st.has_val ? Json::of(st.val_loss) : Json::null());
-            emit_event("checkpoint", j);
-            st.loss_sum_since = 0;
-            st.loss_count_since = 0;
-        }
-        if (stop) {
-            throw Error(EXIT_INTERRUPTED, strprintf("stopped by signal %d after saving checkpoint-%lld", g_stop_signal.load(),
-                                                    (long long)st.step));
-        }
+        if (cfg.save_steps > 0 && st.step % cfg.save_steps == 0) checkpoint();
+        if (g_stop_signal.load() != 0) throw stopped();
     }
     (void)last_saved;
     if (bench) {

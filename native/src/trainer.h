@@ -48,12 +48,16 @@ struct StepStats {
     double grad_norm = 0;  // before clipping
     int64_t n_targets = 0;
     int64_t n_tokens = 0;  // all tokens of the batch
+    bool stopped = false;  // a stop signal came between micro-batches: nothing applied, the step is to be redone
 };
 
 // One optimizer step over `batch` in micro-batches of `micro_bs` consecutive records. The
 // loss and its gradient are normalized by the unmasked tokens of the whole batch
 // (transformers' num_items_in_batch). `step` is 0-based: lr = learning_rate * lr_lambda(step).
-// Returns with the update applied unless the loss or the gradient norm is not finite.
+// Returns with the update applied unless the loss or the gradient norm is not finite, or a stop
+// signal arrived: that is checked after every micro-batch but the last, and a stopped step returns at once with
+// `stopped` set and the LoRA parameters and optimizer state those of the previous step (only the
+// gradient buffer, zeroed at the start of every step, holds the discarded partial sum).
 StepStats train_step(Backend& be, Model& model, Lora& lora, AdamW& opt, const std::vector<RecordRef>& batch,
                      int micro_bs, double lr, const TrainingConfig& t, uint64_t dropout_key);
 
@@ -82,6 +86,10 @@ private:
 double evaluate(Model& model, const std::vector<RecordRef>& recs, int micro_bs, int64_t* n_targets);
 
 extern std::atomic<int> g_stop_signal;  // set by SIGINT/SIGTERM
+// after each micro-batch: true when a stop was asked for. Test hook: with
+// LORAFORGE_TEST_SIGTERM_AFTER_MICRO_BATCH=k the process raises SIGTERM on itself once its k-th
+// micro-batch (counted over the run, from 1) is done, so a test can stop a step exactly mid-way.
+bool micro_batch_done_stop();
 
 struct TrainOptions {
     bool no_resume = false;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Determinism and resume (CPU): same seed -> bit-identical adapters; a run killed with SIGKILL
 # mid-training and resumed -> the same final adapter, bit for bit, as an uninterrupted run;
-# SIGTERM -> checkpoint, exit 130, resumable.
+# SIGTERM -> checkpoint, exit 130, resumable, also when it comes between micro-batches.
 #   determinism.sh BUILD_DIR
 set -u
 B="$1"
@@ -64,6 +64,7 @@ echo "ok: $n checkpoints kept (save_total_limit 2)"
 
 # 3. SIGTERM -> checkpoint + exit 130, then resume to the same adapter
 cfg=$(run_json "$W/t" 7 0)
+: > "$W/t1.log"
 "$CORE" train --config "$cfg" > "$W/t1.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do
@@ -78,6 +79,44 @@ ls "$W/t/checkpoints" | grep -q '^checkpoint-[0-9]*$' || fail "no checkpoint aft
 "$CORE" train --config "$cfg" > "$W/t2.log" 2>&1 || fail "resume after SIGTERM failed"
 cmp -s "$W/a/final/adapter_model.safetensors" "$W/t/final/adapter_model.safetensors" || fail "SIGTERM+resume adapter differs"
 echo "ok: SIGTERM -> exit 130 with a checkpoint; resumed -> bit-identical final adapter"
+
+# 3b. SIGTERM between the micro-batches of an optimizer step (8 per step here): the stop is taken
+# after the micro-batch, not the step; the partial accumulation is dropped, the checkpoint is the
+# state after the last completed step, and the resumed run ends bit-identical. Both trainer paths:
+# one thread (train_step) and two replicas (Replicas::step). The test hook raises SIGTERM in the
+# process once its 13th micro-batch is done: 5th of step 2 (0-based 1), so checkpoint-1.
+for THREADS in 1 2; do
+  mid_json() {  # out_dir
+    cat > "$W/run-$(basename "$1").json" <<JSON
+{"version":1,"model_dir":"$W/model","train_shards":["$W/train.lfs"],"output_dir":"$1","threads":$THREADS,
+ "lora":{"r":4,"alpha":8,"dropout":0.1,"target_modules":["q_proj","v_proj","down_proj"]},
+ "training":{"epochs":1,"learning_rate":0.003,"batch_size":16,"micro_batch_size":2,"warmup_steps":1,"seed":11}}
+JSON
+    echo "$W/run-$(basename "$1").json"
+  }
+  "$CORE" train --config "$(mid_json "$W/mref$THREADS")" > "$W/mref$THREADS.log" 2>&1 || fail "run mref$THREADS"
+  cfg=$(mid_json "$W/mid$THREADS")
+  LORAFORGE_TEST_SIGTERM_AFTER_MICRO_BATCH=13 "$CORE" train --config "$cfg" > "$W/mid$THREADS-1.log" 2>&1; rc=$?
+  [ "$rc" = 130 ] || fail "threads $THREADS: SIGTERM after micro-batch 13: exit code $rc, expected 130"
+  grep -q '"kind":"interrupted"' "$W/mid$THREADS-1.log" || fail "threads $THREADS: no interrupted error event"
+  steps=$(grep -c '"event":"step"' "$W/mid$THREADS-1.log")
+  [ "$steps" = 1 ] || fail "threads $THREADS: $steps optimizer steps done, expected 1 (the stop must not wait for step 2's other micro-batches)"
+  [ "$(ls "$W/mid$THREADS/checkpoints")" = "checkpoint-1" ] || fail "threads $THREADS: checkpoints $(ls "$W/mid$THREADS/checkpoints"), expected checkpoint-1"
+  grep -q '"event":"checkpoint","time":"[^"]*","step":1,' "$W/mid$THREADS-1.log" || fail "threads $THREADS: no checkpoint event for step 1"
+  "$CORE" train --config "$cfg" > "$W/mid$THREADS-2.log" 2>&1 || fail "threads $THREADS: resume after mid-step SIGTERM failed: $(tail -3 "$W/mid$THREADS-2.log")"
+  grep -q '"resumed_from_step":1' "$W/mid$THREADS-2.log" || fail "threads $THREADS: did not resume from step 1"
+  cmp -s "$W/mref$THREADS/final/adapter_model.safetensors" "$W/mid$THREADS/final/adapter_model.safetensors" ||
+    fail "threads $THREADS: mid-step SIGTERM + resume: final adapter differs from the uninterrupted run"
+  echo "ok: threads $THREADS: SIGTERM after micro-batch 13 (mid step 2 of 6) -> exit 130 with checkpoint-1; resumed -> bit-identical final adapter"
+done
+THREADS=1
+# a stop after a step's last micro-batch lets that step finish: 16 = the 8th of step 2 -> checkpoint-2
+cfg=$(mid_json "$W/last")
+LORAFORGE_TEST_SIGTERM_AFTER_MICRO_BATCH=16 "$CORE" train --config "$cfg" > "$W/last1.log" 2>&1; rc=$?
+[ "$rc" = 130 ] && [ "$(ls "$W/last/checkpoints")" = "checkpoint-2" ] || fail "SIGTERM after a step's last micro-batch: exit $rc, checkpoints $(ls "$W/last/checkpoints" 2>/dev/null)"
+"$CORE" train --config "$cfg" > "$W/last2.log" 2>&1 || fail "resume after checkpoint-2 failed"
+cmp -s "$W/mref1/final/adapter_model.safetensors" "$W/last/final/adapter_model.safetensors" || fail "stop after a step's last micro-batch + resume: adapter differs"
+echo "ok: SIGTERM after the last micro-batch of step 2 -> that step completes, checkpoint-2; resumed -> bit-identical"
 
 # 4. a checkpoint from another run.json is refused
 sed -e 's/"learning_rate":0.003/"learning_rate":0.004/' "$cfg" > "$W/other.json"

@@ -258,6 +258,19 @@ void bad_inputs(const std::string& out) {
         std::string data((const char*)d.data(), d.size() * 4);
         model_dir("offsets_lie", st_bytes("{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[0,64]}}", data), cfgs);
         model_dir("offsets_past_end", st_bytes("{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[64,192]}}", data), cfgs);
+        // the tensors must tile the data exactly (as Python safetensors requires): overlaps, an alias,
+        // gaps and bytes after the last tensor are refused
+        auto two = [&](const std::string& name, uint64_t b1, uint64_t b2, size_t nbytes) {
+            std::string h = strprintf("{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[%llu,%llu]},"
+                                      "\"model.layers.0.input_layernorm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[%llu,%llu]}}",
+                                      (unsigned long long)b1, (unsigned long long)b1 + 128, (unsigned long long)b2, (unsigned long long)b2 + 128);
+            model_dir(name, st_bytes(h, std::string(nbytes, '\0')), cfgs);
+        };
+        two("offsets_overlap", 64, 0, 192);
+        two("offsets_alias", 0, 0, 128);
+        two("offsets_gap", 192, 0, 320);
+        two("offsets_trailing", 128, 0, 260);
+        model_dir("offsets_leading_gap", st_bytes("{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[32],\"data_offsets\":[8,136]}}", std::string(136, '\0')), cfgs);
     }
     // unsupported dtype: rewrite model.norm.weight as I32 bytes
     {
@@ -293,6 +306,20 @@ void bad_inputs(const std::string& out) {
         rs.set("rope_type", Json::of("yarn"));
         c2.set("rope_scaling", rs);
         model_dir("bad_rope", model_bytes, json_dump(c2));
+        // heads x head_dim = (2^29 + 4) x 8 = 2^32 + 32: wraps a 32-bit int to the 32 rows this
+        // model's q_proj has, so only a 64-bit product refuses it
+        Json c3 = cfg;
+        c3.set("num_attention_heads", Json::of((int64_t)(1 << 29) + 4));
+        c3.set("head_dim", Json::of((int64_t)8));
+        model_dir("config_heads_wrap", model_bytes, json_dump(c3));
+        Json c5 = cfg;  // each field within its limit, the product not
+        c5.set("num_attention_heads", Json::of((int64_t)1024));
+        c5.set("num_key_value_heads", Json::of((int64_t)1024));
+        c5.set("head_dim", Json::of((int64_t)1024));
+        model_dir("config_q_width", model_bytes, json_dump(c5));
+        Json c4 = cfg;
+        c4.set("vocab_size", Json::of((int64_t)1 << 30));
+        model_dir("config_huge_vocab", model_bytes, json_dump(c4));
     }
     // sharded index pointing at a tensor the shard lacks
     {
@@ -347,6 +374,11 @@ void bad_inputs(const std::string& out) {
     run_json("unknown_key", "good", "good.lfs", ",\"intervals\":{\"eval_step\":3}");
     run_json("bad_type", "good", "good.lfs", ",\"check_numerics\":\"yes\"");
     put_file(out + "/run-bad_json.json", "{\"version\": 1, \"model_dir\": }");
+    // found by fuzz_run: an empty model_dir / shard path was accepted
+    put_file(out + "/run-empty_model_dir.json", "{\"version\":1,\"model_dir\":\"\",\"train_shards\":[\"" + out +
+             "/good.lfs\"],\"output_dir\":\"" + out + "/out-empty\"}");
+    put_file(out + "/run-empty_shard.json", "{\"version\":1,\"model_dir\":\"" + out + "/good\",\"train_shards\":[\"\"],\"output_dir\":\"" +
+             out + "/out-empty\"}");
     // a model whose layer 1 up_proj weight holds a NaN: the numerics tests
     {
         ModelSpec s2 = s;
