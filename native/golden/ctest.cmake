@@ -58,3 +58,11 @@ endforeach()
 # the committed generation goldens are what make_gen_golden.py writes now
 add_test(NAME gen_goldens_not_stale COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/regen_gen_check.py)
 set_tests_properties(gen_goldens_not_stale PROPERTIES TIMEOUT 300 ENVIRONMENT "${LF_PY_ENV}")
+# the generation goldens are pinned by the same dispatch.py: an environment asking for other kernels
+# regenerates the same values
+foreach(isa avx2 avx512)
+  string(TOUPPER ${isa} ISA)
+  add_test(NAME gen_goldens_not_stale_forced_${isa} COMMAND ${LORAFORGE_PYTHON} ${LF_GOLDEN_PY}/regen_gen_check.py)
+  set_tests_properties(gen_goldens_not_stale_forced_${isa} PROPERTIES TIMEOUT 300
+    ENVIRONMENT "${LF_PY_ENV};ATEN_CPU_CAPABILITY=${isa};MKL_CBWR=AUTO;MKL_ENABLE_INSTRUCTIONS=${ISA};ONEDNN_MAX_CPU_ISA=ALL")
+endforeach()

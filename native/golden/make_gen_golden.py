@@ -18,15 +18,18 @@ Files per config (<out>/<config>/): adapter/ (adapter_config.json, adapter_model
 gen_golden.json (settings, versions, prompts, tokens, stops, score examples and values) and
 gen_golden.safetensors (`<variant>.p<i>.logits` [steps, vocab] fp32).
 
-The CPU dispatch is pinned like make_golden.py's: ATEN_CPU_CAPABILITY=avx2 (set before torch is
-imported; an AVX-512 machine would otherwise round some sums differently), one thread, and
+The CPU kernels are pinned by dispatch.py exactly as for the training goldens (ATen AVX2, MKL's
+conditional numerical reproducibility, oneDNN capped, one thread; set before torch is imported),
+so the stale check regenerates the same bits on any x86-64-v3 machine, AMD or Intel; plus
 torch.use_deterministic_algorithms(True). Attention is "eager", the same math as the core's.
 """
 
 import os
 
-os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+import dispatch
+
+DISPATCH = dispatch.pin()  # before torch loads: it picks its CPU kernels at import
+KERNELS: dict[str, str] = {}
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -171,7 +174,7 @@ def make(config: str, out: Path, seed: int) -> None:
                      "attn_implementation": "eager", "dtype": "float32"},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "peft": peft.__version__, "python": platform.python_version(),
-                     "ATEN_CPU_CAPABILITY": os.environ["ATEN_CPU_CAPABILITY"]},
+                     "kernels": KERNELS},
         "prompts": prompts,
         "stop_case": {"prompt": STOP_PROMPT, "eos_token_id": stop_id},
         "penalty_case": {"prompt": PENALTY_PROMPT, "repetition_penalty": PENALTY},
@@ -189,7 +192,8 @@ def main() -> None:
     ap.add_argument("--configs", default=",".join(ADAPTERS))
     ap.add_argument("--seed", type=int, default=2024)
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    global KERNELS
+    KERNELS = dispatch.check(DISPATCH)  # one set of kernels and one summation order, whatever the x86
     torch.use_deterministic_algorithms(True)
     for c in a.configs.split(","):
         if c not in ADAPTERS:
