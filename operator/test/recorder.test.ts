@@ -12,7 +12,7 @@ import {
   RunRecorder,
   type RunTransition,
   runEvents,
-} from "../src/events.ts";
+} from "../src/recorder.ts";
 import type { Kube } from "../src/k8s.ts";
 import { silentLogger } from "../src/log.ts";
 import { Metrics } from "../src/metrics.ts";
