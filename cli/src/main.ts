@@ -6,12 +6,9 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { InvalidLoraFineTuneError } from "@loraforge/crds";
 import { z } from "zod";
 import { bashCompletion, zshCompletion } from "./args/completion.ts";
 import { parseCommand } from "./args/flags.ts";
-import { MissingInputError } from "./args/paths.ts";
-import { SpecFileError } from "./args/specFile.ts";
 import { didYouMean } from "./args/suggest.ts";
 import { chatCommand } from "./commands/chat.ts";
 import { evalCommand } from "./commands/eval.ts";
@@ -19,23 +16,14 @@ import { exportCommand } from "./commands/export.ts";
 import { COMMAND_HELP, DECLARATIONS, MAIN_HELP } from "./commands/help.ts";
 import { importCommand } from "./commands/importCmd.ts";
 import { jobCli } from "./commands/job.ts";
-import { consoleOut, type Out, printProblems, UsageError } from "./commands/output.ts";
+import { consoleOut, type Out, printProblems } from "./commands/output.ts";
 import { prepareCommand } from "./commands/prepare.ts";
 import { trainCommand } from "./commands/train.ts";
 import { validateCommand } from "./commands/validate.ts";
-import { DatasetError, formatProblem, type Problem } from "./dataset/problems.ts";
-import { EvalCoreError } from "./eval/coreVerbs.ts";
-import { ExportError } from "./export/hfModel.ts";
+import { DatasetError } from "./dataset/problems.ts";
+import { classifyError, UsageError } from "./errors.ts";
 import { jobCommand } from "./job/command.ts";
-import { Llama2cError } from "./llama2c/checkpoint.ts";
-import { SentencePieceError } from "./llama2c/sentencepiece.ts";
-import { TemplateError } from "./prompt/templates.ts";
-import { ShardError } from "./shards/lfs.ts";
-import { TokenizerError } from "./tokenizer/tokenizer.ts";
 import { findCore } from "./train/core.ts";
-import { LocalRunError } from "./train/resolve.ts";
-import { RunSetupError } from "./train/run.ts";
-import { RunConfigError } from "./train/runConfig.ts";
 
 const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -133,47 +121,8 @@ function jobEntry(args: string[], out: Out): Promise<number> {
   return jobCommand(args, out);
 }
 
-/**
- * The exit code (contract §2) and a one-paragraph message for an error thrown by a command or by
- * runTraining; `loraforge job` uses it for its exit code and /dev/termination-log.
- */
-export function classifyError(e: unknown): { code: number; message: string; problems?: Problem[] } {
-  if (
-    e instanceof UsageError ||
-    (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"))
-  )
-    return { code: 2, message: e.message };
-  if (e instanceof DatasetError || e instanceof TokenizerError || e instanceof TemplateError) {
-    const first = e.problems.find((p) => p.severity === "error") ?? e.problems[0];
-    const more = e.problems.filter((p) => p.severity === "error").length - 1;
-    return {
-      code: 3,
-      message: `${first ? formatProblem(first) : e.message}${more > 0 ? ` (and ${more} more errors)` : ""}`,
-      problems: e.problems,
-    };
-  }
-  if (
-    e instanceof InvalidLoraFineTuneError ||
-    e instanceof LocalRunError ||
-    e instanceof RunConfigError ||
-    e instanceof MissingInputError ||
-    e instanceof SpecFileError ||
-    e instanceof RunSetupError ||
-    e instanceof Llama2cError ||
-    e instanceof SentencePieceError ||
-    e instanceof ShardError ||
-    e instanceof ExportError
-  )
-    return { code: 3, message: e.message };
-  if (e instanceof EvalCoreError) return { code: e.exitCode, message: e.message };
-  // file system errors (ENOENT, EACCES, ...) carry the path in their message
-  if (e instanceof Error && "code" in e && typeof e.code === "string" && "path" in e)
-    return { code: 3, message: e.message };
-  return {
-    code: 1,
-    message: `internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
-  };
-}
+// classifyError (errors.ts) is re-exported for the package's users and the tests.
+export { classifyError };
 
 function reportError(e: unknown, command: string, out: Out): number {
   const c = classifyError(e);

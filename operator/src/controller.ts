@@ -5,13 +5,13 @@
 // LoraFineTune is enqueued, so a lost event or a lost requeue costs one period at most.
 
 import { PHASES } from "@loraforge/crds";
-import { EventRecorder, RunRecorder } from "./events.ts";
 import { type Informer, type KubeClient, paths, trimJob, trimPod } from "./k8s.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { keyOf, LABEL_RUN, MANAGED_SELECTOR, splitKey } from "./naming.ts";
 import { WorkQueue } from "./queue.ts";
 import { Reconciler, type ReconcileSettings } from "./reconcile.ts";
+import { EventRecorder, RunRecorder } from "./recorder.ts";
 
 interface Meta {
   metadata?: {

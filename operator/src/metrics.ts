@@ -4,7 +4,7 @@
 
 import { FAILURE_REASONS, Reason } from "@loraforge/crds";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { RunTransition, TransitionObserver } from "./events.ts";
+import type { RunTransition, TransitionObserver } from "./recorder.ts";
 
 const MINUTE = 60;
 const HOUR = 60 * MINUTE;

@@ -11,7 +11,6 @@ import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
 import type { TrainerPodSettings } from "./config.ts";
-import type { RunRecorder } from "./events.ts";
 import { type Failure, objectConflict, rejectedByApiServer } from "./failure.ts";
 import { isAlreadyExists, isConflict, isPermanentRejection, type Kube, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
@@ -19,6 +18,7 @@ import { FIELD_MANAGER, jobName, runAccountName, specConfigMapName } from "./nam
 import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
 import { ownershipOf, type RunIdentity } from "./ownership.ts";
 import type { Policy } from "./policy.ts";
+import type { RunRecorder } from "./recorder.ts";
 import {
   decideStatus,
   OPERATOR_FIELDS,
@@ -367,7 +367,7 @@ export class Reconciler {
     return out;
   }
 
-  /** Events and run metrics for a status write (see events.ts). */
+  /** Events and run metrics for a status write (see recorder.ts). */
   private announce(
     raw: RawLft,
     lft: LoraFineTune,

@@ -5,6 +5,7 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
+import { CliError, UsageError } from "../errors.ts";
 import { LocalRunError } from "../train/resolve.ts";
 
 async function kind(path: string): Promise<"file" | "dir" | "missing"> {
@@ -15,7 +16,7 @@ async function kind(path: string): Promise<"file" | "dir" | "missing"> {
   }
 }
 
-export class MissingInputError extends Error {
+export class MissingInputError extends CliError {
   constructor(message: string) {
     super(message);
     this.name = "MissingInputError";
@@ -73,4 +74,16 @@ export async function requireSpecInputs(
       "dataset.source",
       `dataset ${paths.datasetFile}: ${dk === "missing" ? "no such file" : "is a directory, not a file"}${where("dataset.source", data)}`,
     );
+}
+
+/** `--volume CLAIM=DIR` flags (train, eval) as claimName -> local directory. */
+export function parseVolumes(values: string[] | undefined): Record<string, string> {
+  const volumes: Record<string, string> = {};
+  for (const v of values ?? []) {
+    const eq = v.indexOf("=");
+    if (eq <= 0 || eq === v.length - 1)
+      throw new UsageError(`--volume wants CLAIM=DIR, got "${v}"`, "train");
+    volumes[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return volumes;
 }

@@ -12,10 +12,11 @@ import {
 } from "@loraforge/crds";
 import { isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseAllDocuments } from "yaml";
 import type { z } from "zod";
+import { CliError } from "../errors.ts";
 import { MissingInputError } from "./paths.ts";
 import { didYouMean } from "./suggest.ts";
 
-export class SpecFileError extends Error {
+export class SpecFileError extends CliError {
   constructor(
     readonly file: string,
     readonly problems: readonly { line: number | null; path: string; message: string }[],

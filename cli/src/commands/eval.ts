@@ -1,7 +1,7 @@
 import { isAbsolute, join, resolve } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
 import { defineCommand, flag, parseCommand, refuseWithout } from "../args/flags.ts";
-import { requireFile, requireModelDir, requireSpecInputs } from "../args/paths.ts";
+import { parseVolumes, requireFile, requireModelDir, requireSpecInputs } from "../args/paths.ts";
 import { readSpecFile } from "../args/specFile.ts";
 import type { DatasetFormat } from "../dataset/parse.ts";
 import { METRIC_ROWS, type ModelMetrics } from "../eval/report.ts";
@@ -10,7 +10,6 @@ import { DEFAULT_GENERATION, runEvaluation } from "../eval/run.ts";
 import { loadTemplate, readManifest, type TemplateChoice } from "../prepare/prepare.ts";
 import { resolveLocalPaths } from "../train/resolve.ts";
 import { fmtNum, type Out, UsageError } from "./output.ts";
-import { parseVolumes } from "./train.ts";
 
 function templateChoice(value: string): TemplateChoice {
   return value === "alpaca" || value === "alpaca_short"

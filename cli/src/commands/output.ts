@@ -35,12 +35,5 @@ export function fmtDuration(seconds: number | null | undefined): string {
 
 export const fmtInt = (n: number) => Math.round(n).toLocaleString("en-US");
 
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly command?: string,
-  ) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
+// UsageError lives with the cli's error type; the commands import it from here as before.
+export { UsageError } from "../errors.ts";

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { defineCommand, flag, parseCommand } from "../args/flags.ts";
-import { requireSpecInputs } from "../args/paths.ts";
+import { parseVolumes, requireSpecInputs } from "../args/paths.ts";
 import { readSpecFile } from "../args/specFile.ts";
 import type { EvalResult } from "../eval/run.ts";
 import { resolveLocalPaths } from "../train/resolve.ts";
@@ -8,17 +8,6 @@ import { type RunSummary, runTraining } from "../train/run.ts";
 import { printEvaluation } from "./eval.ts";
 import { fmtDuration, fmtInt, fmtNum, type Out, printProblems, UsageError } from "./output.ts";
 import { ProgressView } from "./progress.ts";
-
-export function parseVolumes(values: string[] | undefined): Record<string, string> {
-  const volumes: Record<string, string> = {};
-  for (const v of values ?? []) {
-    const eq = v.indexOf("=");
-    if (eq <= 0 || eq === v.length - 1)
-      throw new UsageError(`--volume wants CLAIM=DIR, got "${v}"`, "train");
-    volumes[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return volumes;
-}
 
 export const trainCli = defineCommand({
   name: "train",

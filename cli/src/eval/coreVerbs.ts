@@ -4,6 +4,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { appendFile, writeFile } from "node:fs/promises";
+import { CliError } from "../errors.ts";
 import { runCore } from "../train/core.ts";
 import type { ErrorEvent } from "../train/events.ts";
 import {
@@ -16,15 +17,17 @@ import {
 /** The core's variant names. */
 export type Variant = "base" | "adapter";
 
-export class EvalCoreError extends Error {
+/** The core failed a verb; the cli exits with the core's own exit code. */
+export class EvalCoreError extends CliError {
   constructor(
     readonly verb: string,
-    readonly exitCode: number,
+    exitCode: number,
     readonly event: ErrorEvent | null,
     logFile: string,
   ) {
     super(
       `loraforge-core ${verb} failed (exit code ${exitCode}${event ? `, ${event.kind}: ${event.message}` : ""}); see ${logFile}`,
+      exitCode,
     );
     this.name = "EvalCoreError";
   }

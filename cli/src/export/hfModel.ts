@@ -6,13 +6,14 @@
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
+import { CliError } from "../errors.ts";
 import {
   readSafetensorsHeader,
   type SafetensorsEntry,
   toFloat32,
 } from "../safetensors/safetensors.ts";
 
-export class ExportError extends Error {
+export class ExportError extends CliError {
   override name = "ExportError";
 }
 

@@ -6,9 +6,7 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { TRAINER_EXIT_CODES } from "@loraforge/crds";
-// classifyError lives in main.ts, which also imports this module through the command table;
-// the cycle is harmless because it is only called at run time.
-import { classifyError } from "../main.ts";
+import { classifyError } from "../errors.ts";
 import type { LocalPaths } from "../train/resolve.ts";
 import { runTraining } from "../train/run.ts";
 import { CoreEventSchema } from "./events.ts";

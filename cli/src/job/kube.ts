@@ -4,8 +4,13 @@
 
 import { readFileSync } from "node:fs";
 import { request } from "node:https";
-import { type CheckpointStatus, LoraFineTuneStatusSchema } from "@loraforge/crds";
+import {
+  type CheckpointStatus,
+  LoraFineTuneStatusSchema,
+  TRAINER_EXIT_CODES,
+} from "@loraforge/crds";
 import { z } from "zod";
+import { CliError } from "../errors.ts";
 
 export const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -35,13 +40,14 @@ export function inClusterTarget(
   };
 }
 
-export class StatusPatchError extends Error {
+/** The API server refused a status patch: a bug or a broken cluster, exit code 1. */
+export class StatusPatchError extends CliError {
   override name = "StatusPatchError";
   constructor(
     message: string,
     readonly status: number,
   ) {
-    super(message);
+    super(message, TRAINER_EXIT_CODES.internal);
   }
 }
 

@@ -3,6 +3,7 @@
 // native core's events as they happen.
 
 import type { LoraFineTune, LoraFineTuneStatus } from "@loraforge/crds";
+import { CliError } from "../errors.ts";
 import type { CoreEvent } from "./events.ts";
 
 export interface TrainingRun {
@@ -24,12 +25,6 @@ export type TrainingResult = Pick<
 export type TrainingPipeline = (run: TrainingRun) => Promise<TrainingResult>;
 
 /** A failure with the exit code of docs/CONTRACTS.md (3 invalid input, 4 NaN, ...). */
-export class TrainingFailure extends Error {
+export class TrainingFailure extends CliError {
   override name = "TrainingFailure";
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
 }

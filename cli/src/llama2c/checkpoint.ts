@@ -2,6 +2,8 @@
  * llama2.c checkpoints (the "legacy" version-0 export read by run.c): a 7 x int32 header then fp32
  * arrays back to back. Layout and the RoPE permutation: ../shared/assets/stories260K/FORMAT.md.
  */
+
+import { CliError } from "../errors.ts";
 import type { F32Tensor } from "../safetensors/safetensors.ts";
 
 export interface Llama2cConfig {
@@ -15,7 +17,7 @@ export interface Llama2cConfig {
   sharedClassifier: boolean;
 }
 
-export class Llama2cError extends Error {
+export class Llama2cError extends CliError {
   constructor(
     readonly file: string,
     message: string,

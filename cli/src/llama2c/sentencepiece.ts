@@ -9,6 +9,8 @@
  *   NormalizerSpec { 1: name; 2: precompiled_charsmap; 3: add_dummy_prefix;
  *                    4: remove_extra_whitespaces; 5: escape_whitespaces }
  */
+
+import { CliError } from "../errors.ts";
 export type PieceType = "normal" | "unknown" | "control" | "user_defined" | "unused" | "byte";
 
 export interface Piece {
@@ -34,7 +36,7 @@ export interface SentencePieceModel {
   };
 }
 
-export class SentencePieceError extends Error {
+export class SentencePieceError extends CliError {
   constructor(
     readonly file: string,
     message: string,

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { TRAINER_EXIT_CODES } from "@loraforge/crds";
 import type { DatasetFormat } from "../dataset/parse.ts";
 import { DatasetError, type Problem } from "../dataset/problems.ts";
 import type { DatasetRecord } from "../dataset/record.ts";
@@ -16,6 +17,7 @@ import {
   type ValidationReport,
   validateBytes,
 } from "../dataset/validate.ts";
+import { CliError } from "../errors.ts";
 import { BUILTIN_TEMPLATES, CompiledTemplate, parseTemplateFile } from "../prompt/templates.ts";
 import { encodeShard } from "../shards/lfs.ts";
 import { loadModelTokenizer, type ModelTokenizer } from "../tokenizer/tokenizer.ts";
@@ -48,10 +50,12 @@ export interface PrepareOptions extends ExampleOptions {
   expectDigest?: string;
 }
 
-export class DataChangedError extends Error {
+/** Exit code 1 as before this was a CliError (runTraining catches it and starts afresh). */
+export class DataChangedError extends CliError {
   constructor(readonly dataDir: string) {
     super(
       `${dataDir} was prepared from other inputs (the dataset, the tokenizer or a dataset setting changed) and checkpoints were trained on it`,
+      TRAINER_EXIT_CODES.internal,
     );
     this.name = "DataChangedError";
   }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Problem } from "../dataset/problems.ts";
+import { ProblemsError } from "../errors.ts";
 
 /**
  * A prompt template in alpaca-lora's JSON form. `prompt_input` is used when the record has a
@@ -104,9 +105,9 @@ export class CompiledTemplate {
   }
 }
 
-export class TemplateError extends Error {
-  constructor(readonly problems: Problem[]) {
-    super(problems.map((p) => `${p.file}: ${p.field ?? ""}: ${p.message}`).join("; "));
+export class TemplateError extends ProblemsError {
+  constructor(problems: Problem[]) {
+    super(problems.map((p) => `${p.file}: ${p.field ?? ""}: ${p.message}`).join("; "), problems);
     this.name = "TemplateError";
   }
 }

@@ -1,4 +1,5 @@
 import { crc32 } from "node:zlib";
+import { CliError } from "../errors.ts";
 
 /**
  * Token shards, `.lfs` version 1 (docs/CONTRACTS.md §3): the file the core trains from.
@@ -29,7 +30,7 @@ export interface Shard {
   nTokens: number;
 }
 
-export class ShardError extends Error {
+export class ShardError extends CliError {
   constructor(
     readonly file: string,
     message: string,

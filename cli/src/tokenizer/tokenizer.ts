@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Problem } from "../dataset/problems.ts";
+import { ProblemsError } from "../errors.ts";
 import { createTextEncoder, type TextEncoder } from "./hfTokenizer.ts";
 
 /**
@@ -36,10 +37,11 @@ export interface ModelTokenizer {
   encode(text: string): number[];
 }
 
-export class TokenizerError extends Error {
-  constructor(readonly problems: Problem[]) {
+export class TokenizerError extends ProblemsError {
+  constructor(problems: Problem[]) {
     super(
       problems.map((p) => `${p.file}${p.field ? ` (${p.field})` : ""}: ${p.message}`).join("\n"),
+      problems,
     );
     this.name = "TokenizerError";
   }

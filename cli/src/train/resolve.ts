@@ -5,6 +5,7 @@
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
+import { CliError } from "../errors.ts";
 
 export interface LocalPaths {
   modelDir: string;
@@ -14,7 +15,7 @@ export interface LocalPaths {
   baseModelName: string;
 }
 
-export class LocalRunError extends Error {
+export class LocalRunError extends CliError {
   constructor(
     readonly field: string,
     message: string,

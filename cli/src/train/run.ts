@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { appendFile, copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
+import { CliError } from "../errors.ts";
 import {
   type EvaluateRunInputs,
   type EvaluationSummary,
@@ -76,7 +77,7 @@ export interface RunSummary {
   files: { metrics: string; lossCurve: string; runJson: string; coreLog: string };
 }
 
-export class RunSetupError extends Error {
+export class RunSetupError extends CliError {
   constructor(message: string) {
     super(message);
     this.name = "RunSetupError";

@@ -1,4 +1,5 @@
 import type { LoraFineTuneSpec } from "@loraforge/crds";
+import { CliError } from "../errors.ts";
 
 export type Backend = "cpu" | "cuda";
 
@@ -47,7 +48,7 @@ export interface RunJson {
   check_numerics: boolean;
 }
 
-export class RunConfigError extends Error {
+export class RunConfigError extends CliError {
   constructor(
     readonly field: string,
     message: string,

@@ -6,17 +6,17 @@ import { hostname } from "node:os";
 import { test } from "node:test";
 import { type LoraFineTune, Reason } from "@loraforge/crds";
 import { configFromEnv } from "../src/config.ts";
+import type { Kube } from "../src/k8s.ts";
+import { silentLogger } from "../src/log.ts";
+import { Metrics } from "../src/metrics.ts";
+import type { Job, Pod } from "../src/objects.ts";
 import {
   checkpointEvents,
   EventRecorder,
   RunRecorder,
   type RunTransition,
   runEvents,
-} from "../src/events.ts";
-import type { Kube } from "../src/k8s.ts";
-import { silentLogger } from "../src/log.ts";
-import { Metrics } from "../src/metrics.ts";
-import type { Job, Pod } from "../src/objects.ts";
+} from "../src/recorder.ts";
 import { decideStatus, type OperatorStatus } from "../src/status.ts";
 import { validateForCluster } from "../src/validate.ts";
 import { lft } from "./support/fixtures.ts";
