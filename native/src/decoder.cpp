@@ -7,39 +7,20 @@
 
 namespace lf {
 
-Decoder::Decoder(Backend& be, const LlamaWeights& w) : be_(be), w_(w) {
+// the backend, once it has said it can run every op generation needs
+static Backend& with_generation_ops(Backend& be) {
     for (Op op : {Op::Embedding, Op::RmsnormForward, Op::MatmulForward, Op::MatmulRows, Op::RopeForwardAt,
                   Op::KvCacheWrite, Op::AttentionCached, Op::SwigluForward, Op::CrossEntropy})
         if (!be.supports_op(op))
             throw usage_error(std::string("the ") + be.name() + " backend has no " + op_name(op) +
                               ", which generation needs", "backend");
-    const LlamaConfig& c = w.cfg;
-    embed_ = hold(w.embed, (size_t)c.vocab * c.dim);
-    final_norm_ = hold(w.final_norm, c.dim);
-    lm_head_ = c.tied ? embed_ : hold(w.lm_head, (size_t)c.vocab * c.dim);
-    for (auto& L : w.layers) {
-        LayerWeights d;
-        d.in_norm = hold(L.in_norm, c.dim);
-        d.post_norm = hold(L.post_norm, c.dim);
-        d.wq = hold(L.wq, (size_t)c.q_dim() * c.dim);
-        d.wk = hold(L.wk, (size_t)c.kv_dim() * c.dim);
-        d.wv = hold(L.wv, (size_t)c.kv_dim() * c.dim);
-        d.wo = hold(L.wo, (size_t)c.dim * c.q_dim());
-        d.wg = hold(L.wg, (size_t)c.hidden * c.dim);
-        d.wu = hold(L.wu, (size_t)c.hidden * c.dim);
-        d.wd = hold(L.wd, (size_t)c.dim * c.hidden);
-        layers_.push_back(d);
-    }
+    return be;
 }
+
+Decoder::Decoder(Backend& be, const LlamaWeights& w) : be_(with_generation_ops(be)), w_(w), rw_(be, w) {}
 
 Decoder::~Decoder() {
     for (float* p : allocs_) be_.free(p);
-    for (const float* t : held_) be_.release_weights(t);
-}
-
-const float* Decoder::hold(const float* host, size_t n) {
-    held_.push_back(host);
-    return be_.weights(host, n);
 }
 
 float* Decoder::buf(size_t n) {
@@ -118,9 +99,9 @@ void Decoder::forward(const int* tokens, const int* pos, int B, int n, const std
     LF_ASSERT(!lora_ || lora_->cfg().r <= std::max(std::max(C, Q), Hd));
 
     // x: [B, n, C], the residual stream, updated in place
-    be_.embedding(x_, tokens, embed_, N, C);
+    be_.embedding(x_, tokens, rw_.embed, N, C);
     for (int l = 0; l < c.n_layers; l++) {
-        const LayerWeights& L = layers_[l];
+        const LayerWeights& L = rw_.layers[l];
         // attention block: x += o_proj(attention(rope(q), cache(rope(k), v)))
         be_.rmsnorm_forward(xn_, rstd_, x_, L.in_norm, N, C, c.eps);
         linear(l, MOD_Q, xn_, L.wq, q_, N, C, Q);
@@ -141,14 +122,14 @@ void Decoder::forward(const int* tokens, const int* pos, int B, int n, const std
         linear(l, MOD_DOWN, h_, L.wd, tmp_, N, Hd, C);
         be_.add(x_, tmp_, (size_t)N * C);
     }
-    be_.rmsnorm_forward(xn_, rstd_, x_, final_norm_, N, C, c.eps);
+    be_.rmsnorm_forward(xn_, rstd_, x_, rw_.final_norm, N, C, c.eps);
 
     // LM head over the asked rows, in chunks: the row gather is the embedding op over xn
     for (size_t r0 = 0; r0 < rows.size(); r0 += head_rows_) {
         const int nr = (int)std::min<size_t>(head_rows_, rows.size() - r0);
         for (int i = 0; i < nr; i++) LF_ASSERT(rows[r0 + i] >= 0 && rows[r0 + i] < N);
         be_.embedding(head_x_, rows.data() + r0, xn_, nr, C);
-        be_.matmul_rows(head_logits_, head_x_, lm_head_, nr, C, V);
+        be_.matmul_rows(head_logits_, head_x_, rw_.lm_head, nr, C, V);
         if (logits_out) be_.download(logits_out + r0 * V, head_logits_, (size_t)nr * V);
         if (row_loss) be_.cross_entropy(nullptr, head_logits_, targets + r0, nr, V, 0.0, row_loss + r0);
     }

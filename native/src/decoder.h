@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "lora.h"
 #include "model_dir.h"
+#include "resident.h"
 
 namespace lf {
 
@@ -37,16 +38,13 @@ public:
                  const int* targets = nullptr, double* row_loss = nullptr);
 
 private:
-    const float* hold(const float* host, size_t n);
     float* buf(size_t n);
     void linear(int layer, int m, const float* x, const float* W, float* y, int N, int in, int out);
 
     Backend& be_;
     const LlamaWeights& w_;
     const Lora* lora_ = nullptr;
-    const float *embed_, *final_norm_, *lm_head_;
-    std::vector<LayerWeights> layers_;
-    std::vector<const float*> held_;
+    ResidentWeights rw_;  // frozen weights as the backend sees them
     // cache and activations (reset)
     int capB_ = 0, capT_ = 0, capN_ = 0;
     std::vector<float*> allocs_;

@@ -46,35 +46,10 @@ void rope_tables(const LlamaConfig& c, int T, std::vector<float>* cosv, std::vec
 
 // ---------------------------------------------------------------------------------------------
 
-Model::Model(Backend& be, const LlamaWeights& w, Lora* lora) : be_(be), w_(w), lora_(lora) {
-    const LlamaConfig& c = w.cfg;
-    embed_ = hold(w.embed, (size_t)c.vocab * c.dim);
-    final_norm_ = hold(w.final_norm, c.dim);
-    lm_head_ = c.tied ? embed_ : hold(w.lm_head, (size_t)c.vocab * c.dim);
-    for (auto& L : w.layers) {
-        LayerWeights d;
-        d.in_norm = hold(L.in_norm, c.dim);
-        d.post_norm = hold(L.post_norm, c.dim);
-        d.wq = hold(L.wq, (size_t)c.q_dim() * c.dim);
-        d.wk = hold(L.wk, (size_t)c.kv_dim() * c.dim);
-        d.wv = hold(L.wv, (size_t)c.kv_dim() * c.dim);
-        d.wo = hold(L.wo, (size_t)c.dim * c.q_dim());
-        d.wg = hold(L.wg, (size_t)c.hidden * c.dim);
-        d.wu = hold(L.wu, (size_t)c.hidden * c.dim);
-        d.wd = hold(L.wd, (size_t)c.dim * c.hidden);
-        layers_.push_back(d);
-    }
-}
+Model::Model(Backend& be, const LlamaWeights& w, Lora* lora) : be_(be), w_(w), lora_(lora), rw_(be, w) {}
 
 Model::~Model() {
     for (float* p : allocs_) be_.free(p);
-    for (const float* t : held_) be_.release_weights(t);
-}
-
-// a frozen tensor as the backend sees it; released when the model goes
-const float* Model::hold(const float* host, size_t n) {
-    held_.push_back(host);
-    return be_.weights(host, n);
 }
 
 float* Model::buf(size_t n) {
@@ -234,9 +209,9 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
 
     // ------------------------------------------------------------------ forward
     float* x = acts_.empty() ? res_final_ : acts_[0].res_in;  // x: [B, T, C]
-    be_.embedding(x, mb.tokens.data(), embed_, N, C);
+    be_.embedding(x, mb.tokens.data(), rw_.embed, N, C);
     for (int l = 0; l < c.n_layers; l++) {
-        const LayerWeights& L = layers_[l];
+        const LayerWeights& L = rw_.layers[l];
         LayerActs& a = acts_[l];
         float* next = l + 1 < c.n_layers ? acts_[l + 1].res_in : res_final_;
         const std::string p = "model.layers." + std::to_string(l);
@@ -264,7 +239,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
         linear_forward(l, MOD_DOWN, a.h, L.wd, next, N, Hd, C, key, train);
         be_.add(next, a.res_mid, (size_t)N * C);
     }
-    be_.rmsnorm_forward(xnf_, rstdf_, res_final_, final_norm_, N, C, c.eps);
+    be_.rmsnorm_forward(xnf_, rstdf_, res_final_, rw_.final_norm, N, C, c.eps);
     check(xnf_, (size_t)N * C, -1, "model.norm", "output");
 
     // ------------------------------------------------------------------ LM head + loss
@@ -281,7 +256,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
             std::memcpy(head_x_ + (size_t)i * C, xnf_ + (size_t)rows[r0 + i] * C, sizeof(float) * C);
             tg[i] = mb.targets[rows[r0 + i]];
         }
-        be_.matmul_forward(head_logits_, head_x_, lm_head_, nr, C, V, 1.0f, 0.0f);
+        be_.matmul_forward(head_logits_, head_x_, rw_.lm_head, nr, C, V, 1.0f, 0.0f);
         check(head_logits_, (size_t)nr * V, -1, "lm_head", "output");
         if (logits_out) {
             for (int i = 0; i < nr; i++)
@@ -291,7 +266,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
                                           row_loss_.data());
         for (int i = 0; i < nr; i++) res.n_targets += tg[i] >= 0;
         if (backward) {
-            be_.matmul_backward_input(head_dx_, head_logits_, lm_head_, nr, C, V, 1.0f, 0.0f);
+            be_.matmul_backward_input(head_dx_, head_logits_, rw_.lm_head, nr, C, V, 1.0f, 0.0f);
             for (int i = 0; i < nr; i++)
                 std::memcpy(dxn_ + (size_t)rows[r0 + i] * C, head_dx_ + (size_t)i * C, sizeof(float) * C);
         }
@@ -301,9 +276,9 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
     // ------------------------------------------------------------------ backward
     check(dxn_, (size_t)N * C, -1, "lm_head", "input gradient");
     be_.zero(dres_, (size_t)N * C);
-    be_.rmsnorm_backward(dres_, dxn_, res_final_, final_norm_, rstdf_, N, C);
+    be_.rmsnorm_backward(dres_, dxn_, res_final_, rw_.final_norm, rstdf_, N, C);
     for (int l = c.n_layers - 1; l >= 0; l--) {
-        const LayerWeights& L = layers_[l];
+        const LayerWeights& L = rw_.layers[l];
         LayerActs& a = acts_[l];
         const std::string p = "model.layers." + std::to_string(l);
         // dres_ is d(next). MLP: next = res_mid + down(h)

@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "lora.h"
 #include "model_dir.h"
+#include "resident.h"
 
 namespace lf {
 
@@ -61,7 +62,6 @@ private:
         float *xd = nullptr, *z = nullptr;
     };
     float* buf(size_t n);
-    const float* hold(const float* host, size_t n);
     void ensure_rope(int T);
     void linear_forward(int layer, int m, const float* x, const float* W, float* y, int N, int in, int out,
                         uint64_t key, bool train);
@@ -73,10 +73,7 @@ private:
     const LlamaWeights& w_;
     Lora* lora_;
     float* grad_target_ = nullptr;
-    // frozen weights as the backend sees them
-    const float *embed_, *final_norm_, *lm_head_;
-    std::vector<const float*> held_;  // every tensor taken with weights(), for release_weights()
-    std::vector<LayerWeights> layers_;
+    ResidentWeights rw_;  // frozen weights as the backend sees them
     // activations
     int capB_ = 0, capT_ = 0;
     std::vector<float*> allocs_;
