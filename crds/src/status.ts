@@ -271,6 +271,38 @@ export function durationText(seconds: number): string {
 }
 
 export type LoraFineTuneStatus = z.output<typeof LoraFineTuneStatusSchema>;
+
+/**
+ * Who writes which status field (each field has exactly one writer; crds/test/status.test.ts
+ * checks the two lists cover the schema). The operator computes these from what it observes
+ * and writes them with a status patch that replaces exactly these keys.
+ */
+export const OPERATOR_STATUS_FIELDS = [
+  "phase",
+  "reason",
+  "model",
+  "gpu",
+  "observedGeneration",
+  "conditions",
+  "jobName",
+  "startTime",
+  "completionTime",
+  "failure",
+] as const satisfies readonly (keyof LoraFineTuneStatus)[];
+/** The trainer (`loraforge job`, through the per-run ServiceAccount) reports these. */
+export const TRAINER_STATUS_FIELDS = [
+  "progress",
+  "checkpoints",
+  "selectedCheckpoint",
+  "adapter",
+  "evaluation",
+] as const satisfies readonly (keyof LoraFineTuneStatus)[];
+export type OperatorStatusField = (typeof OPERATOR_STATUS_FIELDS)[number];
+export type TrainerStatusField = (typeof TRAINER_STATUS_FIELDS)[number];
+/** The operator's part of status. */
+export type OperatorStatus = Pick<LoraFineTuneStatus, OperatorStatusField>;
+/** The trainer's part of status. */
+export type TrainerStatus = Pick<LoraFineTuneStatus, TrainerStatusField>;
 export type Condition = z.output<typeof ConditionSchema>;
 export type Progress = z.output<typeof ProgressSchema>;
 export type CheckpointStatus = z.output<typeof CheckpointSchema>;

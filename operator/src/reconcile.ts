@@ -6,7 +6,14 @@
 // the run (ObjectConflict), and so does a child the API server refuses (RejectedByAPIServer).
 // Every return says why it requeues (or not).
 
-import { type Cidr, type LoraFineTune, Reason, safeParseLoraFineTune } from "@loraforge/crds";
+import {
+  type Cidr,
+  type LoraFineTune,
+  OPERATOR_STATUS_FIELDS,
+  type OperatorStatus,
+  Reason,
+  safeParseLoraFineTune,
+} from "@loraforge/crds";
 import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
@@ -19,14 +26,7 @@ import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./obj
 import { ownershipOf, type RunIdentity } from "./ownership.ts";
 import type { Policy } from "./policy.ts";
 import type { RunRecorder } from "./recorder.ts";
-import {
-  decideStatus,
-  OPERATOR_FIELDS,
-  type OperatorStatus,
-  pick,
-  sameJson,
-  TERMINAL_PHASES,
-} from "./status.ts";
+import { decideStatus, pick, sameJson, TERMINAL_PHASES } from "./status.ts";
 import { type ValidationOutcome, validateForCluster } from "./validate.ts";
 
 export interface Caches {
@@ -272,7 +272,7 @@ export class Reconciler {
     let outcome: "written" | "unchanged" = "unchanged";
     if (!sameJson(current, decision.status)) {
       const patch: Record<string, unknown> = {};
-      for (const k of OPERATOR_FIELDS) patch[k] = decision.status[k] ?? null; // null removes a field
+      for (const k of OPERATOR_STATUS_FIELDS) patch[k] = decision.status[k] ?? null; // null removes a field
       try {
         await this.kube.mergePatch(paths.lftStatus(namespace, name), {
           metadata: { resourceVersion: raw.metadata.resourceVersion },

@@ -6,10 +6,9 @@
 // before and after a write (pure); `RunRecorder` sends them, tells the metrics, and watches
 // the trainer's checkpoints, which change without an operator write.
 
-import { API_VERSION, KIND, type LoraFineTune, Reason } from "@loraforge/crds";
+import { API_VERSION, KIND, type LoraFineTune, type OperatorStatus, Reason } from "@loraforge/crds";
 import { type Kube, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
-import type { OperatorStatus } from "./status.ts";
 import type { ValidationOutcome } from "./validate.ts";
 
 export interface EventTarget {

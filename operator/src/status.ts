@@ -1,6 +1,7 @@
 // The operator's part of status, computed from what it observes (the validation outcome,
 // the Job and its pods). Pure: reconcile writes the result only when it differs.
-// The trainer owns progress, checkpoints, selectedCheckpoint, adapter and evaluation.
+// Which fields are the operator's and which the trainer's: OPERATOR_STATUS_FIELDS and
+// TRAINER_STATUS_FIELDS in @loraforge/crds.
 
 import {
   type Condition,
@@ -8,6 +9,8 @@ import {
   type ConditionTypeName,
   type LoraFineTune,
   type LoraFineTuneStatus,
+  OPERATOR_STATUS_FIELDS,
+  type OperatorStatus,
   type Phase,
   Reason,
   type ReasonName,
@@ -16,21 +19,6 @@ import { kueueManaged } from "./builders/job.ts";
 import { type Failure, imagePullFailure, jobFailure } from "./failure.ts";
 import { conditionOf, type Job, type Pod } from "./objects.ts";
 import type { ValidationOutcome } from "./validate.ts";
-
-/** Fields of status the operator writes; anything else belongs to the trainer. */
-export const OPERATOR_FIELDS = [
-  "phase",
-  "reason",
-  "model",
-  "gpu",
-  "observedGeneration",
-  "conditions",
-  "jobName",
-  "startTime",
-  "completionTime",
-  "failure",
-] as const;
-export type OperatorStatus = Pick<LoraFineTuneStatus, (typeof OPERATOR_FIELDS)[number]>;
 
 export const TERMINAL_PHASES: readonly Phase[] = ["Succeeded", "Failed"];
 
@@ -306,7 +294,7 @@ function columns(
 
 export function pick(s: LoraFineTuneStatus | undefined): OperatorStatus {
   const out: Record<string, unknown> = {};
-  for (const k of OPERATOR_FIELDS) if (s?.[k] !== undefined) out[k] = s[k];
+  for (const k of OPERATOR_STATUS_FIELDS) if (s?.[k] !== undefined) out[k] = s[k];
   return out as OperatorStatus;
 }
 

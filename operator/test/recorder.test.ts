@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { hostname } from "node:os";
 import { test } from "node:test";
-import { type LoraFineTune, Reason } from "@loraforge/crds";
+import { type LoraFineTune, type OperatorStatus, Reason } from "@loraforge/crds";
 import { configFromEnv } from "../src/config.ts";
 import type { Kube } from "../src/k8s.ts";
 import { silentLogger } from "../src/log.ts";
@@ -17,7 +17,7 @@ import {
   type RunTransition,
   runEvents,
 } from "../src/recorder.ts";
-import { decideStatus, type OperatorStatus } from "../src/status.ts";
+import { decideStatus } from "../src/status.ts";
 import { validateForCluster } from "../src/validate.ts";
 import { lft } from "./support/fixtures.ts";
 

@@ -6,15 +6,10 @@
 import {
   type CheckpointStatus,
   durationText,
-  type LoraFineTuneStatus,
   type Progress,
+  type TrainerStatus,
 } from "@loraforge/crds";
 import type { CoreEvent } from "./events.ts";
-
-type TrainerStatus = Pick<
-  LoraFineTuneStatus,
-  "progress" | "checkpoints" | "selectedCheckpoint" | "adapter" | "evaluation"
->;
 
 export interface ReporterOptions {
   /** Sends a merge patch of status. */
