@@ -19,9 +19,9 @@ import { connectTestCluster, eventually, type TestCluster } from "@loraforge/tes
 import { parse, stringify } from "yaml";
 import { z } from "zod";
 import {
-  type CoreEvent,
   type KubeTarget,
   patchStatus,
+  type ReportedEvent,
   runJob,
   StatusReporter,
   TrainingFailure,
@@ -31,7 +31,7 @@ import { ASSETS } from "./helpers.ts";
 
 const repo = join(import.meta.dirname, "..", "..");
 const t = () => new Date().toISOString();
-const step = (n: number, total = 200): CoreEvent => ({
+const step = (n: number, total = 200): ReportedEvent => ({
   event: "step",
   time: t(),
   step: n,

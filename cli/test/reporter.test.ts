@@ -6,10 +6,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { CheckpointStatus } from "@loraforge/crds";
-import { type CoreEvent, StatusReporter } from "../src/job/index.ts";
+import { type ReportedEvent, StatusReporter } from "../src/job/index.ts";
 
 const t = () => new Date().toISOString();
-const checkpoint = (step: number, train_loss: number): CoreEvent => ({
+const checkpoint = (step: number, train_loss: number): ReportedEvent => ({
   event: "checkpoint",
   time: t(),
   step,

@@ -9,7 +9,6 @@ import { TRAINER_EXIT_CODES } from "@loraforge/crds";
 import { classifyError } from "../errors.ts";
 import type { LocalPaths } from "../train/resolve.ts";
 import { runTraining } from "../train/run.ts";
-import { CoreEventSchema } from "./events.ts";
 import { TrainingFailure, type TrainingPipeline, type TrainingResult } from "./pipeline.ts";
 
 async function sha256File(path: string): Promise<string> {
@@ -52,10 +51,8 @@ export function cliPipeline(log: (line: string) => void): TrainingPipeline {
         backend: spec.resources.gpus > 0 ? "cuda" : "cpu",
         signal: run.signal,
         onMessage: log,
-        onEvent: (e) => {
-          const parsed = CoreEventSchema.safeParse(e);
-          if (parsed.success) run.onEvent(parsed.data);
-        },
+        // Parsed once, by runCore (train/events.ts): every event it passes is a reported one.
+        onEvent: run.onEvent,
       });
     } catch (e) {
       throw asFailure(e);

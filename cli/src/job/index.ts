@@ -11,7 +11,7 @@ import { inClusterTarget, type KubeTarget, patchStatus, readCheckpoints } from "
 import { TrainingFailure, type TrainingPipeline } from "./pipeline.ts";
 import { StatusReporter } from "./reporter.ts";
 
-export { type CoreEvent, CoreEventSchema } from "./events.ts";
+export { type ReportedEvent, ReportedEventSchema } from "../train/events.ts";
 export { inClusterTarget, type KubeTarget, patchStatus, readCheckpoints } from "./kube.ts";
 export {
   TrainingFailure,

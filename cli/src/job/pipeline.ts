@@ -4,7 +4,7 @@
 
 import type { LoraFineTune, LoraFineTuneStatus } from "@loraforge/crds";
 import { CliError } from "../errors.ts";
-import type { CoreEvent } from "./events.ts";
+import type { ReportedEvent } from "../train/events.ts";
 
 export interface TrainingRun {
   lft: LoraFineTune;
@@ -12,7 +12,7 @@ export interface TrainingRun {
   modelDir: string | undefined;
   datasetPath: string | undefined;
   outputDir: string;
-  onEvent: (event: CoreEvent) => void;
+  onEvent: (event: ReportedEvent) => void;
   /** Aborted on SIGTERM: the pipeline saves a checkpoint and stops (exit 130). */
   signal: AbortSignal;
 }

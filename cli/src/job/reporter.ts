@@ -9,7 +9,7 @@ import {
   type Progress,
   type TrainerStatus,
 } from "@loraforge/crds";
-import type { CoreEvent } from "./events.ts";
+import type { ReportedEvent } from "../train/events.ts";
 
 export interface ReporterOptions {
   /** Sends a merge patch of status. */
@@ -51,7 +51,7 @@ export class StatusReporter {
     return this.opts.now ? this.opts.now() : Date.now();
   }
 
-  onEvent(e: CoreEvent) {
+  onEvent(e: ReportedEvent) {
     const at = e.time;
     switch (e.event) {
       case "start":

@@ -105,6 +105,39 @@ export type CheckpointEvent = z.infer<typeof CheckpointEventSchema>;
 export type DoneEvent = z.infer<typeof DoneEventSchema>;
 export type ErrorEvent = z.infer<typeof ErrorEventSchema>;
 
+/**
+ * The same events as status reporting (`loraforge job`) reads them: of each event only the
+ * fields status is built from are required, so a training pipeline hands over the core's
+ * events as they are (parsed once, by `parseEventLine`) or scripts just these fields. Like
+ * the full schemas, extra fields (a newer core's) are kept; lines that are no event at all
+ * (an unknown event) are reported by `runCore` and never stop a run.
+ */
+export const ReportedEventSchema = z.discriminatedUnion("event", [
+  StartEventSchema.pick({ event: true, time: true, total_steps: true }).extend({
+    resumed_from_step: num.default(0),
+  }),
+  StepEventSchema.pick({
+    event: true,
+    time: true,
+    step: true,
+    total_steps: true,
+    epoch: true,
+    loss: true,
+    lr: true,
+    tokens_per_s: true,
+    eta_s: true,
+  }),
+  EvalEventSchema.pick({ event: true, time: true, step: true, val_loss: true }),
+  CheckpointEventSchema.pick({ event: true, time: true, step: true, path: true }).extend({
+    train_loss: nullableNum.optional(),
+    val_loss: nullableNum.optional(),
+  }),
+  OverflowEventSchema,
+  DoneEventSchema.pick({ event: true, time: true, step: true, adapter_dir: true }),
+  ErrorEventSchema.pick({ event: true, time: true, code: true, kind: true, message: true }),
+]);
+export type ReportedEvent = z.infer<typeof ReportedEventSchema>;
+
 /** Exit codes of the core (contract §2): the one table in @loraforge/crds, plus success. */
 export const EXIT = { ok: 0, ...TRAINER_EXIT_CODES } as const;
 
