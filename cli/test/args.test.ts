@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { bashCompletion, zshCompletion } from "../src/args/completion.ts";
@@ -8,10 +8,9 @@ import { defineCommand, flag, parseCommand } from "../src/args/flags.ts";
 import { closest, editDistance } from "../src/args/suggest.ts";
 import { DECLARATIONS } from "../src/commands/help.ts";
 import { UsageError } from "../src/commands/output.ts";
-import { importLlama2c } from "../src/llama2c/import.ts";
 import { main, versionText } from "../src/main.ts";
 import { findCore } from "../src/train/core.ts";
-import { ASSETS, CLI_ROOT, REPO_ROOT, tempDir } from "./helpers.ts";
+import { CLI_ROOT, REPO_ROOT, STORIES, storiesWorkspace, tempDir } from "./helpers.ts";
 
 function capture() {
   const lines: string[] = [];
@@ -23,8 +22,6 @@ function capture() {
     text: () => [...lines, ...errors].join("\n"),
   };
 }
-
-const STORIES = join(REPO_ROOT, "examples", "stories-instruct", "stories.jsonl");
 
 describe("did you mean", () => {
   test("edit distance counts a swap of neighbours as one edit", () => {
@@ -317,14 +314,7 @@ describe("--json: one JSON document on stdout, people's text on stderr", () => {
   let specFile: string;
   before(async () => {
     tmp = await tempDir();
-    await importLlama2c({
-      checkpoint: join(ASSETS, "stories260K", "stories260K.bin"),
-      tokenizer: join(ASSETS, "stories260K", "tok512.model"),
-      outDir: join(tmp.dir, "models", "stories260K"),
-    });
-    const lines = (await readFile(STORIES, "utf8")).split("\n").slice(0, 24);
-    await mkdir(join(tmp.dir, "data"));
-    await writeFile(join(tmp.dir, "data", "stories.jsonl"), `${lines.join("\n")}\n`);
+    await storiesWorkspace(tmp.dir, 24);
     specFile = join(tmp.dir, "spec.yaml");
     await writeFile(
       specFile,

@@ -14,9 +14,8 @@ import { OnnxDecoder } from "../src/chat/decoder.ts";
 import { chooseToken, SamplingSchema, seededRandom } from "../src/chat/sampling.ts";
 import { startChat } from "../src/chat/start.ts";
 import { exportOnnx } from "../src/export/exportOnnx.ts";
-import { importLlama2c } from "../src/llama2c/import.ts";
 import { findCore } from "../src/train/core.ts";
-import { ASSETS, REPO_ROOT, tempDir } from "./helpers.ts";
+import { importStories260K, REPO_ROOT, tempDir } from "./helpers.ts";
 import { randomAdapter } from "./loraFixture.ts";
 
 const ARTIFACTS = resolve(
@@ -32,11 +31,7 @@ let model: string;
 before(async () => {
   tmp = await tempDir("lf-chat-");
   model = join(tmp.dir, "stories260K");
-  await importLlama2c({
-    checkpoint: join(ASSETS, "stories260K", "stories260K.bin"),
-    tokenizer: join(ASSETS, "stories260K", "tok512.model"),
-    outDir: model,
-  });
+  await importStories260K(model);
 });
 after(() => tmp.cleanup());
 

@@ -4,9 +4,8 @@ import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { formatProblem, splitTrainVal, validateBytes, validateFile } from "../src/dataset/index.ts";
-import { importLlama2c } from "../src/llama2c/import.ts";
 import { prepareDataset } from "../src/prepare/prepare.ts";
-import { ASSETS, tempDir } from "./helpers.ts";
+import { ASSETS, importStories260K, tempDir } from "./helpers.ts";
 
 const rec = (instruction: unknown, output: unknown, input: unknown = "") =>
   JSON.stringify({ instruction, input, output });
@@ -219,11 +218,7 @@ describe("malformed datasets", () => {
   before(async () => {
     tmp = await tempDir();
     modelDir = join(tmp.dir, "model");
-    await importLlama2c({
-      checkpoint: join(ASSETS, "stories260K", "stories260K.bin"),
-      tokenizer: join(ASSETS, "stories260K", "tok512.model"),
-      outDir: modelDir,
-    });
+    await importStories260K(modelDir);
   });
   after(() => tmp.cleanup());
 

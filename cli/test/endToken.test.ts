@@ -11,14 +11,18 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import type { EvalResult } from "../src/eval/run.ts";
-import { importLlama2c } from "../src/llama2c/import.ts";
 import { main } from "../src/main.ts";
 import { prepareDataset } from "../src/prepare/prepare.ts";
 import { decodeShard } from "../src/shards/lfs.ts";
 import { loadModelTokenizer, TokenizerError } from "../src/tokenizer/tokenizer.ts";
-import { ASSETS, CLI_ROOT, llama2TokenizerDir, REPO_ROOT, tempDir } from "./helpers.ts";
-
-const STORIES = join(REPO_ROOT, "examples", "stories-instruct", "stories.jsonl");
+import {
+  CLI_ROOT,
+  importStories260K,
+  llama2TokenizerDir,
+  REPO_ROOT,
+  STORIES,
+  tempDir,
+} from "./helpers.ts";
 
 async function lastTokens(modelDir: string, dataDir: string) {
   const prepared = await prepareDataset({
@@ -47,11 +51,7 @@ describe("the end token: what training appends and generation stops on", () => {
   before(async () => {
     tmp = await tempDir();
     stories = join(tmp.dir, "stories260K");
-    await importLlama2c({
-      checkpoint: join(ASSETS, "stories260K", "stories260K.bin"),
-      tokenizer: join(ASSETS, "stories260K", "tok512.model"),
-      outDir: stories,
-    });
+    await importStories260K(stories);
     llama2 = join(tmp.dir, "llama2");
     await mkdir(llama2);
     await llama2TokenizerDir(llama2);

@@ -10,7 +10,6 @@ import { templateMarkers } from "../src/eval/metrics.ts";
 import { answerResult, modelMetrics } from "../src/eval/report.ts";
 import { DEFAULT_GENERATION, type EvalResult, prepareEvaluation } from "../src/eval/run.ts";
 import { cliPipeline } from "../src/job/cliPipeline.ts";
-import { importLlama2c } from "../src/llama2c/import.ts";
 import { main } from "../src/main.ts";
 import { loadTemplate, prepareDataset } from "../src/prepare/prepare.ts";
 import { ALPACA_SHORT } from "../src/prompt/templates.ts";
@@ -19,9 +18,13 @@ import { loadModelTokenizer } from "../src/tokenizer/tokenizer.ts";
 import { resolveLocalPaths } from "../src/train/resolve.ts";
 import { runTraining } from "../src/train/run.ts";
 import { selectCheckpoint } from "../src/train/select.ts";
-import { ASSETS, llama2TokenizerDir, REPO_ROOT, tempDir } from "./helpers.ts";
-
-const STORIES = join(REPO_ROOT, "examples", "stories-instruct", "stories.jsonl");
+import {
+  importStories260K,
+  llama2TokenizerDir,
+  STORIES,
+  storiesWorkspace,
+  tempDir,
+} from "./helpers.ts";
 
 describe("evaluation examples", () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -29,11 +32,7 @@ describe("evaluation examples", () => {
   before(async () => {
     tmp = await tempDir();
     model = join(tmp.dir, "stories260K");
-    await importLlama2c({
-      checkpoint: join(ASSETS, "stories260K", "stories260K.bin"),
-      tokenizer: join(ASSETS, "stories260K", "tok512.model"),
-      outDir: model,
-    });
+    await importStories260K(model);
   });
   after(() => tmp.cleanup());
 
@@ -323,14 +322,7 @@ describe("evaluation through loraforge-core generate and score", () => {
   };
   before(async () => {
     tmp = await tempDir();
-    await importLlama2c({
-      checkpoint: join(ASSETS, "stories260K", "stories260K.bin"),
-      tokenizer: join(ASSETS, "stories260K", "tok512.model"),
-      outDir: join(tmp.dir, "models", "stories260K"),
-    });
-    const lines = (await readFile(STORIES, "utf8")).split("\n").slice(0, 40);
-    await mkdir(join(tmp.dir, "data"));
-    await writeFile(join(tmp.dir, "data", "stories.jsonl"), `${lines.join("\n")}\n`);
+    await storiesWorkspace(tmp.dir, 40);
     specFile = join(tmp.dir, "spec.json");
     await writeFile(specFile, JSON.stringify(spec));
   });

@@ -5,14 +5,13 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseLoraFineTune } from "@loraforge/crds";
 import { PNG } from "pngjs";
-import { importLlama2c } from "../src/llama2c/import.ts";
 import { decodeShard } from "../src/shards/lfs.ts";
 import type { CoreEvent } from "../src/train/events.ts";
 import { historyOf, readHistory } from "../src/train/metrics.ts";
 import { resolveLocalPaths } from "../src/train/resolve.ts";
 import { RunSetupError, runTraining } from "../src/train/run.ts";
 import { candidatesOf, selectCheckpoint } from "../src/train/select.ts";
-import { ASSETS, REPO_ROOT, tempDir } from "./helpers.ts";
+import { importStories260K, REPO_ROOT, tempDir } from "./helpers.ts";
 
 function manifest(overrides: { policy?: string; valSetSize?: number; maxSteps?: number } = {}) {
   return parseLoraFineTune({
@@ -51,11 +50,7 @@ describe("local training runs through loraforge-core", () => {
   let volumes: Record<string, string>;
   before(async () => {
     tmp = await tempDir();
-    await importLlama2c({
-      checkpoint: join(ASSETS, "stories260K", "stories260K.bin"),
-      tokenizer: join(ASSETS, "stories260K", "tok512.model"),
-      outDir: join(tmp.dir, "models", "stories260K"),
-    });
+    await importStories260K(join(tmp.dir, "models", "stories260K"));
     const lines = (
       await readFile(join(REPO_ROOT, "examples", "stories-instruct", "stories.jsonl"), "utf8")
     )
