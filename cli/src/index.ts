@@ -2,8 +2,8 @@
 
 export { ProgressView } from "./commands/progress.ts";
 export { printSummary } from "./commands/train.ts";
-export { cliPipeline } from "./job/cliPipeline.ts";
-export { StatusReporter } from "./job/reporter.ts";
+export { cliPipeline } from "./inpod/cliPipeline.ts";
+export { StatusReporter } from "./inpod/reporter.ts";
 export { importLlama2c } from "./llama2c/import.ts";
 export { classifyError, main } from "./main.ts";
 export {

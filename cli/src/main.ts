@@ -22,7 +22,7 @@ import { trainCommand } from "./commands/train.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { DatasetError } from "./dataset/problems.ts";
 import { classifyError, UsageError } from "./errors.ts";
-import { jobCommand } from "./job/command.ts";
+import { jobCommand } from "./inpod/command.ts";
 import { findCore } from "./train/core.ts";
 
 const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");

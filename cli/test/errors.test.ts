@@ -11,7 +11,7 @@ import { InvalidLoraFineTuneError, TRAINER_EXIT_CODES } from "@loraforge/crds";
 import { DatasetError } from "../src/dataset/problems.ts";
 import { CliError, classifyError, exitKind, UsageError } from "../src/errors.ts";
 import { EvalCoreError } from "../src/eval/coreVerbs.ts";
-import { TrainingFailure } from "../src/job/pipeline.ts";
+import { TrainingFailure } from "../src/inpod/pipeline.ts";
 import { Llama2cError } from "../src/llama2c/checkpoint.ts";
 import { classifyError as fromMain } from "../src/main.ts";
 import { RunConfigError } from "../src/train/runConfig.ts";

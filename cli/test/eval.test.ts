@@ -9,7 +9,7 @@ import { buildEvalExamples, loadEvalRecords } from "../src/eval/examples.ts";
 import { templateMarkers } from "../src/eval/metrics.ts";
 import { answerResult, modelMetrics } from "../src/eval/report.ts";
 import { DEFAULT_GENERATION, type EvalResult, prepareEvaluation } from "../src/eval/run.ts";
-import { cliPipeline } from "../src/job/cliPipeline.ts";
+import { cliPipeline } from "../src/inpod/cliPipeline.ts";
 import { main } from "../src/main.ts";
 import { loadTemplate, prepareDataset } from "../src/prepare/prepare.ts";
 import { ALPACA_SHORT } from "../src/prompt/templates.ts";

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { StatusReporter } from "../src/job/index.ts";
+import { StatusReporter } from "../src/inpod/index.ts";
 import { parseEventLine, ReportedEventSchema } from "../src/train/events.ts";
 
 const time = "2026-01-01T00:00:00Z";

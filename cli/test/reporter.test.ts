@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type { CheckpointStatus } from "@loraforge/crds";
-import { type ReportedEvent, StatusReporter } from "../src/job/index.ts";
+import { type ReportedEvent, StatusReporter } from "../src/inpod/index.ts";
 
 const t = () => new Date().toISOString();
 const checkpoint = (step: number, train_loss: number): ReportedEvent => ({

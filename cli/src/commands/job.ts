@@ -1,6 +1,6 @@
 /**
  * `loraforge job`'s declaration: flags, help and completion. The entrypoint itself lives in
- * src/job/; main checks the flags here before handing it the command line.
+ * src/inpod/; main checks the flags here before handing it the command line.
  */
 import { defineCommand, flag } from "../args/flags.ts";
 

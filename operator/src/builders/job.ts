@@ -39,7 +39,7 @@ export const TRAINER_CONTAINER = "trainer";
 export const SPEC_DIR = "/etc/loraforge";
 export const SPEC_FILE = `${SPEC_DIR}/spec.yaml`;
 export const PVC_ROOT = "/mnt/pvc";
-/** Environment the trainer reads its locations from (cli/src/job). */
+/** Environment the trainer reads its locations from (cli/src/inpod). */
 export const ENV = {
   modelDir: "LORAFORGE_MODEL_DIR",
   datasetPath: "LORAFORGE_DATASET_PATH",

@@ -25,7 +25,7 @@ import {
   runJob,
   StatusReporter,
   TrainingFailure,
-} from "../src/job/index.ts";
+} from "../src/inpod/index.ts";
 
 import { ASSETS } from "./helpers.ts";
 
