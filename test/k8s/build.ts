@@ -1,15 +1,17 @@
-// Builds (or finds in the cache) etcd, kube-apiserver and kube-controller-manager.
+// Builds (or finds in the cache) etcd and the Kubernetes components (one multi-call binary).
 // usage: tsx test/k8s/build.ts   — prints the binaries' directory and versions.
 
-import { ensureBinaries, reportedVersion } from "./src/binaries.ts";
+import { join } from "node:path";
+import { COMPONENTS, ensureBinaries, reportedVersion } from "./src/binaries.ts";
 
 async function run() {
   const started = Date.now();
   const bin = await ensureBinaries();
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   console.log(`[k8s] binaries in ${bin.dir} (${seconds} s)`);
-  console.log(`[k8s] kube-apiserver ${reportedVersion(bin.kubeApiserver)}`);
-  console.log(`[k8s] kube-controller-manager ${reportedVersion(bin.kubeControllerManager)}`);
+  for (const component of COMPONENTS) {
+    console.log(`[k8s] ${component} ${reportedVersion(join(bin.dir, component))}`);
+  }
   console.log(`[k8s] etcd ${reportedVersion(bin.etcd)}`);
 }
 

@@ -1,12 +1,14 @@
-// Builds (once) and locates etcd, kube-apiserver and kube-controller-manager.
+// Builds (once) and locates etcd and the Kubernetes components the tests run.
 //
 // The binaries come from the upstream Go modules pinned in testbin/go.mod, compiled
-// through the Go module proxy. They are cached under a key made of go.mod, go.sum, the
+// through the Go module proxy. kube-apiserver, kube-controller-manager, kube-scheduler,
+// kubelet and kube-proxy are one multi-call binary (testbin/cmd/k8s) reached through
+// symlinks of those names: it links once instead of five times. They are cached under a key made of go.mod, go.sum, the
 // Go version and the build flags, so a second run finds them and starts in seconds.
 
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,14 +17,18 @@ export const TESTBIN_DIR = resolve(dirname(fileURLToPath(import.meta.url)), ".."
 
 /** The Go packages we build, and the file name each binary gets. */
 const PACKAGES = [
-  { pkg: "k8s.io/kubernetes/cmd/kube-apiserver", goName: "kube-apiserver", name: "kube-apiserver" },
-  {
-    pkg: "k8s.io/kubernetes/cmd/kube-controller-manager",
-    goName: "kube-controller-manager",
-    name: "kube-controller-manager",
-  },
+  { pkg: "./cmd/k8s", goName: "k8s", name: "k8s" },
   // etcd's main package is the module root `server/v3`; `go build` names it "server".
   { pkg: "go.etcd.io/etcd/server/v3", goName: "server", name: "etcd" },
+] as const;
+
+/** The components the multi-call binary serves, each a symlink to it. */
+export const COMPONENTS = [
+  "kube-apiserver",
+  "kube-controller-manager",
+  "kube-scheduler",
+  "kubelet",
+  "kube-proxy",
 ] as const;
 
 export interface K8sBinaries {
@@ -30,6 +36,9 @@ export interface K8sBinaries {
   etcd: string;
   kubeApiserver: string;
   kubeControllerManager: string;
+  kubeScheduler: string;
+  kubelet: string;
+  kubeProxy: string;
   /** The Kubernetes release pinned in testbin/go.mod, e.g. "v1.34.4". */
   kubernetesVersion: string;
 }
@@ -90,6 +99,7 @@ export function binariesDir(): string {
   hash.update(goVersion());
   hash.update(ldflags(version));
   hash.update(PACKAGES.map((p) => p.pkg).join(","));
+  hash.update(readFileSync(join(TESTBIN_DIR, "cmd", "k8s", "main.go")));
   return join(cacheRoot(), `${version}-${hash.digest("hex").slice(0, 16)}`);
 }
 
@@ -99,16 +109,19 @@ function describe(dir: string, version: string): K8sBinaries {
     etcd: join(dir, "etcd"),
     kubeApiserver: join(dir, "kube-apiserver"),
     kubeControllerManager: join(dir, "kube-controller-manager"),
+    kubeScheduler: join(dir, "kube-scheduler"),
+    kubelet: join(dir, "kubelet"),
+    kubeProxy: join(dir, "kube-proxy"),
     kubernetesVersion: version,
   };
 }
 
 function complete(dir: string): boolean {
-  return PACKAGES.every((p) => existsSync(join(dir, p.name)));
+  return [...PACKAGES.map((p) => p.name), ...COMPONENTS].every((name) => existsSync(join(dir, name)));
 }
 
 /**
- * Returns the three binaries, building them first if the cache has none for this key.
+ * Returns the binaries, building them first if the cache has none for this key.
  * LORAFORGE_K8S_BIN_DIR points at a directory of prebuilt binaries instead.
  */
 export async function ensureBinaries(log: Log = (l) => process.stderr.write(`${l}\n`)) {
@@ -117,7 +130,7 @@ export async function ensureBinaries(log: Log = (l) => process.stderr.write(`${l
   if (override) {
     if (!complete(override)) {
       throw new Error(
-        `LORAFORGE_K8S_BIN_DIR=${override} lacks one of ${PACKAGES.map((p) => p.name).join(", ")}`,
+        `LORAFORGE_K8S_BIN_DIR=${override} lacks one of ${[...PACKAGES.map((p) => p.name), ...COMPONENTS].join(", ")}`,
       );
     }
     return describe(override, version);
@@ -129,7 +142,7 @@ export async function ensureBinaries(log: Log = (l) => process.stderr.write(`${l
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true });
   const started = Date.now();
-  log(`[k8s] building kube-apiserver, kube-controller-manager, etcd ${version} into ${dir}`);
+  log(`[k8s] building ${COMPONENTS.join(", ")} (one binary) and etcd ${version} into ${dir}`);
   log("[k8s] (cold: tens of minutes on 2 cores; later runs reuse the cache)");
   const args = [
     "build",
@@ -154,6 +167,7 @@ export async function ensureBinaries(log: Log = (l) => process.stderr.write(`${l
   for (const p of PACKAGES) {
     if (p.goName !== p.name) renameSync(join(staging, p.goName), join(staging, p.name));
   }
+  for (const component of COMPONENTS) symlinkSync("k8s", join(staging, component));
   if (!complete(staging)) throw new Error(`go build left an incomplete set in ${staging}`);
   try {
     renameSync(staging, dir);
