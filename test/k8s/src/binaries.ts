@@ -117,7 +117,9 @@ function describe(dir: string, version: string): K8sBinaries {
 }
 
 function complete(dir: string): boolean {
-  return [...PACKAGES.map((p) => p.name), ...COMPONENTS].every((name) => existsSync(join(dir, name)));
+  return [...PACKAGES.map((p) => p.name), ...COMPONENTS].every((name) =>
+    existsSync(join(dir, name)),
+  );
 }
 
 /**
