@@ -10,6 +10,12 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+// A fresh machine: the Debian packages the core's build needs and `npm ci`, once.
+const { setup } = await import("../scripts/setup.mjs");
+await setup("demo").catch((error) => {
+  console.error(`set-up failed: ${error.message}`);
+  process.exit(1);
+});
 const assets = resolve(root, process.env.LORAFORGE_ASSETS ?? "../shared/assets");
 const cli = join(root, "cli", "bin", "loraforge.mjs");
 const rel = (p) => relative(process.cwd(), p) || ".";

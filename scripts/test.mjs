@@ -10,14 +10,31 @@
 // Prints a per-suite table and a last line "N passed, N failed" (test cases, from node's
 // test runner summary and ctest's), and exits non-zero if anything failed.
 // usage: node scripts/test.mjs [suite...]   e.g. `npm test -- crds native`
+//
+// First it runs scripts/setup.mjs (apt packages, npm ci, the Python venv, the cluster binaries;
+// each once). Every line it prints starts with the time since it started. When stdout is not a
+// terminal (CI), each suite's full output goes to test-results/<suite>.log and only its
+// summary — or, when it fails, its failing tests — is printed, with a heartbeat every minute,
+// so the end of a CI log shows where the time went.
 
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { failures } from "./test-output.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const t0 = Date.now();
+const compact = !process.stdout.isTTY && process.env.LORAFORGE_TEST_VERBOSE !== "1";
+const logDir = join(root, "test-results");
+
+/** "[+12:34]": minutes and seconds since the run started. */
+function stamp() {
+  const s = Math.round((Date.now() - t0) / 1000);
+  return `[+${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}]`;
+}
+const say = (line) => console.log(`${stamp()} ${line}`);
 const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
 const wanted = (name) => only.length === 0 || only.includes(name);
 
@@ -25,21 +42,35 @@ const wanted = (name) => only.length === 0 || only.includes(name);
 /** @type {Result[]} */
 const results = [];
 
-/** Runs a command, echoing its output, and resolves with its exit code and output. */
-function run(cmd, args, { cwd = root, env = process.env } = {}) {
+/**
+ * Runs a command and resolves with its exit code and output. The output is echoed as it comes,
+ * or, in compact mode, kept for the suite's log with a heartbeat line every minute.
+ */
+function run(cmd, args, { cwd = root, env = process.env, name = cmd } = {}) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
+    const heartbeat = compact
+      ? setInterval(() => {
+          const passed = (output.match(/^\s*ok \d+ /gm) ?? []).length;
+          const failed = (output.match(/^\s*not ok \d+ /gm) ?? []).length;
+          say(`${name}: running (${passed} ok, ${failed} not ok so far)`);
+        }, 60_000)
+      : undefined;
     child.stdout.on("data", (d) => {
-      process.stdout.write(d);
+      if (!compact) process.stdout.write(d);
       output += d;
     });
     child.stderr.on("data", (d) => {
-      process.stderr.write(d);
+      if (!compact) process.stderr.write(d);
       output += d;
     });
-    child.on("error", (error) => resolve({ code: 127, output: `${output}\n${error.message}` }));
-    child.on("close", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), output }));
+    const done = (result) => {
+      clearInterval(heartbeat);
+      resolve(result);
+    };
+    child.on("error", (error) => done({ code: 127, output: `${output}\n${error.message}` }));
+    child.on("close", (code, signal) => done({ code: code ?? (signal ? 128 : 1), output }));
   });
 }
 
@@ -62,9 +93,18 @@ function record(name, started, code, passed, failed, note = "") {
 }
 
 async function step(name, cmd, args, options) {
-  console.log(`\n━━ ${name}: ${cmd} ${args.join(" ")}`);
+  console.log(`\n${stamp()} ━━ ${name}: ${cmd} ${args.join(" ")}`);
   const started = Date.now();
-  const { code, output } = await run(cmd, args, options);
+  const { code, output } = await run(cmd, args, { ...options, name });
+  if (compact) {
+    mkdirSync(logDir, { recursive: true });
+    const log = join(logDir, `${name}.log`);
+    writeFileSync(log, output, { flag: "a" });
+    if (code !== 0) console.log(failures(output));
+    say(
+      `${name}: exit ${code} after ${((Date.now() - started) / 1000).toFixed(0)} s (log: ${log})`,
+    );
+  }
   return { started, code, output };
 }
 
@@ -130,7 +170,7 @@ async function workspaceSuites() {
     record("k8s cluster", started, 1, 0, 0, "did not start");
     return;
   }
-  console.log(`[test] all suites share kube-apiserver ${cluster.version} at ${cluster.server}`);
+  say(`all suites share kube-apiserver ${cluster.version} at ${cluster.server}`);
   const env = {
     ...process.env,
     LORAFORGE_TEST_KUBECONFIG: cluster.kubeconfigPath,
@@ -171,9 +211,19 @@ function summary() {
   for (const row of rows) console.log(line(row));
   const passed = results.reduce((n, r) => n + r.passed, 0);
   const failed = results.reduce((n, r) => n + r.failed, 0);
-  console.log(`\n${passed} passed, ${failed} failed`);
+  console.log(`\n${stamp()} ${passed} passed, ${failed} failed`);
   return failed;
 }
+
+const { setup } = await import("./setup.mjs");
+try {
+  await setup("test");
+} catch (error) {
+  console.error(`${stamp()} set-up failed: ${error.message}`);
+  process.exit(1);
+}
+say("set-up done");
+if (compact) rmSync(logDir, { recursive: true, force: true });
 
 await nativeSuite();
 await workspaceSuites();
