@@ -29,6 +29,26 @@ const t0 = Date.now();
 const compact = !process.stdout.isTTY && process.env.LORAFORGE_TEST_VERBOSE !== "1";
 const logDir = join(root, "test-results");
 
+/**
+ * Wall-clock limits per suite, far above their usual time (native ~6 min, cli ~5 min on two
+ * cores): a suite that hangs is stopped and reported as failed, with its log, instead of using
+ * up CI's time and leaving no summary.
+ */
+const SUITE_LIMIT_MINUTES = { native: 30, default: 20 };
+
+/** The suites' process groups now running: Ctrl-C or SIGTERM stops them too. */
+const running = new Set();
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    for (const child of running) {
+      try {
+        process.kill(-child.pid, "SIGTERM");
+      } catch {}
+    }
+    process.exit(130);
+  });
+}
+
 /** "[+12:34]": minutes and seconds since the run started. */
 function stamp() {
   const s = Math.round((Date.now() - t0) / 1000);
@@ -48,8 +68,23 @@ const results = [];
  */
 function run(cmd, args, { cwd = root, env = process.env, name = cmd } = {}) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group, so a suite past its time limit is stopped with everything it started.
+    const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    running.add(child);
     let output = "";
+    const limitMinutes = SUITE_LIMIT_MINUTES[name] ?? SUITE_LIMIT_MINUTES.default;
+    const limit = setTimeout(() => {
+      output += `\n${name}: stopped after its ${limitMinutes}-minute limit (scripts/test.mjs)\n`;
+      say(`${name}: past its ${limitMinutes}-minute limit, stopping it`);
+      try {
+        process.kill(-child.pid, "SIGTERM");
+        setTimeout(() => {
+          try {
+            process.kill(-child.pid, "SIGKILL");
+          } catch {}
+        }, 10_000).unref();
+      } catch {}
+    }, limitMinutes * 60_000);
     const heartbeat = compact
       ? setInterval(() => {
           const passed = (output.match(/^\s*ok \d+ /gm) ?? []).length;
@@ -66,7 +101,9 @@ function run(cmd, args, { cwd = root, env = process.env, name = cmd } = {}) {
       output += d;
     });
     const done = (result) => {
+      running.delete(child);
       clearInterval(heartbeat);
+      clearTimeout(limit);
       resolve(result);
     };
     child.on("error", (error) => done({ code: 127, output: `${output}\n${error.message}` }));
@@ -129,7 +166,16 @@ async function nativeSuite() {
     record("native", started, compiled.code, 0, 0, "build failed");
     return;
   }
-  const ctest = await step("native", "ctest", ["--test-dir", build, "--output-on-failure"]);
+  const ctest = await step("native", "ctest", [
+    "--test-dir",
+    build,
+    "--output-on-failure",
+    "-j",
+    jobs,
+    // tests without their own TIMEOUT: ctest's default is 25 minutes
+    "--timeout",
+    "600",
+  ]);
   // "100% tests passed, 0 tests failed out of 12"
   const total = lastNumber(ctest.output, /tests failed out of (\d+)/g);
   const failed = lastNumber(ctest.output, /(\d+) tests failed out of/g);
