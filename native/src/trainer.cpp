@@ -498,7 +498,9 @@ static void adapter_self_check(Backend& be, const LlamaWeights& w, const Lora& t
 
 int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     const bool bench = topt.bench_steps >= 0;
-    auto be = make_backend(cfg.backend);
+    BackendOptions bo;
+    bo.precision = cfg.training.precision;
+    auto be = make_backend(cfg.backend, bo);
     if (!be) throw usage_error("backend '" + cfg.backend + "' is not compiled into this binary", "backend", cfg.path);
     g_backend = be.get();
     be->set_threads(cfg.threads);
@@ -527,8 +529,9 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     model.check_numerics = topt.check_numerics || cfg.check_numerics;
     model.reserve(t.micro_batch_size, std::max(train.max_len, val.max_len));
 
-    // data parallel inside micro-batches when there are threads to use and rows to split
-    const int P = std::max(1, std::min(threads, t.micro_batch_size));
+    // data parallel inside micro-batches when there are threads to use and rows to split (CPU
+    // only: a device backend runs the whole micro-batch on its one stream)
+    const int P = be->name() == "cpu" ? std::max(1, std::min(threads, t.micro_batch_size)) : 1;
     std::unique_ptr<Replicas> replicas;
     if (P > 1)
         replicas = std::make_unique<Replicas>(*be, *w, lora, model, P, t.micro_batch_size, std::max(train.max_len, val.max_len),
