@@ -155,7 +155,7 @@ def run_core(core: Path, model: Path, shard: Path, work: Path, backend: str, pre
     if p.returncode != 0:
         return {"error": f"loraforge-core bench exited {p.returncode}: {p.stderr.strip()[-400:]}"}
     r = last_json(p.stdout, "loraforge-core bench")
-    r["peak_mb"] = mem.used_mb if gpu else r.get("peak_rss_bytes", 0) / 2**20
+    r["peak_mb"] = mem.used_mb if gpu else r.get("peak_rss_mb", r.get("peak_rss_bytes", 0) / 2**20)
     return r
 
 
