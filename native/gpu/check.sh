@@ -55,17 +55,17 @@ cmake --build "$BUILD" -j "$(nproc)" --target loraforge-core test_ops test_golde
 "$BUILD/loraforge-core" backends
 
 fail=0
+mkdir -p "$WORK"
 step "op tests: cuda vs the f64 reference"
 PRECS="fp32 fp16"
 [ "${CC%%.*}" -ge 8 ] && PRECS="$PRECS bf16"
 for p in $PRECS; do
   echo "-- precision $p"
-  "$BUILD/test_ops" test -b cuda -p "$p" | grep -E "FAIL|skipped|passed|failed" || true
-  "$BUILD/test_ops" test -b cuda -p "$p" > "$WORK-ops-$p.log" 2>&1 || { echo "op tests ($p) FAILED: $WORK-ops-$p.log"; fail=1; }
+  "$BUILD/test_ops" test -b cuda -p "$p" > "$WORK/ops-$p.log" 2>&1 || { echo "op tests ($p) FAILED: $WORK/ops-$p.log"; fail=1; }
+  grep -E "FAIL|skipped|passed|failed" "$WORK/ops-$p.log" || true
 done
 
 step "goldens (transformers + PEFT values) on the GPU"
-mkdir -p "$WORK"
 for d in "$ROOT"/native/tests/golden/v1/*/; do
   LORAFORGE_TEST_BACKEND=cuda "$BUILD/test_golden" "$d" || fail=1
 done
