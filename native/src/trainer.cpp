@@ -515,7 +515,8 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     if (train.records.empty()) throw invalid_input(cfg.train_shards[0], "no training records");
     if (mc.sliding_window > 0 && std::max(train.max_len, val.max_len) > mc.sliding_window)
         log_info("records are longer than sliding_window %d: the sliding-window mask is applied", mc.sliding_window);
-    if (t.gradient_checkpointing) log_info("gradient_checkpointing has no effect on the cpu backend (all activations are kept)");
+    if (t.gradient_checkpointing)
+        log_info("gradient_checkpointing has no effect on the %s backend yet (all activations are kept)", be->name().c_str());
 
     const int64_t n = (int64_t)train.records.size();
     const int64_t spe = (n + t.batch_size - 1) / t.batch_size;

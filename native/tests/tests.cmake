@@ -167,3 +167,8 @@ add_test(NAME generate_sampling_reproducible COMMAND bash ${LF_TESTS}/generate_s
 add_executable(test_loss_scaler tests/test_loss_scaler.cpp)
 target_link_libraries(test_loss_scaler PRIVATE lfcore)
 add_test(NAME loss_scaler COMMAND test_loss_scaler)
+
+# `loraforge-core backends`: the CPU backend always compiled and usable; cuda listed either way
+# (compiled in or not), so the cli's backend choice (cli/src/train/backendChoice.ts) can say why
+add_test(NAME backends_verb COMMAND sh -c
+  "'$<TARGET_FILE:loraforge-core>' backends | grep -q '\"name\":\"cpu\",\"compiled\":true,\"device\":true' && '$<TARGET_FILE:loraforge-core>' backends | grep -q '\"name\":\"cuda\",\"compiled\":'")
