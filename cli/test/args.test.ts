@@ -277,6 +277,7 @@ describe("--version and shell completion", () => {
       assert.deepEqual(bash(script, ["loraforge", "va"]), ["validate"]);
       assert.deepEqual(bash(script, ["loraforge", "validate", "--cut"]), ["--cutoff"]);
       assert.deepEqual(bash(script, ["loraforge", "train", "s.yaml", "--backend", ""]), [
+        "auto",
         "cpu",
         "cuda",
       ]);
@@ -299,7 +300,12 @@ describe("--version and shell completion", () => {
   test("zsh: an _arguments spec per flag, with the choices", () => {
     const z = zshCompletion(DECLARATIONS);
     assert.match(z, /^#compdef loraforge\n/);
-    assert.ok(z.includes("'--backend[trainer backend (default cpu)]:cpu|cuda:(cpu cuda)'"), z);
+    assert.ok(
+      z.includes(
+        "'--backend[trainer backend (default auto, the GPU when the core has cuda and one is present, else cpu)]:auto|cpu|cuda:(auto cpu cuda)'",
+      ),
+      z,
+    );
     assert.ok(z.includes("'*--volume["), "repeatable flags are starred");
     assert.ok(z.includes("'1:format:(onnx)'"));
     for (const d of DECLARATIONS)

@@ -47,6 +47,7 @@ public:
     virtual void release_weights(const float* host) {}
     virtual void upload(float* dst, const float* host, size_t n) = 0;
     virtual void download(float* host, const float* src, size_t n) = 0;
+    virtual void copy(float* dst, const float* src, size_t n) = 0;  // backend memory to backend memory
     virtual void zero(float* p, size_t n) = 0;
     virtual void add(float* y, const float* x, size_t n) = 0;  // y += x
     virtual void scale(float* y, float a, size_t n) = 0;       // y *= a
@@ -92,9 +93,26 @@ public:
                                   int n, int H, int KV, int hd, int Tcap, int window) = 0;
 };
 
+// What a backend is created for. precision: the type frozen weights are kept in and GEMMs with
+// them run in ("fp32", "fp16", "bf16"; the CPU backend is fp32 only); device: the GPU index.
+struct BackendOptions {
+    std::string precision = "fp32";
+    int device = 0;
+};
+// A compiled-in backend and whether this machine can run it (the `backends` verb prints these).
+struct BackendInfo {
+    std::string name;
+    bool compiled = false;
+    bool device = false;  // the hardware it needs is present
+    std::string detail;   // the device found, or why none was
+};
+
 std::unique_ptr<Backend> make_cpu_backend();
 // every backend compiled in, CPU first ("cpu", then "cuda" when built with LORAFORGE_CUDA)
 std::vector<std::string> backend_names();
-std::unique_ptr<Backend> make_backend(const std::string& name);  // nullptr if not compiled in
+// nullptr if not compiled in; a usage error when the machine lacks what the backend needs
+std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOptions& o = {});
+// every backend this build knows, compiled in or not, with whether its device is present
+std::vector<BackendInfo> probe_backends();
 
 }  // namespace lf

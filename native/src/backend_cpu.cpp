@@ -123,6 +123,7 @@ public:
     }
     void upload(float* dst, const float* host, size_t n) override { if (dst != host) std::memcpy(dst, host, n * 4); }
     void download(float* host, const float* src, size_t n) override { if (host != src) std::memcpy(host, src, n * 4); }
+    void copy(float* dst, const float* src, size_t n) override { std::memcpy(dst, src, n * 4); }
     void zero(float* p, size_t n) override { std::memset(p, 0, n * 4); }
     void add(float* y, const float* x, size_t n) override {
 #pragma omp parallel for schedule(static) if ((int64_t)n >= ops::kParallelMin)
@@ -271,7 +272,8 @@ private:
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
 #ifdef LORAFORGE_CUDA
-std::unique_ptr<Backend> make_cuda_backend();
+std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& o);  // cuda/backend_cuda.cu
+BackendInfo probe_cuda_backend();
 #endif
 
 std::vector<std::string> backend_names() {
@@ -281,12 +283,21 @@ std::vector<std::string> backend_names() {
 #endif
     return v;
 }
-std::unique_ptr<Backend> make_backend(const std::string& name) {
+std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOptions& o) {
     if (name == "cpu") return make_cpu_backend();
 #ifdef LORAFORGE_CUDA
-    if (name == "cuda") return make_cuda_backend();
+    if (name == "cuda") return make_cuda_backend(o);
 #endif
     return nullptr;
+}
+std::vector<BackendInfo> probe_backends() {
+    std::vector<BackendInfo> v{{"cpu", true, true, strprintf("%d OpenMP threads", g_omp_default)}};
+#ifdef LORAFORGE_CUDA
+    v.push_back(probe_cuda_backend());
+#else
+    v.push_back({"cuda", false, false, "not compiled in (build with -DLORAFORGE_CUDA=ON)"});
+#endif
+    return v;
 }
 
 }  // namespace lf

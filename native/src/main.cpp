@@ -32,6 +32,7 @@ static const char* kUsage =
     "                 [--top-p 1.0] [--repetition-penalty 1.0] [--seed 0] [--stop-tokens 2,1] [--stream]\n"
     "  loraforge-core score  --model DIR [--adapter DIR] --examples FILE.jsonl [--variants base,adapter]\n"
     "                 [--batch-size 8] [--threads N]\n"
+    "  loraforge-core backends   (JSON: each backend, compiled in or not, and whether its device is present)\n"
     "  loraforge-core --version\n";
 
 namespace {
@@ -160,6 +161,23 @@ int main(int argc, char** argv) {
             std::printf("loraforge-core %s (backends:", LORAFORGE_VERSION);
             for (auto& b : backend_names()) std::printf(" %s", b.c_str());
             std::printf(")\n");
+            return EXIT_OK;
+        }
+        if (verb == "backends") {
+            parse_args(argc, argv, {}, {});
+            Json list = Json::array();
+            for (const BackendInfo& b : probe_backends()) {
+                Json j = Json::object();
+                j.set("name", Json::of(b.name));
+                j.set("compiled", Json::of(b.compiled));
+                j.set("device", Json::of(b.device));
+                j.set("detail", Json::of(b.detail));
+                list.push(j);
+            }
+            Json out = Json::object();
+            out.set("version", Json::of(std::string(LORAFORGE_VERSION)));
+            out.set("backends", list);
+            std::printf("%s\n", json_dump(out).c_str());
             return EXIT_OK;
         }
         if (verb == "--help" || verb == "-h" || verb == "help") {

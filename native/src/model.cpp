@@ -253,7 +253,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
     for (size_t r0 = 0; r0 < rows.size(); r0 += head_rows_) {
         int nr = (int)std::min<size_t>(head_rows_, rows.size() - r0);
         for (int i = 0; i < nr; i++) {
-            std::memcpy(head_x_ + (size_t)i * C, xnf_ + (size_t)rows[r0 + i] * C, sizeof(float) * C);
+            be_.copy(head_x_ + (size_t)i * C, xnf_ + (size_t)rows[r0 + i] * C, C);
             tg[i] = mb.targets[rows[r0 + i]];
         }
         be_.matmul_forward(head_logits_, head_x_, rw_.lm_head, nr, C, V, 1.0f, 0.0f);
@@ -268,7 +268,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
         if (backward) {
             be_.matmul_backward_input(head_dx_, head_logits_, rw_.lm_head, nr, C, V, 1.0f, 0.0f);
             for (int i = 0; i < nr; i++)
-                std::memcpy(dxn_ + (size_t)rows[r0 + i] * C, head_dx_ + (size_t)i * C, sizeof(float) * C);
+                be_.copy(dxn_ + (size_t)rows[r0 + i] * C, head_dx_ + (size_t)i * C, C);
         }
     }
     if (!backward) return res;

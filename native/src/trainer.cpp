@@ -498,7 +498,9 @@ static void adapter_self_check(Backend& be, const LlamaWeights& w, const Lora& t
 
 int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     const bool bench = topt.bench_steps >= 0;
-    auto be = make_backend(cfg.backend);
+    BackendOptions bo;
+    bo.precision = cfg.training.precision;
+    auto be = make_backend(cfg.backend, bo);
     if (!be) throw usage_error("backend '" + cfg.backend + "' is not compiled into this binary", "backend", cfg.path);
     g_backend = be.get();
     be->set_threads(cfg.threads);
@@ -513,7 +515,8 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     if (train.records.empty()) throw invalid_input(cfg.train_shards[0], "no training records");
     if (mc.sliding_window > 0 && std::max(train.max_len, val.max_len) > mc.sliding_window)
         log_info("records are longer than sliding_window %d: the sliding-window mask is applied", mc.sliding_window);
-    if (t.gradient_checkpointing) log_info("gradient_checkpointing has no effect on the cpu backend (all activations are kept)");
+    if (t.gradient_checkpointing)
+        log_info("gradient_checkpointing has no effect on the %s backend yet (all activations are kept)", be->name().c_str());
 
     const int64_t n = (int64_t)train.records.size();
     const int64_t spe = (n + t.batch_size - 1) / t.batch_size;
@@ -527,8 +530,9 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     model.check_numerics = topt.check_numerics || cfg.check_numerics;
     model.reserve(t.micro_batch_size, std::max(train.max_len, val.max_len));
 
-    // data parallel inside micro-batches when there are threads to use and rows to split
-    const int P = std::max(1, std::min(threads, t.micro_batch_size));
+    // data parallel inside micro-batches when there are threads to use and rows to split (CPU
+    // only: a device backend runs the whole micro-batch on its one stream)
+    const int P = be->name() == "cpu" ? std::max(1, std::min(threads, t.micro_batch_size)) : 1;
     std::unique_ptr<Replicas> replicas;
     if (P > 1)
         replicas = std::make_unique<Replicas>(*be, *w, lora, model, P, t.micro_batch_size, std::max(train.max_len, val.max_len),

@@ -112,7 +112,11 @@ void check_config(const std::string& dir) {
 
     auto w = load_llama(dir + "/model");
     auto g = SafetensorsFile::open(dir + "/golden.safetensors");
-    auto be = make_cpu_backend();
+    // LORAFORGE_TEST_BACKEND=cuda: the same goldens on the GPU (native/gpu/check.sh), fp32
+    const char* backend_env = std::getenv("LORAFORGE_TEST_BACKEND");
+    const std::string backend_name = backend_env && *backend_env ? backend_env : "cpu";
+    auto be = make_backend(backend_name);
+    if (!be) throw usage_error("LORAFORGE_TEST_BACKEND=" + backend_name + " is not compiled into this binary");
     const LlamaConfig& mc = w->cfg;
 
     // ---------------------------------------------------------------- forward + gradients

@@ -162,3 +162,13 @@ lf_gen_expect(generate_bad_stop_token 2 "field 'stop-tokens': --stop-tokens: id 
 # seeded sampling through the verb: the same tokens at any batch size and thread count
 add_test(NAME generate_sampling_reproducible COMMAND bash ${LF_TESTS}/generate_sampling.sh ${LF_CORE} ${LF_STORIES}
   ${LF_TESTS}/golden/gen-v1/stories260k/adapter ${LF_GEN_IN}/prompts.jsonl)
+
+# fp16 dynamic loss scaling policy (src/cuda/loss_scaler.h; backend-generic, checked on the CPU)
+add_executable(test_loss_scaler tests/test_loss_scaler.cpp)
+target_link_libraries(test_loss_scaler PRIVATE lfcore)
+add_test(NAME loss_scaler COMMAND test_loss_scaler)
+
+# `loraforge-core backends`: the CPU backend always compiled and usable; cuda listed either way
+# (compiled in or not), so the cli's backend choice (cli/src/train/backendChoice.ts) can say why
+add_test(NAME backends_verb COMMAND sh -c
+  "'$<TARGET_FILE:loraforge-core>' backends | grep -q '\"name\":\"cpu\",\"compiled\":true,\"device\":true' && '$<TARGET_FILE:loraforge-core>' backends | grep -q '\"name\":\"cuda\",\"compiled\":'")

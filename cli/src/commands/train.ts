@@ -3,6 +3,8 @@ import { defineCommand, flag, parseCommand } from "../args/flags.ts";
 import { parseVolumes, requireSpecInputs } from "../args/paths.ts";
 import { readSpecFile } from "../args/specFile.ts";
 import type { EvalResult } from "../eval/run.ts";
+import { chooseBackend, probeBackends } from "../train/backendChoice.ts";
+import { findCore } from "../train/core.ts";
 import { resolveLocalPaths } from "../train/resolve.ts";
 import { type RunSummary, runTraining } from "../train/run.ts";
 import { printEvaluation } from "./eval.ts";
@@ -34,7 +36,10 @@ A local run reads files: a pvc source {claimName, path} is looked up in the dire
       "CLAIM=DIR",
       "where a PersistentVolumeClaim's files are on this machine (repeatable)",
     ),
-    backend: flag.choice(["cpu", "cuda"], "trainer backend (default cpu)"),
+    backend: flag.choice(
+      ["auto", "cpu", "cuda"],
+      "trainer backend (default auto, the GPU when the core has cuda and one is present, else cpu)",
+    ),
     threads: flag.int("CPU threads for the trainer (default: all cores)"),
     fresh: flag.bool("discard this output directory's checkpoints and start over"),
     quiet: flag.bool("no progress line"),
@@ -56,7 +61,7 @@ export async function trainCommand(args: string[], humanOut: Out): Promise<numbe
   // with --json, stdout holds only the JSON document; everything for people goes to stderr
   const out: Out = json ? { info: humanOut.error, error: humanOut.error } : humanOut;
   const specFile = positionals[0] as string;
-  const backend = values.backend ?? "cpu";
+  const request = values.backend ?? "auto";
   const lft = readSpecFile(specFile);
   const volumes = parseVolumes(values.volume);
   const paths = resolveLocalPaths(lft.spec, {
@@ -83,9 +88,13 @@ export async function trainCommand(args: string[], humanOut: Out): Promise<numbe
     out.info(
       `${lft.metadata.name}: model ${paths.modelDir}, dataset ${paths.datasetFile}, output ${paths.outDir}`,
     );
+    const corePath = findCore();
+    const choice = chooseBackend(request, probeBackends(corePath), `--backend ${request}`);
+    out.info(choice.reason);
     summary = await runTraining(lft.spec, {
       paths,
-      backend,
+      corePath,
+      backend: choice.backend,
       threads: values.threads ?? 0,
       ...(values.fresh ? { fresh: true } : {}),
       signal: controller.signal,

@@ -7,6 +7,8 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { TRAINER_EXIT_CODES } from "@loraforge/crds";
 import { classifyError } from "../errors.ts";
+import { chooseBackend, probeBackends } from "../train/backendChoice.ts";
+import { findCore } from "../train/core.ts";
 import type { LocalPaths } from "../train/resolve.ts";
 import { runTraining } from "../train/run.ts";
 import { TrainingFailure, type TrainingPipeline, type TrainingResult } from "./pipeline.ts";
@@ -46,9 +48,19 @@ export function cliPipeline(log: (line: string) => void): TrainingPipeline {
     }
     let summary: Awaited<ReturnType<typeof runTraining>>;
     try {
+      // a GPU Job trains on the GPU or fails saying why; it never falls back to the CPU
+      const corePath = findCore();
+      const gpus = spec.resources.gpus;
+      const choice = chooseBackend(
+        gpus > 0 ? "cuda" : "cpu",
+        probeBackends(corePath),
+        `resources.gpus ${gpus}`,
+      );
+      log(choice.reason);
       summary = await runTraining(spec, {
         paths,
-        backend: spec.resources.gpus > 0 ? "cuda" : "cpu",
+        corePath,
+        backend: choice.backend,
         signal: run.signal,
         onMessage: log,
         // Parsed once, by runCore (train/events.ts): every event it passes is a reported one.
