@@ -22,8 +22,8 @@ import {
   NODE_IP,
   NODE_NAME,
   prepareHost,
-  SERVICE_CIDR,
   readNodeDescription,
+  SERVICE_CIDR,
   startNode,
   type TestNode,
 } from "./node.ts";
@@ -334,11 +334,7 @@ export async function connectTestCluster(options: ClusterOptions = {}): Promise<
   const path = process.env.LORAFORGE_TEST_KUBECONFIG;
   const sharedHasKcm = process.env.LORAFORGE_TEST_CONTROLLER_MANAGER === "1";
   const sharedNode = process.env.LORAFORGE_TEST_NODE;
-  if (
-    !path ||
-    (options.controllerManager && !sharedHasKcm) ||
-    (options.node && !sharedNode)
-  ) {
+  if (!path || (options.controllerManager && !sharedHasKcm) || (options.node && !sharedNode)) {
     return startCluster(options);
   }
   const connection = readKubeconfig(path);

@@ -48,7 +48,11 @@ const IPTABLES_TABLES = ["filter", "nat", "mangle", "raw"];
 
 function run(cmd, args) {
   const result = spawnSync(cmd, args, { encoding: "utf8" });
-  return { ok: !result.error && result.status === 0, out: result.stdout ?? "", err: result.stderr ?? "" };
+  return {
+    ok: !result.error && result.status === 0,
+    out: result.stdout ?? "",
+    err: result.stderr ?? "",
+  };
 }
 
 function readSysctl(name) {
@@ -132,13 +136,17 @@ export function snapshotHost() {
     cgroups: cgroupDirs(),
     iptables,
     nftTables: nftTables(),
-    iptablesSave: { iptables: iptablesRules("iptables-save"), ip6tables: iptablesRules("ip6tables-save") },
+    iptablesSave: {
+      iptables: iptablesRules("iptables-save"),
+      ip6tables: iptablesRules("ip6tables-save"),
+    },
   };
 }
 
 /** Mount points at or under `prefix`, deepest first. */
 function mountsUnder(prefix) {
-  const decode = (s) => s.replace(/\\(\d{3})/g, (_, oct) => String.fromCharCode(Number.parseInt(oct, 8)));
+  const decode = (s) =>
+    s.replace(/\\(\d{3})/g, (_, oct) => String.fromCharCode(Number.parseInt(oct, 8)));
   let text = "";
   try {
     text = readFileSync("/proc/self/mounts", "utf8");
@@ -170,7 +178,8 @@ function killCgroupProcs(dir) {
       }
     }
   }
-  for (const entry of readdirSafe(dir)) if (entry.isDirectory()) killCgroupProcs(join(dir, entry.name));
+  for (const entry of readdirSafe(dir))
+    if (entry.isDirectory()) killCgroupProcs(join(dir, entry.name));
 }
 
 function readdirSafe(dir) {
@@ -182,7 +191,8 @@ function readdirSafe(dir) {
 }
 
 function removeCgroupTree(dir) {
-  for (const entry of readdirSafe(dir)) if (entry.isDirectory()) removeCgroupTree(join(dir, entry.name));
+  for (const entry of readdirSafe(dir))
+    if (entry.isDirectory()) removeCgroupTree(join(dir, entry.name));
   for (let attempt = 0; attempt < 20; attempt++) {
     try {
       rmdirSync(dir);
@@ -205,7 +215,10 @@ function removeNewChains(binary, table, before) {
     if (!rule.startsWith("-A ")) continue;
     const target = /\s-[jg]\s(\S+)/.exec(rule)?.[1];
     if (target && added.includes(target)) {
-      const args = rule.slice(3).match(/"[^"]*"|\S+/g).map((a) => a.replace(/^"|"$/g, ""));
+      const args = rule
+        .slice(3)
+        .match(/"[^"]*"|\S+/g)
+        .map((a) => a.replace(/^"|"$/g, ""));
       run(binary, ["-w", "-t", table, "-D", ...args]);
     }
   }

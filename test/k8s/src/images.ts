@@ -47,7 +47,9 @@ function cacheDir(): string {
 function check(cmd: string, args: string[], what: string, cwd?: string): string {
   const result = spawnSync(cmd, args, { encoding: "utf8", cwd });
   if (result.error || result.status !== 0) {
-    throw new Error(`${what}: \`${cmd} ${args.join(" ")}\` failed: ${result.error?.message ?? result.stderr.trim()}`);
+    throw new Error(
+      `${what}: \`${cmd} ${args.join(" ")}\` failed: ${result.error?.message ?? result.stderr.trim()}`,
+    );
   }
   return result.stdout;
 }
@@ -57,12 +59,29 @@ function sha256(data: Buffer | string): string {
 }
 
 /** Writes a one-layer docker archive of `rootfs` (a directory) to `out`. */
-function writeArchive(rootfs: string, work: string, ref: string, entrypoint: string[], out: string) {
+function writeArchive(
+  rootfs: string,
+  work: string,
+  ref: string,
+  entrypoint: string[],
+  out: string,
+) {
   const layer = join(work, "layer.tar");
   // Same files → same bytes: sorted names, fixed times and owners.
   check(
     "tar",
-    ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", rootfs, "-cf", layer, "."],
+    [
+      "--sort=name",
+      "--mtime=@0",
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "-C",
+      rootfs,
+      "-cf",
+      layer,
+      ".",
+    ],
     `packing ${rootfs}`,
   );
   const diffId = `sha256:${sha256(readFileSync(layer))}`;
@@ -80,7 +99,20 @@ function writeArchive(rootfs: string, work: string, ref: string, entrypoint: str
   );
   check(
     "tar",
-    ["--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", work, "-cf", out, "manifest.json", configName, "layer.tar"],
+    [
+      "--sort=name",
+      "--mtime=@0",
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      "-C",
+      work,
+      "-cf",
+      out,
+      "manifest.json",
+      configName,
+      "layer.tar",
+    ],
     `writing ${out}`,
   );
 }
@@ -93,11 +125,16 @@ export interface TestImage {
 /** The pause and busybox archives, built on first use. */
 export function ensureTestImages(log: (line: string) => void): TestImage[] {
   if (!existsSync(BUSYBOX_BINARY)) {
-    throw new Error(`${BUSYBOX_BINARY} is missing: install Debian's busybox-static package (apt-get install busybox-static)`);
+    throw new Error(
+      `${BUSYBOX_BINARY} is missing: install Debian's busybox-static package (apt-get install busybox-static)`,
+    );
   }
-  const gcc = check("gcc", ["--version"], "gcc is needed to build the pause image").split("\n")[0] ?? "";
+  const gcc =
+    check("gcc", ["--version"], "gcc is needed to build the pause image").split("\n")[0] ?? "";
   const key = sha256(
-    [PAUSE_C, gcc, sha256(readFileSync(BUSYBOX_BINARY)), PAUSE_IMAGE, BUSYBOX_IMAGE, "v1"].join("\n"),
+    [PAUSE_C, gcc, sha256(readFileSync(BUSYBOX_BINARY)), PAUSE_IMAGE, BUSYBOX_IMAGE, "v1"].join(
+      "\n",
+    ),
   ).slice(0, 16);
   const dir = join(cacheDir(), key);
   const images = [
@@ -115,7 +152,11 @@ export function ensureTestImages(log: (line: string) => void): TestImage[] {
     const pauseRoot = join(pauseWork, "rootfs");
     mkdirSync(pauseRoot, { recursive: true });
     writeFileSync(join(pauseWork, "pause.c"), PAUSE_C);
-    check("gcc", ["-Os", "-static", "-s", "-o", join(pauseRoot, "pause"), join(pauseWork, "pause.c")], "building pause");
+    check(
+      "gcc",
+      ["-Os", "-static", "-s", "-o", join(pauseRoot, "pause"), join(pauseWork, "pause.c")],
+      "building pause",
+    );
     writeArchive(pauseRoot, pauseWork, PAUSE_IMAGE, ["/pause"], join(staging, "pause.tar"));
     // busybox
     const bbWork = join(staging, "busybox");
@@ -142,6 +183,8 @@ export function ensureTestImages(log: (line: string) => void): TestImage[] {
     rmSync(staging, { recursive: true, force: true });
     throw error;
   }
-  log(`[k8s] built test images (pause, busybox) in ${((Date.now() - started) / 1000).toFixed(1)} s into ${dir}`);
+  log(
+    `[k8s] built test images (pause, busybox) in ${((Date.now() - started) / 1000).toFixed(1)} s into ${dir}`,
+  );
   return images;
 }

@@ -48,7 +48,9 @@ export interface HostPreparation {
 function ip(args: string[], what: string) {
   const result = spawnSync("ip", args, { encoding: "utf8" });
   if (result.error || result.status !== 0) {
-    throw new Error(`${what}: \`ip ${args.join(" ")}\` failed: ${result.error?.message ?? result.stderr.trim()}`);
+    throw new Error(
+      `${what}: \`ip ${args.join(" ")}\` failed: ${result.error?.message ?? result.stderr.trim()}`,
+    );
   }
 }
 
@@ -69,7 +71,9 @@ function takeLock() {
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const owner = Number(readFileSync(join(LOCK, "pid"), { encoding: "utf8", flag: "a+" }).trim());
+      const owner = Number(
+        readFileSync(join(LOCK, "pid"), { encoding: "utf8", flag: "a+" }).trim(),
+      );
       if (owner && processAlive(owner)) {
         throw new Error(
           `${LOCK}: a test node already runs on this machine (pid ${owner}); the kubelet and kube-proxy own host-wide state, so only one node at a time`,
@@ -83,7 +87,8 @@ function takeLock() {
 
 /** Checks what the node needs from the host, records the host, and adds the node's IP. */
 export function prepareHost(dir: string, bin: K8sBinaries): HostPreparation {
-  if (process.getuid?.() !== 0) throw new Error("a test node needs root (the kubelet, containerd, iptables)");
+  if (process.getuid?.() !== 0)
+    throw new Error("a test node needs root (the kubelet, containerd, iptables)");
   for (const [path, pkg] of [
     ["/usr/bin/containerd", "containerd"],
     ["/usr/sbin/runc", "runc"],
@@ -108,7 +113,10 @@ export function prepareHost(dir: string, bin: K8sBinaries): HostPreparation {
   // The machine may lack the dummy link type; a veth pair whose ends both stay on the
   // host works everywhere. (Not the CNI bridge: the bridge plugin refuses a bridge that
   // already carries another IPv4 address.)
-  ip(["link", "add", NODE_LINK, "type", "veth", "peer", "name", `${NODE_LINK}p`], "creating the node's link");
+  ip(
+    ["link", "add", NODE_LINK, "type", "veth", "peer", "name", `${NODE_LINK}p`],
+    "creating the node's link",
+  );
   ip(["addr", "add", `${NODE_IP}/32`, "dev", NODE_LINK], "giving the node its IP");
   ip(["link", "set", `${NODE_LINK}p`, "up"], "bringing the node's link up");
   ip(["link", "set", NODE_LINK, "up"], "bringing the node's link up");
@@ -234,7 +242,12 @@ export async function startNode(ctx: NodeContext): Promise<TestNode> {
   mkdirSync(join(dir, "containerd"), { recursive: true });
   mkdirSync(join(dir, "cni", "net.d"), { recursive: true });
   writeFileSync(join(dir, "containerd", "config.toml"), containerdConfig(dir));
-  const containerd = launch("containerd", "/usr/bin/containerd", ["--config", join(dir, "containerd", "config.toml")], dir);
+  const containerd = launch(
+    "containerd",
+    "/usr/bin/containerd",
+    ["--config", join(dir, "containerd", "config.toml")],
+    dir,
+  );
   ctx.components.push(containerd);
   await waitReady(containerd, async () => ctr(socket, ["version"]).ok, timeoutMs);
   const importImage = importer(socket);
@@ -265,7 +278,9 @@ export async function startNode(ctx: NodeContext): Promise<TestNode> {
   const kubeletDir = join(dir, "kubelet");
   mkdirSync(join(kubeletDir, "manifests"), { recursive: true });
   const kubeletKubeconfig = join(dir, "kubelet.kubeconfig");
-  writeFileSync(kubeletKubeconfig, renderKubeconfig({ ...ctx.connection, token: ctx.nodeToken }), { mode: 0o600 });
+  writeFileSync(kubeletKubeconfig, renderKubeconfig({ ...ctx.connection, token: ctx.nodeToken }), {
+    mode: 0o600,
+  });
   const kubeletConfig = join(dir, "kubelet-config.yaml");
   writeFileSync(
     kubeletConfig,
@@ -349,19 +364,32 @@ export async function startNode(ctx: NodeContext): Promise<TestNode> {
 
   // --- local storage -----------------------------------------------------------------------
   const volumeDirs = await createLocalVolumes(ctx.client, dir);
-  log(`[k8s] node ${NODE_NAME} (${NODE_IP}) Ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log(
+    `[k8s] node ${NODE_NAME} (${NODE_IP}) Ready in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   return { name: NODE_NAME, ip: NODE_IP, containerdSocket: socket, volumeDirs, importImage };
 }
 
 function ctr(socket: string, args: string[]) {
-  const result = spawnSync("ctr", ["--address", socket, ...args], { encoding: "utf8", timeout: 120_000 });
-  return { ok: !result.error && result.status === 0, out: result.stdout ?? "", err: result.stderr || String(result.error ?? "") };
+  const result = spawnSync("ctr", ["--address", socket, ...args], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  return {
+    ok: !result.error && result.status === 0,
+    out: result.stdout ?? "",
+    err: result.stderr || String(result.error ?? ""),
+  };
 }
 
 async function schedulerHealthy(dir: string, port: number, token: string): Promise<boolean> {
   const cert = join(dir, "scheduler-certs", "kube-scheduler.crt");
   if (!existsSync(cert)) return false;
-  const client = new KubeClient({ server: `https://127.0.0.1:${port}`, token, caPem: readFileSync(cert, "utf8") });
+  const client = new KubeClient({
+    server: `https://127.0.0.1:${port}`,
+    token,
+    caPem: readFileSync(cert, "utf8"),
+  });
   try {
     return (await client.request("GET", "/healthz", undefined, undefined, 5_000)).status === 200;
   } catch {
@@ -370,13 +398,21 @@ async function schedulerHealthy(dir: string, port: number, token: string): Promi
 }
 
 async function nodeReady(client: KubeClient): Promise<boolean> {
-  const res = await client.request("GET", `/api/v1/nodes/${NODE_NAME}`, undefined, undefined, 5_000);
+  const res = await client.request(
+    "GET",
+    `/api/v1/nodes/${NODE_NAME}`,
+    undefined,
+    undefined,
+    5_000,
+  );
   if (res.status !== 200) return false;
   const node = res.body as {
     spec?: { taints?: { key: string }[] };
     status?: { conditions?: { type: string; status: string }[] };
   };
-  const ready = (node.status?.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+  const ready = (node.status?.conditions ?? []).some(
+    (c) => c.type === "Ready" && c.status === "True",
+  );
   // Schedulable too: the node-lifecycle controller has lifted node.kubernetes.io/not-ready.
   return ready && (node.spec?.taints ?? []).length === 0;
 }
@@ -417,11 +453,31 @@ async function createLocalVolumes(client: KubeClient, dir: string) {
 /** `ctr images import` into the node's containerd, checking the image is then listed. */
 function importer(socket: string) {
   return (tarPath: string, ref: string) => {
-    const result = ctr(socket, ["-n", "k8s.io", "images", "import", "--snapshotter", "overlayfs", tarPath]);
-    if (!result.ok) throw new Error(`importing ${tarPath} into the node's containerd failed: ${result.err.trim()}`);
-    const known = ctr(socket, ["-n", "k8s.io", "images", "list", "-q"]).out.split("\n").map((line) => line.trim());
-    if (!known.some((name) => name === ref || name === `docker.io/${ref}` || name === `docker.io/library/${ref}`)) {
-      throw new Error(`${tarPath}: imported, but containerd does not list ${ref} (it has: ${known.filter(Boolean).join(", ")})`);
+    const result = ctr(socket, [
+      "-n",
+      "k8s.io",
+      "images",
+      "import",
+      "--snapshotter",
+      "overlayfs",
+      tarPath,
+    ]);
+    if (!result.ok)
+      throw new Error(
+        `importing ${tarPath} into the node's containerd failed: ${result.err.trim()}`,
+      );
+    const known = ctr(socket, ["-n", "k8s.io", "images", "list", "-q"])
+      .out.split("\n")
+      .map((line) => line.trim());
+    if (
+      !known.some(
+        (name) =>
+          name === ref || name === `docker.io/${ref}` || name === `docker.io/library/${ref}`,
+      )
+    ) {
+      throw new Error(
+        `${tarPath}: imported, but containerd does not list ${ref} (it has: ${known.filter(Boolean).join(", ")})`,
+      );
     }
   };
 }
@@ -438,10 +494,17 @@ export function readNodeDescription(path: string): TestNode {
   try {
     description = JSON.parse(readFileSync(path, "utf8")) as NodeDescription;
   } catch (error) {
-    throw new Error(`LORAFORGE_TEST_NODE=${path}: cannot read the node description: ${(error as Error).message}`);
+    throw new Error(
+      `LORAFORGE_TEST_NODE=${path}: cannot read the node description: ${(error as Error).message}`,
+    );
   }
-  if (typeof description.containerdSocket !== "string" || typeof description.volumeDirs !== "object") {
-    throw new Error(`LORAFORGE_TEST_NODE=${path}: not a node description (no containerdSocket/volumeDirs)`);
+  if (
+    typeof description.containerdSocket !== "string" ||
+    typeof description.volumeDirs !== "object"
+  ) {
+    throw new Error(
+      `LORAFORGE_TEST_NODE=${path}: not a node description (no containerdSocket/volumeDirs)`,
+    );
   }
   return { ...description, importImage: importer(description.containerdSocket) };
 }

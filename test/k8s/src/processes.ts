@@ -67,7 +67,11 @@ export function launch(name: string, binary: string, args: string[], dir: string
 }
 
 /** Polls `ready` until it holds, failing early (with the log's tail) if the process exits. */
-export async function waitReady(component: Component, ready: () => Promise<boolean>, timeoutMs: number) {
+export async function waitReady(
+  component: Component,
+  ready: () => Promise<boolean>,
+  timeoutMs: number,
+) {
   let exitCode: number | null | undefined;
   void component.exited.then((code) => {
     exitCode = code;
