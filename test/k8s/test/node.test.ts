@@ -236,23 +236,22 @@ describe("a real node", { timeout: 600_000 }, () => {
     assert.deepEqual(hostDifferences(hostBefore), []);
   });
 
-  test("SIGINT to with-cluster.ts --node: the watchdog puts the host back", async () => {
+  test("with-cluster.ts --node shares its node; after SIGINT the host is as before", async () => {
     const withCluster = join(import.meta.dirname, "..", "with-cluster.ts");
+    const probe = join(import.meta.dirname, "shared-node-probe.ts");
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", withCluster, "--node", "--", "sleep", "600"],
-      {
-        stdio: ["ignore", "ignore", "pipe"],
-      },
+      ["--import", "tsx", withCluster, "--node", "--", process.execPath, "--import", "tsx", probe],
+      { stdio: ["ignore", "ignore", "pipe"] },
     );
     let stderr = "";
     await new Promise<void>((resolve, reject) => {
       child.stderr.on("data", (chunk: Buffer) => {
         stderr += chunk.toString();
-        if (stderr.includes("kube-apiserver") && stderr.includes("ready at")) resolve();
+        if (stderr.includes(`shared node ${NODE_NAME} ok`)) resolve();
       });
       child.on("exit", (code) =>
-        reject(new Error(`with-cluster.ts exited (${code}) before ready:\n${stderr}`)),
+        reject(new Error(`with-cluster.ts exited (${code}) early:\n${stderr}`)),
       );
     });
     child.kill("SIGINT");
