@@ -4,8 +4,9 @@
 // by checking that stop() — and a SIGINT to with-cluster.ts — put the host back.
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { z } from "zod";
@@ -260,6 +261,54 @@ describe("a real node", { timeout: 600_000 }, () => {
       async () => (existsSync("/run/loraforge-k8s-node.lock") ? undefined : true),
       { timeoutMs: 60_000 },
     );
+    assert.deepEqual(hostDifferences(hostBefore), []);
+  });
+
+  test("the watchdog restores the host when its parent is killed (SIGKILL)", async () => {
+    // A host change of the kind a node makes (a new link, a sysctl), recorded in a restore
+    // plan as stop() would; the "parent" is a process that then dies.
+    const dir = mkdtempSync(join(tmpdir(), "loraforge-watchdog-"));
+    const plan = join(dir, "host-restore.json");
+    writeFileSync(plan, JSON.stringify({ snapshot: snapshotHost(), cleanups: [] }));
+    const routeLocalnet = "/proc/sys/net/ipv4/conf/all/route_localnet";
+    const before = readFileSync(routeLocalnet, "utf8").trim();
+    writeFileSync(routeLocalnet, before === "1" ? "0" : "1");
+    const link = spawnSync("ip", [
+      "link",
+      "add",
+      "lfwatch0",
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "lfwatch0p",
+    ]);
+    assert.equal(link.status, 0, String(link.stderr));
+    const parent = spawn("sleep", ["600"], { stdio: "ignore" });
+    const watchdog = spawn(
+      process.execPath,
+      [join(import.meta.dirname, "..", "src", "watchdog.mjs"), String(parent.pid), dir, plan],
+      { stdio: "ignore" },
+    );
+    const watchdogExit = new Promise((resolve) => watchdog.on("exit", resolve));
+    parent.kill("SIGKILL");
+    await watchdogExit;
+    assert.deepEqual(hostDifferences(hostBefore), []);
+    assert.equal(existsSync(dir), false, "the watchdog removes the run's directory");
+  });
+
+  test("a second node on the same machine is refused, naming the lock", async () => {
+    const lock = "/run/loraforge-k8s-node.lock";
+    mkdirSync(lock);
+    writeFileSync(join(lock, "pid"), String(process.pid));
+    try {
+      await assert.rejects(
+        startCluster({ node: true }),
+        /loraforge-k8s-node\.lock: a test node already runs on this machine/,
+      );
+    } finally {
+      rmSync(lock, { recursive: true, force: true });
+    }
     assert.deepEqual(hostDifferences(hostBefore), []);
   });
 });
