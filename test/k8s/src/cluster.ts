@@ -77,8 +77,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     stopped = true;
     for (const component of [...components].reverse()) await terminate(component);
     if (host) {
+      const restoreStarted = Date.now();
       const problems = restoreFromFile(host.restorePath);
+      const seconds = ((Date.now() - restoreStarted) / 1000).toFixed(1);
       if (problems.length > 0) log(`[k8s] host not fully restored:\n${problems.join("\n")}`);
+      else log(`[k8s] node stopped, host restored in ${seconds} s`);
     }
     watchdog?.kill("SIGKILL");
     if (!process.env.LORAFORGE_K8S_KEEP) rmSync(dir, { recursive: true, force: true });
