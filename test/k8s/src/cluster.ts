@@ -8,19 +8,35 @@
 
 import { type ChildProcess, spawn } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureBinaries } from "./binaries.ts";
-import { type Connection, eventually, KubeClient } from "./client.ts";
+import { type Connection, KubeClient } from "./client.ts";
+import { restoreFromFile } from "./host.mjs";
 import { readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
+import {
+  type HostPreparation,
+  NODE_IP,
+  NODE_NAME,
+  prepareHost,
+  readNodeDescription,
+  SERVICE_CIDR,
+  startNode,
+  type TestNode,
+} from "./node.ts";
+import { type Component, freePort, launch, terminate, waitReady } from "./processes.ts";
 
 export interface ClusterOptions {
   /** Also run kube-controller-manager with the Job and garbage-collector controllers. */
   controllerManager?: boolean;
+  /**
+   * Also run a real node (containerd, kubelet, kube-scheduler, kube-proxy, local volumes);
+   * implies the controller manager. Needs root and changes the host until stop().
+   */
+  node?: boolean;
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
   /** Readiness deadline for each component (default 180 s; 2 shared cores are slow). */
@@ -37,118 +53,43 @@ export interface TestCluster extends Connection {
   /** The run's directory (logs, certificates, etcd data); undefined for a shared cluster. */
   dir: string | undefined;
   controllerManager: boolean;
+  /** The real node, when started with `node: true` (undefined for a shared cluster's client). */
+  node: TestNode | undefined;
   stop(): Promise<void>;
 }
 
 const WATCHDOG = join(dirname(fileURLToPath(import.meta.url)), "watchdog.mjs");
-const running = new Set<ChildProcess>();
-
-function killAllNow() {
-  for (const child of running) child.kill("SIGKILL");
-}
-process.once("exit", killAllNow);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    killAllNow();
-    // Re-raise so the default behaviour (exit with 128+n) still happens.
-    process.kill(process.pid, signal);
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function tail(path: string, lines = 30): string {
-  if (!existsSync(path)) return "(no log)";
-  return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-}
-
-interface Component {
-  name: string;
-  child: ChildProcess;
-  logPath: string;
-  exited: Promise<number | null>;
-}
-
-function launch(name: string, binary: string, args: string[], dir: string): Component {
-  const logPath = join(dir, `${name}.log`);
-  const fd = openSync(logPath, "a");
-  const child = spawn(binary, args, { cwd: dir, stdio: ["ignore", fd, fd] });
-  closeSync(fd);
-  running.add(child);
-  const exited = new Promise<number | null>((resolve) => {
-    child.on("exit", (code, signal) => {
-      running.delete(child);
-      resolve(code ?? (signal ? -1 : null));
-    });
-    child.on("error", () => {
-      running.delete(child);
-      resolve(-1);
-    });
-  });
-  return { name, child, logPath, exited };
-}
-
-/** Polls `ready` until it holds, failing early (with the log's tail) if the process exits. */
-async function waitReady(component: Component, ready: () => Promise<boolean>, timeoutMs: number) {
-  let exitCode: number | null | undefined;
-  void component.exited.then((code) => {
-    exitCode = code;
-  });
-  await eventually(
-    `${component.name} to become ready`,
-    async () => {
-      if (exitCode !== undefined) {
-        throw new Error(
-          `${component.name} exited (${exitCode}) during startup; last lines of ` +
-            `${component.logPath}:\n${tail(component.logPath)}`,
-        );
-      }
-      return (await ready()) ? true : undefined;
-    },
-    { timeoutMs, intervalMs: 200 },
-  ).catch((error: Error) => {
-    if (exitCode !== undefined) throw error;
-    throw new Error(
-      `${error.message}\nlast lines of ${component.logPath}:\n${tail(component.logPath)}`,
-    );
-  });
-}
-
-async function terminate(component: Component, graceMs = 10_000) {
-  if (component.child.exitCode !== null || component.child.signalCode !== null) return;
-  component.child.kill("SIGTERM");
-  const timer = setTimeout(() => component.child.kill("SIGKILL"), graceMs);
-  await component.exited;
-  clearTimeout(timer);
-}
-
 export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const timeoutMs = options.startTimeoutMs ?? 180_000;
   const started = Date.now();
   const bin = await ensureBinaries(log);
 
+  const withNode = Boolean(options.node);
+  const withKcm = withNode || Boolean(options.controllerManager);
   const dir = mkdtempSync(join(tmpdir(), "loraforge-k8s-"));
   const components: Component[] = [];
   let watchdog: ChildProcess | undefined;
+  let host: HostPreparation | undefined;
+  let stopped = false;
   const stop = async () => {
+    if (stopped) return;
+    stopped = true;
     for (const component of [...components].reverse()) await terminate(component);
+    if (host) {
+      const restoreStarted = Date.now();
+      const problems = restoreFromFile(host.restorePath);
+      const seconds = ((Date.now() - restoreStarted) / 1000).toFixed(1);
+      if (problems.length > 0) log(`[k8s] host not fully restored:\n${problems.join("\n")}`);
+      else log(`[k8s] node stopped, host restored in ${seconds} s`);
+    }
     watchdog?.kill("SIGKILL");
     if (!process.env.LORAFORGE_K8S_KEEP) rmSync(dir, { recursive: true, force: true });
   };
 
   try {
+    // The node's IP must exist before the API server binds to it.
+    if (withNode) host = prepareHost(dir, bin);
     const [etcdClientPort, etcdPeerPort, apiPort, kcmPort] = await Promise.all([
       freePort(),
       freePort(),
@@ -188,9 +129,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
 
     // --- kube-apiserver ---------------------------------------------------------------
     const token = randomBytes(32).toString("hex");
-    await writeFile(join(dir, "tokens.csv"), `${token},admin,admin-uid,"system:masters"\n`, {
-      mode: 0o600,
-    });
+    await writeFile(
+      join(dir, "tokens.csv"),
+      `${token},admin,admin-uid,"system:masters"\n${host?.nodeTokenLine ?? ""}`,
+      { mode: 0o600 },
+    );
     const signer = generateKeyPairSync("rsa", {
       modulusLength: 2048,
       publicKeyEncoding: { type: "spki", format: "pem" },
@@ -199,7 +142,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     await writeFile(join(dir, "sa-signer.pub"), signer.publicKey);
     await writeFile(join(dir, "sa-signer.key"), signer.privateKey, { mode: 0o600 });
 
-    const server = `https://127.0.0.1:${apiPort}`;
+    // With a node, pods reach the API server at the node's IP (behind the `kubernetes`
+    // Service); without one it stays on loopback.
+    const apiHost = withNode ? NODE_IP : "127.0.0.1";
+    const server = `https://${apiHost}:${apiPort}`;
     const certDir = join(dir, "apiserver-certs");
     const apiserver = launch(
       "kube-apiserver",
@@ -208,16 +154,20 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
         `--etcd-servers=${etcdUrl}`,
         `--cert-dir=${certDir}`, // the API server writes a self-signed serving cert here
         `--secure-port=${apiPort}`,
-        "--bind-address=127.0.0.1",
+        `--bind-address=${apiHost}`,
         // Without it the API server looks up the default route's interface and fails
         // on machines that have none.
-        "--advertise-address=127.0.0.1",
-        "--service-cluster-ip-range=10.0.0.0/24",
+        `--advertise-address=${apiHost}`,
+        // The benchmarking block, so that no test ever sends to a private range.
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
         "--allow-privileged=true",
-        "--authorization-mode=RBAC",
+        `--authorization-mode=${withNode ? "Node,RBAC" : "RBAC"}`,
         `--token-auth-file=${join(dir, "tokens.csv")}`,
-        // No token controller runs, so pods must not require a ServiceAccount to exist.
-        "--disable-admission-plugins=ServiceAccount",
+        ...(withNode
+          ? // The kubelet's logs/exec endpoint by the node's IP, not its (unresolvable) name.
+            ["--kubelet-preferred-address-types=InternalIP"]
+          : // No serviceaccount controller runs, so pods must not require a ServiceAccount.
+            ["--disable-admission-plugins=ServiceAccount"]),
         `--service-account-issuer=${server}`,
         `--service-account-key-file=${join(dir, "sa-signer.pub")}`,
         `--service-account-signing-key-file=${join(dir, "sa-signer.key")}`,
@@ -253,7 +203,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
     await writeFile(kubeconfigPath, kubeconfig, { mode: 0o600 });
 
     // --- kube-controller-manager ----------------------------------------------------
-    if (options.controllerManager) {
+    if (withKcm) {
       const kcmCertDir = join(dir, "kcm-certs");
       const kcm = launch(
         "kube-controller-manager",
@@ -262,7 +212,24 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
           `--kubeconfig=${kubeconfigPath}`,
           `--authentication-kubeconfig=${kubeconfigPath}`,
           `--authorization-kubeconfig=${kubeconfigPath}`,
-          "--controllers=job-controller,garbage-collector-controller",
+          `--controllers=${[
+            "job-controller",
+            "garbage-collector-controller",
+            ...(withNode
+              ? [
+                  // Pods get the `default` ServiceAccount and the kube-root-ca.crt ConfigMap
+                  // their projected token volume needs; claims bind; Services get endpoints.
+                  "serviceaccount-controller",
+                  "root-ca-certificate-publisher-controller",
+                  "persistentvolume-binder-controller",
+                  "endpointslice-controller",
+                  "pod-garbage-collector-controller",
+                  // Lifts the not-ready taint the kubelet registers with once the node is Ready.
+                  "node-lifecycle-controller",
+                ]
+              : []),
+          ].join(",")}`,
+          ...(withNode ? [`--root-ca-file=${certFile}`] : []),
           "--leader-elect=false",
           // A secure port only so that /healthz tells us when it is up.
           `--secure-port=${kcmPort}`,
@@ -293,20 +260,45 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       );
     }
 
-    watchdog = spawn(
-      process.execPath,
-      [
-        WATCHDOG,
-        String(process.pid),
-        process.env.LORAFORGE_K8S_KEEP ? "-" : dir,
-        ...components.map((c) => String(c.child.pid)),
-      ],
-      { detached: true, stdio: "ignore" },
-    );
-    watchdog.unref();
+    const spawnWatchdog = () => {
+      watchdog?.kill("SIGKILL");
+      watchdog = spawn(
+        process.execPath,
+        [
+          WATCHDOG,
+          String(process.pid),
+          process.env.LORAFORGE_K8S_KEEP ? "-" : dir,
+          host?.restorePath ?? "-",
+          ...components.map((c) => String(c.child.pid)),
+        ],
+        { detached: true, stdio: "ignore" },
+      );
+      watchdog.unref();
+    };
+    spawnWatchdog();
+
+    let node: TestNode | undefined;
+    if (host) {
+      node = await startNode({
+        dir,
+        bin,
+        connection,
+        adminKubeconfigPath: kubeconfigPath,
+        client,
+        nodeToken: host.nodeToken,
+        components,
+        timeoutMs,
+        log,
+      });
+      spawnWatchdog(); // now watching the node's processes too
+    }
 
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    const parts = options.controllerManager ? "etcd, kube-controller-manager" : "etcd";
+    const parts = withNode
+      ? `etcd, kube-controller-manager, node ${NODE_NAME}`
+      : withKcm
+        ? "etcd, kube-controller-manager"
+        : "etcd";
     log(
       `[k8s] kube-apiserver ${version} ready at ${server} in ${seconds} s (with ${parts}; ${dir})`,
     );
@@ -317,7 +309,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       version,
       client,
       dir,
-      controllerManager: Boolean(options.controllerManager),
+      controllerManager: withKcm,
+      node,
       stop,
     };
   } catch (error) {
@@ -336,13 +329,17 @@ async function apiVersion(client: KubeClient): Promise<string> {
 
 /**
  * The cluster for a test file: the shared one named by LORAFORGE_TEST_KUBECONFIG (started
- * by with-cluster.ts or `npm test`, which also set LORAFORGE_TEST_CONTROLLER_MANAGER=1;
- * stop() leaves it running), else a fresh one of its own.
+ * by with-cluster.ts or `npm test`, which also set LORAFORGE_TEST_CONTROLLER_MANAGER=1, and
+ * LORAFORGE_TEST_NODE when it runs a node; stop() leaves it running), else a fresh one of
+ * its own.
  */
 export async function connectTestCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   const path = process.env.LORAFORGE_TEST_KUBECONFIG;
   const sharedHasKcm = process.env.LORAFORGE_TEST_CONTROLLER_MANAGER === "1";
-  if (!path || (options.controllerManager && !sharedHasKcm)) return startCluster(options);
+  const sharedNode = process.env.LORAFORGE_TEST_NODE;
+  if (!path || (options.controllerManager && !sharedHasKcm) || (options.node && !sharedNode)) {
+    return startCluster(options);
+  }
   const connection = readKubeconfig(path);
   const client = new KubeClient(connection);
   const version = await apiVersion(client);
@@ -354,6 +351,7 @@ export async function connectTestCluster(options: ClusterOptions = {}): Promise<
     client,
     dir: undefined,
     controllerManager: sharedHasKcm,
+    node: sharedNode ? readNodeDescription(sharedNode) : undefined,
     stop: async () => {},
   };
 }

@@ -35,5 +35,11 @@ test("with-cluster runs the command against a live cluster, then tears it down",
 test("with-cluster without a command is a usage error", () => {
   const result = spawnSync(tsx, [runner], { encoding: "utf8" });
   assert.equal(result.status, 2);
-  assert.match(result.stderr, /usage: tsx test\/k8s\/with-cluster\.ts -- <command>/);
+  assert.match(result.stderr, /usage: tsx test\/k8s\/with-cluster\.ts \[--node\] -- <command>/);
+});
+
+test("with-cluster refuses an option it does not know", () => {
+  const result = spawnSync(tsx, [runner, "--nodes", "--", "true"], { encoding: "utf8" });
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /usage: tsx test\/k8s\/with-cluster\.ts \[--node\]/);
 });
