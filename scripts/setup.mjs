@@ -38,6 +38,14 @@ export const APT_PACKAGES = {
     "ca-certificates",
     // the chat page's browser test
     "chromium",
+    // the real node: container runtime, CNI plugins, what kube-proxy and the host restore use,
+    // and the static busybox of the node's test image
+    "containerd",
+    "runc",
+    "containernetworking-plugins",
+    "iptables",
+    "nftables",
+    "busybox-static",
   ],
 };
 APT_PACKAGES.unit = [];
