@@ -60,7 +60,7 @@ describe("chart guard rails against a real API server", () => {
         spec: {},
       }),
     ).status.token;
-    return new KubeClient({ server: env.cluster.server, caPem: env.cluster.caPem, token });
+    return KubeClient.connect({ server: env.cluster.server, caPem: env.cluster.caPem, token });
   }
 
   /** A suspended Job as the operator would write it, with `pod` merged into its pod spec. */
