@@ -1,15 +1,12 @@
-// The one module that talks to Kubernetes (through @kubernetes/client-node): the
-// LoraFineTune resources of one namespace.
+// The action's LoraFineTune store: the runs of one namespace, through LoraForge's one
+// Kubernetes client (@loraforge/kube). The only module of the action that imports it.
 
-import { ApiException, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import {
-  GROUP,
   type LoraFineTune,
   type LoraFineTuneStatus,
   LoraFineTuneStatusSchema,
-  PLURAL,
-  VERSION,
 } from "@loraforge/crds";
+import { isConflict, KubeClient, loadKubeConfig, paths } from "@loraforge/kube";
 import { z } from "zod";
 
 /** A LoraFineTune as the action reads it: metadata and status (the spec is the operator's). */
@@ -47,16 +44,6 @@ const ObjectSchema = z.object({
   status: z.unknown().optional(),
 });
 
-export class KubeApiError extends Error {
-  override name = "KubeApiError";
-  constructor(
-    message: string,
-    readonly code?: number,
-  ) {
-    super(message);
-  }
-}
-
 function stamp(v: string | Date | null | undefined): string | undefined {
   if (v === null || v === undefined) return undefined;
   return typeof v === "string" ? v : v.toISOString();
@@ -65,9 +52,7 @@ function stamp(v: string | Date | null | undefined): string | undefined {
 export function toRunView(obj: unknown, namespace: string): RunView {
   const o = ObjectSchema.safeParse(obj);
   if (!o.success) {
-    throw new KubeApiError(
-      `a LoraFineTune in ${namespace} has no readable metadata: ${o.error.message}`,
-    );
+    throw new Error(`a LoraFineTune in ${namespace} has no readable metadata: ${o.error.message}`);
   }
   const m = o.data.metadata;
   let status: LoraFineTuneStatus | undefined;
@@ -75,7 +60,7 @@ export function toRunView(obj: unknown, namespace: string): RunView {
     const s = LoraFineTuneStatusSchema.safeParse(o.data.status);
     if (!s.success) {
       const i = s.error.issues[0];
-      throw new KubeApiError(
+      throw new Error(
         `LoraFineTune ${namespace}/${m.name}: status.${i?.path.join(".")}: ${i?.message}`,
       );
     }
@@ -95,106 +80,36 @@ export function toRunView(obj: unknown, namespace: string): RunView {
   };
 }
 
-function messageOf(body: unknown): string {
-  let b = body;
-  if (typeof b === "string") {
-    try {
-      b = JSON.parse(b);
-    } catch {
-      return b as string;
-    }
-  }
-  if (b && typeof b === "object" && "message" in b && typeof b.message === "string")
-    return b.message;
-  return JSON.stringify(b);
-}
-
-function wrap(what: string, error: unknown): KubeApiError {
-  if (error instanceof ApiException) {
-    return new KubeApiError(`${what} → ${error.code}: ${messageOf(error.body)}`, error.code);
-  }
-  return new KubeApiError(`${what}: ${(error as Error).message ?? String(error)}`);
-}
-
 /**
- * Loads a kubeconfig: the file at `path` when given, else the default chain
- * ($KUBECONFIG, ~/.kube/config, or the in-cluster service account).
+ * A client for the kubeconfig file at `path` when given, else the default chain
+ * ($KUBECONFIG, the in-cluster service account, ~/.kube/config).
  */
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (path) kc.loadFromFile(path);
-    else kc.loadFromDefault();
-  } catch (e) {
-    throw new KubeApiError(
-      `cannot load the kubeconfig${path ? ` ${path}` : ""}: ${(e as Error).message}`,
-    );
-  }
-  if (!kc.getCurrentCluster()) {
-    throw new KubeApiError(
-      "no Kubernetes cluster configured: set the kubeconfig input, $KUBECONFIG, or run in a cluster",
-    );
-  }
-  return kc;
+export function connectKube(path: string | undefined): KubeClient {
+  return new KubeClient(loadKubeConfig(path));
 }
 
-export function kubeRunStore(kc: KubeConfig, namespace: string): RunStore {
-  const api = kc.makeApiClient(CustomObjectsApi);
-  const base = { group: GROUP, version: VERSION, namespace, plural: PLURAL };
-  const where = (name?: string) => `${PLURAL}.${GROUP} ${namespace}${name ? `/${name}` : ""}`;
+export function kubeRunStore(kube: KubeClient, namespace: string): RunStore {
   return {
     namespace,
     async create(manifest) {
       try {
-        await api.createNamespacedCustomObject({ ...base, body: manifest });
+        await kube.create(paths.lfts(namespace), manifest);
         return "created";
       } catch (error) {
-        if (error instanceof ApiException && error.code === 409) return "exists";
-        throw wrap(`create ${where(manifest.metadata.name)}`, error);
+        if (isConflict(error)) return "exists";
+        throw error;
       }
     },
     async get(name) {
-      try {
-        return toRunView(await api.getNamespacedCustomObject({ ...base, name }), namespace);
-      } catch (error) {
-        if (error instanceof ApiException && error.code === 404) return undefined;
-        throw wrap(`get ${where(name)}`, error);
-      }
+      const obj = await kube.find(paths.lft(namespace, name));
+      return obj === undefined ? undefined : toRunView(obj, namespace);
     },
     async list(labelSelector) {
-      const items: RunView[] = [];
-      let next: string | undefined;
-      do {
-        let page: unknown;
-        try {
-          page = await api.listNamespacedCustomObject({
-            ...base,
-            labelSelector,
-            limit: 500,
-            ...(next ? { _continue: next } : {}),
-          });
-        } catch (error) {
-          throw wrap(`list ${where()} (${labelSelector})`, error);
-        }
-        const p = z
-          .object({
-            items: z.array(z.unknown()),
-            metadata: z.object({ continue: z.string().optional() }).optional(),
-          })
-          .parse(page);
-        for (const item of p.items) items.push(toRunView(item, namespace));
-        next = p.metadata?.continue || undefined;
-      } while (next);
-      return items;
+      const { items } = await kube.list(paths.lfts(namespace), labelSelector);
+      return items.map((item) => toRunView(item, namespace));
     },
     async delete(name) {
-      try {
-        await api.deleteNamespacedCustomObject({ ...base, name, propagationPolicy: "Background" });
-        return true;
-      } catch (error) {
-        if (error instanceof ApiException && error.code === 404) return false;
-        throw wrap(`delete ${where(name)}`, error);
-      }
+      return kube.delete(paths.lft(namespace, name), "Background");
     },
   };
 }

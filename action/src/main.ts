@@ -3,7 +3,7 @@
 
 import { octokitGitHub } from "./github.ts";
 import { InputError, type Inputs, readInputs } from "./inputs.ts";
-import { kubeRunStore, loadKubeConfig } from "./k8s.ts";
+import { connectKube, kubeRunStore } from "./k8s.ts";
 import { decodeKubeconfig, kubeconfigSecrets, writeKubeconfig } from "./kubeconfig.ts";
 import { actionInput, actionsReporter, type Reporter } from "./reporter.ts";
 import { run } from "./run.ts";
@@ -58,7 +58,7 @@ async function main(): Promise<void> {
           kubeconfigPath = writeKubeconfig(kubeconfig);
           reporter.info(`kubeconfig written to ${kubeconfigPath} (mode 0600)`);
         }
-        return kubeRunStore(loadKubeConfig(kubeconfigPath), namespace);
+        return kubeRunStore(connectKube(kubeconfigPath), namespace);
       },
     });
   } catch (error) {

@@ -12,7 +12,7 @@ import { API_VERSION, KIND, type LoraFineTune, parseLoraFineTune } from "@lorafo
 import { KubeClient, renderKubeconfig } from "@loraforge/test-k8s";
 import { parseAllDocuments } from "yaml";
 import { z } from "zod";
-import { kubeRunStore, loadKubeConfig } from "../src/k8s.ts";
+import { connectKube, kubeRunStore } from "../src/k8s.ts";
 import { type ActionCluster, actionCluster } from "./cluster.ts";
 
 const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "ci-rbac.yaml");
@@ -77,7 +77,7 @@ describe("examples/ci-rbac.yaml: the action's account can do exactly what the ac
       }),
     ).status.token;
     const connection = { server: k.cluster.server, caPem: k.cluster.caPem, token };
-    ci = new KubeClient(connection);
+    ci = KubeClient.connect(connection);
     dir = mkdtempSync(join(tmpdir(), "loraforge-ci-rbac-"));
     kubeconfigPath = join(dir, "config");
     writeFileSync(kubeconfigPath, renderKubeconfig(connection), { mode: 0o600 });
@@ -89,7 +89,7 @@ describe("examples/ci-rbac.yaml: the action's account can do exactly what the ac
 
   test("the action's RunStore works with its kubeconfig: create, get, list, delete", async () => {
     // RBAC is evaluated per request; a fresh RoleBinding can take a moment to be seen.
-    const store = kubeRunStore(loadKubeConfig(kubeconfigPath), k.namespace);
+    const store = kubeRunStore(connectKube(kubeconfigPath), k.namespace);
     const name = "pr7-abc1234";
     let created: string | undefined;
     for (let i = 0; i < 50 && created === undefined; i++) {

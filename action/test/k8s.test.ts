@@ -8,7 +8,7 @@ import { eventually } from "@loraforge/test-k8s";
 import { parseSpecText } from "../src/basespec.ts";
 import { PullRequestSchema, pullRequestTarget } from "../src/event.ts";
 import { octokitGitHub } from "../src/github.ts";
-import { kubeRunStore, loadKubeConfig } from "../src/k8s.ts";
+import { connectKube, kubeRunStore } from "../src/k8s.ts";
 import { LABEL } from "../src/labels.ts";
 import { codeHtml } from "../src/markdown.ts";
 import { type Deps, run } from "../src/run.ts";
@@ -82,7 +82,7 @@ describe("LoraFineTune runs on a real API server", () => {
       },
       reporter,
       github: octokitGitHub(TOKEN, gh.url),
-      openStore: (ns) => kubeRunStore(loadKubeConfig(k.cluster.kubeconfigPath), ns),
+      openStore: (ns) => kubeRunStore(connectKube(k.cluster.kubeconfigPath), ns),
     };
     return { d, reporter };
   }
@@ -147,7 +147,7 @@ describe("LoraFineTune runs on a real API server", () => {
     const old = payload("synchronize");
     old.pull_request.head.sha = "2222222222222222222222222222222222222222";
     const oldTarget = pullRequestTarget(PullRequestSchema.parse(old.pull_request));
-    const store = kubeRunStore(loadKubeConfig(k.cluster.kubeconfigPath), k.namespace);
+    const store = kubeRunStore(connectKube(k.cluster.kubeconfigPath), k.namespace);
     const finished = buildRun(
       parseSpecText(baseSpec(k.namespace), "spec"),
       oldTarget,
@@ -186,7 +186,7 @@ describe("LoraFineTune runs on a real API server", () => {
 
   test("report (a later workflow, PR named by input): waits, logs progress, posts the result against the base branch", async () => {
     // The baseline: a finished run of the base branch (what a push-triggered run records).
-    const store = kubeRunStore(loadKubeConfig(k.cluster.kubeconfigPath), k.namespace);
+    const store = kubeRunStore(connectKube(k.cluster.kubeconfigPath), k.namespace);
     const spec = parseSpecText(baseSpec(k.namespace), "spec");
     const baseline = buildRun(
       spec,

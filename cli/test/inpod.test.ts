@@ -14,12 +14,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { API_VERSION, KIND } from "@loraforge/crds";
+import { KubeClient } from "@loraforge/kube";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "@loraforge/operator";
 import { connectTestCluster, eventually, type TestCluster } from "@loraforge/test-k8s";
 import { parse, stringify } from "yaml";
 import { z } from "zod";
 import {
-  type KubeTarget,
   patchStatus,
   type ReportedEvent,
   runJob,
@@ -47,7 +47,10 @@ describe("loraforge job against a real API server", () => {
   let cluster: TestCluster;
   const ns = `job-${randomBytes(3).toString("hex")}`;
   const lftPath = (name: string) => `/apis/${API_VERSION}/namespaces/${ns}/lorafinetunes/${name}`;
-  let target: KubeTarget;
+  let kube: KubeClient;
+  /** The API server as the holder of `token` (a ServiceAccount's), as the pod reaches it. */
+  const as = (token: string, server = cluster.server, timeoutMs?: number) =>
+    KubeClient.connect({ server, caPem: cluster.caPem, token }, timeoutMs ? { timeoutMs } : {});
   const dir = mkdtempSync(join(tmpdir(), "lf-job-"));
 
   const spec = (name: string) => ({
@@ -105,7 +108,7 @@ describe("loraforge job against a real API server", () => {
         spec: { expirationSeconds: 600 },
       }),
     ).status.token;
-    target = { server: cluster.server, caPem: cluster.caPem, token };
+    kube = as(token);
   });
   after(async () => {
     await cluster?.client.request("DELETE", `/api/v1/namespaces/${ns}`);
@@ -127,7 +130,7 @@ describe("loraforge job against a real API server", () => {
         LORAFORGE_MODEL_DIR: "/m",
         LORAFORGE_TERMINATION_LOG: join(dir, "term-ok"),
       },
-      target,
+      kube,
       log: () => {},
       pipeline: async (run) => {
         seen.push(run.lft.metadata.name, run.outputDir, run.modelDir ?? "");
@@ -192,7 +195,7 @@ describe("loraforge job against a real API server", () => {
       trainLoss: loss,
     });
     // The first pod reported two checkpoints, then was evicted.
-    await patchStatus({ ...target, token }, ns, "retried", {
+    await patchStatus(as(token), ns, "retried", {
       progress: { step: 450, totalSteps: 600 },
       checkpoints: [checkpoint(200, 1.5), checkpoint(400, 1.2)],
     });
@@ -204,7 +207,7 @@ describe("loraforge job against a real API server", () => {
         LORAFORGE_MODEL_DIR: "/m",
         LORAFORGE_TERMINATION_LOG: join(dir, "term-retried"),
       },
-      target: { ...target, token },
+      kube: as(token),
       log: () => {},
       pipeline: async (run) => {
         // The second pod resumes from checkpoint 400 and saves 600.
@@ -237,7 +240,7 @@ describe("loraforge job against a real API server", () => {
 
   test("with the same token it cannot touch another run (RBAC by resourceNames)", async () => {
     await assert.rejects(
-      patchStatus(target, ns, "other", { progress: { step: 1, totalSteps: 1 } }),
+      patchStatus(kube, ns, "other", { progress: { step: 1, totalSteps: 1 } }),
       /403/,
     );
   });
@@ -251,7 +254,7 @@ describe("loraforge job against a real API server", () => {
           { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: {} },
         ),
       ).status.token;
-    const mine = { ...target, token };
+    const mine = as(token);
     const reporter = new StatusReporter({
       send: (s) => patchStatus(mine, ns, "throttled", s),
       intervalMs: 5000,
@@ -281,11 +284,11 @@ describe("loraforge job against a real API server", () => {
         ),
       ).status.token;
     let down = true;
-    const unreachable: KubeTarget = { server: "https://127.0.0.1:9", caPem: cluster.caPem, token };
-    const up: KubeTarget = { ...target, token };
+    const unreachable = as(token, "https://127.0.0.1:9", 2000);
+    const up = as(token);
     const logs: string[] = [];
     const reporter = new StatusReporter({
-      send: (s) => patchStatus(down ? unreachable : up, ns, "flaky", s, 2000),
+      send: (s) => patchStatus(down ? unreachable : up, ns, "flaky", s),
       intervalMs: 100,
       log: (l) => logs.push(l),
     });
@@ -307,7 +310,7 @@ describe("loraforge job against a real API server", () => {
     const term = join(dir, "term-nan");
     const code = await runJob(["--spec", specFile], {
       env: { LORAFORGE_OUTPUT_DIR: "/out", LORAFORGE_TERMINATION_LOG: term },
-      target,
+      kube,
       log: () => {},
       pipeline: async () => {
         throw new TrainingFailure("step 12: loss is NaN in layer 31 (down_proj)", 4);
@@ -326,7 +329,7 @@ describe("loraforge job against a real API server", () => {
     assert.equal(
       await runJob(["--spec", bad], {
         env: { LORAFORGE_OUTPUT_DIR: "/o", LORAFORGE_TERMINATION_LOG: badTerm },
-        target,
+        kube,
         log: () => {},
         pipeline,
       }),
@@ -336,7 +339,7 @@ describe("loraforge job against a real API server", () => {
     assert.equal(
       await runJob([], {
         env: { LORAFORGE_OUTPUT_DIR: "/o", LORAFORGE_TERMINATION_LOG: join(dir, "t2") },
-        target,
+        kube,
         log: () => {},
         pipeline,
       }),

@@ -10,6 +10,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
+import { paths } from "@loraforge/kube";
 import { eventually, startCluster } from "@loraforge/test-k8s";
 import { z } from "zod";
 import { buildJob, buildSpecConfigMap } from "../src/builders/job.ts";
@@ -49,10 +50,7 @@ async function main() {
       for (;;) {
         const i = next++;
         if (i >= N) return;
-        await client.create(
-          `/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes`,
-          manifest({ name: `run-${i}` }),
-        );
+        await client.create(paths.lfts(ns), manifest({ name: `run-${i}` }));
       }
     });
     await Promise.all(creators);
@@ -102,9 +100,7 @@ async function main() {
     await eventually(
       "every status written",
       async () => {
-        const items = Phases.parse(
-          await client.get(`/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes`),
-        ).items;
+        const items = Phases.parse(await client.get(paths.lfts(ns))).items;
         return items.filter((i) => i.status?.phase === "Pending").length >= N ? true : undefined;
       },
       { timeoutMs: 600_000, intervalMs: 1000 },

@@ -5,13 +5,14 @@
 // LoraFineTune is enqueued, so a lost event or a lost requeue costs one period at most.
 
 import { PHASES } from "@loraforge/crds";
-import { type Informer, type KubeClient, paths, trimJob, trimPod } from "./k8s.ts";
+import { type Informer, type KubeClient, paths } from "@loraforge/kube";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { keyOf, LABEL_RUN, MANAGED_SELECTOR, splitKey } from "./naming.ts";
 import { WorkQueue } from "./queue.ts";
 import { Reconciler, type ReconcileSettings } from "./reconcile.ts";
 import { EventRecorder, RunRecorder } from "./recorder.ts";
+import { trimJob, trimPod } from "./trim.ts";
 
 interface Meta {
   metadata?: {

@@ -2,8 +2,8 @@
 // kill, termination message) or its waiting state (image pull), else from the Job.
 
 import { Reason, type ReasonName, TRAINER_EXIT_CODES } from "@loraforge/crds";
+import type { KubeApiError } from "@loraforge/kube";
 import { TRAINER_CONTAINER } from "./builders/job.ts";
-import type { KubeApiError } from "./k8s.ts";
 import { conditionOf, type Job, type Pod } from "./objects.ts";
 
 export interface Failure {

@@ -10,7 +10,7 @@
 // requestTimeout, so one hung request cannot use up the renew deadline: there is time for
 // another attempt.
 
-import { isAlreadyExists, isConflict, type Kube, paths } from "./k8s.ts";
+import { isAlreadyExists, isConflict, type Kube, paths } from "@loraforge/kube";
 import type { Logger } from "./log.ts";
 
 export interface LeaderOptions {
@@ -144,7 +144,7 @@ export class LeaderElector {
   private async tryAcquireOrRenew(sentAt: number) {
     const { namespace, name } = this.opts;
     const path = paths.lease(namespace, name);
-    const lease = (await this.kube.get(path)) as Lease | undefined;
+    const lease = (await this.kube.find(path)) as Lease | undefined;
     if (!lease) {
       try {
         await this.kube.create(paths.leases(namespace), {
@@ -196,7 +196,7 @@ export class LeaderElector {
   private async release() {
     try {
       const path = paths.lease(this.opts.namespace, this.opts.name);
-      const lease = (await this.kube.get(path)) as Lease | undefined;
+      const lease = (await this.kube.find(path)) as Lease | undefined;
       if (lease && lease.spec.holderIdentity === this.opts.identity) {
         await this.kube.replace(path, {
           ...lease,

@@ -3,12 +3,13 @@
 
 import type { Server } from "node:http";
 import { hostname } from "node:os";
+import { KubeClient, loadKubeConfig } from "@loraforge/kube";
 import type { OperatorConfig } from "./config.ts";
 import { Controller } from "./controller.ts";
-import { KubeClient, loadKubeConfig } from "./k8s.ts";
 import { LeaderElector } from "./leader.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { FIELD_MANAGER } from "./naming.ts";
 import { startHttpServer } from "./server.ts";
 
 export class Operator {
@@ -27,7 +28,7 @@ export class Operator {
     /** Called when leadership is lost: the process should exit (a fresh start re-syncs). */
     private readonly onLostLeadership: () => void = () => {},
   ) {
-    this.client = new KubeClient(loadKubeConfig(kubeconfigPath));
+    this.client = new KubeClient(loadKubeConfig(kubeconfigPath), { fieldManager: FIELD_MANAGER });
     this.controller = new Controller(
       this.client,
       {

@@ -14,12 +14,18 @@ import {
   Reason,
   safeParseLoraFineTune,
 } from "@loraforge/crds";
+import {
+  isAlreadyExists,
+  isConflict,
+  isPermanentRejection,
+  type Kube,
+  paths,
+} from "@loraforge/kube";
 import { buildJob, buildSpecConfigMap, kueueManaged } from "./builders/job.ts";
 import type { OwnedRun } from "./builders/owner.ts";
 import { buildRole, buildRoleBinding, buildServiceAccount } from "./builders/rbac.ts";
 import type { TrainerPodSettings } from "./config.ts";
 import { type Failure, objectConflict, rejectedByApiServer } from "./failure.ts";
-import { isAlreadyExists, isConflict, isPermanentRejection, type Kube, paths } from "./k8s.ts";
 import type { Logger } from "./log.ts";
 import { FIELD_MANAGER, jobName, runAccountName, specConfigMapName } from "./naming.ts";
 import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
@@ -101,7 +107,7 @@ export class Reconciler {
         throw new Error(
           `status of ${namespace}/${name}: still conflicting after ${attempt} attempts`,
         );
-      const fresh = (await this.kube.get(paths.lft(namespace, name))) as RawLft | undefined;
+      const fresh = (await this.kube.find(paths.lft(namespace, name))) as RawLft | undefined;
       if (!fresh) return { kind: "done", why: "deleted while reconciling" };
       raw = fresh;
     }
@@ -236,7 +242,7 @@ export class Reconciler {
         if (!job) {
           // Not in the cache (which sees only labelled Jobs): look before applying, so an
           // unlabelled Job of that name is never applied over.
-          const existing = await this.kube.get(paths.job(namespace, jName));
+          const existing = await this.kube.find(paths.job(namespace, jName));
           if (existing !== undefined) {
             const owner = ownershipOf(existing, me);
             if (owner.kind === "earlierRun") return waitForCollection("Job", jName, name);
@@ -325,7 +331,7 @@ export class Reconciler {
     } catch (e) {
       if (!isAlreadyExists(e)) return refusedBy(e);
     }
-    const existing = (await this.kube.get(path)) as
+    const existing = (await this.kube.find(path)) as
       | { metadata?: { resourceVersion?: string } }
       | undefined;
     if (existing === undefined)

@@ -7,7 +7,7 @@
 // the trainer's checkpoints, which change without an operator write.
 
 import { API_VERSION, KIND, type LoraFineTune, type OperatorStatus, Reason } from "@loraforge/crds";
-import { type Kube, paths } from "./k8s.ts";
+import { type Kube, paths } from "@loraforge/kube";
 import type { Logger } from "./log.ts";
 import type { ValidationOutcome } from "./validate.ts";
 

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { paths } from "@loraforge/kube";
 import { KubeClient } from "@loraforge/test-k8s";
 import { z } from "zod";
 import { buildJob } from "../src/builders/job.ts";
@@ -60,7 +61,7 @@ describe("chart guard rails against a real API server", () => {
         spec: {},
       }),
     ).status.token;
-    return new KubeClient({ server: env.cluster.server, caPem: env.cluster.caPem, token });
+    return KubeClient.connect({ server: env.cluster.server, caPem: env.cluster.caPem, token });
   }
 
   /** A suspended Job as the operator would write it, with `pod` merged into its pod spec. */
@@ -468,7 +469,7 @@ describe("chart guard rails against a real API server", () => {
         `/apis/rbac.authorization.k8s.io/v1/namespaces/${env.ns}/roles`,
         { metadata: { name: "x" }, rules: [] },
       ],
-      ["GET", "/apis/loraforge.dev/v1alpha1/lorafinetunes"],
+      ["GET", paths.lfts()],
     ];
     for (const [method, path, body] of checks) {
       const r = await op.request(method, path, body);
@@ -476,7 +477,7 @@ describe("chart guard rails against a real API server", () => {
     }
     // And in its own namespace it can do what a run needs.
     for (const path of [
-      `/apis/loraforge.dev/v1alpha1/namespaces/${otherNs}/lorafinetunes`,
+      paths.lfts(otherNs),
       `/apis/batch/v1/namespaces/${otherNs}/jobs`,
       `/api/v1/namespaces/${otherNs}/pods`,
     ]) {

@@ -235,7 +235,7 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
         ),
       ).status.token;
     const connection = { server: env.cluster.server, caPem: env.cluster.caPem, token };
-    asOperator = new KubeClient(connection);
+    asOperator = KubeClient.connect(connection);
     kubeconfigPath = join(mkdtempSync(join(tmpdir(), "lf-helm-")), "kubeconfig.yaml");
     writeFileSync(kubeconfigPath, renderKubeconfig(connection));
 

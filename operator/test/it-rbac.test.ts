@@ -49,7 +49,7 @@ describe("per-run ServiceAccount RBAC against a real API server", () => {
       (await getJob(env, "run-a-train")) && (await getJob(env, "run-b-train")) ? true : undefined,
     );
     const token = await tokenFor(env, "run-a-trainer");
-    asRunA = new KubeClient({ server: env.cluster.server, caPem: env.cluster.caPem, token });
+    asRunA = KubeClient.connect({ server: env.cluster.server, caPem: env.cluster.caPem, token });
   });
   after(async () => {
     await op?.stop();

@@ -125,7 +125,7 @@ describe("suspend, Kueue and garbage collection against a real API server", () =
     await create({ name: "doomed" });
     const job = await eventually("the Job", () => getJob(env, "doomed-train"));
     await podOf(env, job.metadata.name);
-    await env.client.delete(lftPath(env.ns, "doomed"), { propagationPolicy: "Foreground" });
+    await env.client.delete(lftPath(env.ns, "doomed"), "Foreground");
     const children = [
       `/apis/batch/v1/namespaces/${env.ns}/jobs/doomed-train`,
       `/api/v1/namespaces/${env.ns}/configmaps/doomed-spec`,

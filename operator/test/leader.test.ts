@@ -6,9 +6,8 @@ import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { test } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
+import { type Kube, KubeClient } from "@loraforge/kube";
 import { ConfigError, configFromEnv } from "../src/config.ts";
-import type { Kube } from "../src/k8s.ts";
-import { KubeClient } from "../src/k8s.ts";
 import { LeaderElector, leaderTimingProblems } from "../src/leader.ts";
 import { silentLogger } from "../src/log.ts";
 
@@ -59,6 +58,9 @@ function leaseApi() {
   const never = new Promise<never>(() => {});
   const kube: Kube = {
     async get() {
+      throw new Error("the elector reads its Lease with find()");
+    },
+    async find() {
       state.calls++;
       if (state.hang) return never;
       return lease;
@@ -79,7 +81,7 @@ function leaseApi() {
     list: async () => ({ items: [], resourceVersion: "1" }),
     apply: async () => ({}),
     mergePatch: async () => ({}),
-    delete: async () => {},
+    delete: async () => true,
   };
   return { kube, state };
 }

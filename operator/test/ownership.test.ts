@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { API_VERSION, Reason } from "@loraforge/crds";
-import { isPermanentRejection, KubeApiError } from "../src/k8s.ts";
+import { isPermanentRejection, KubeApiError } from "@loraforge/kube";
 import { ownershipOf } from "../src/ownership.ts";
 import { decideStatus } from "../src/status.ts";
 import { validateForCluster } from "../src/validate.ts";

@@ -6,13 +6,13 @@
 
 import { writeFileSync } from "node:fs";
 import { readLoraFineTuneFile, TRAINER_EXIT_CODES } from "@loraforge/crds";
+import type { KubeClient } from "@loraforge/kube";
 import { z } from "zod";
-import { inClusterTarget, type KubeTarget, patchStatus, readCheckpoints } from "./kube.ts";
 import { TrainingFailure, type TrainingPipeline } from "./pipeline.ts";
 import { StatusReporter } from "./reporter.ts";
+import { inClusterKube, patchStatus, readCheckpoints } from "./runStatus.ts";
 
 export { type ReportedEvent, ReportedEventSchema } from "../train/events.ts";
-export { inClusterTarget, type KubeTarget, patchStatus, readCheckpoints } from "./kube.ts";
 export {
   TrainingFailure,
   type TrainingPipeline,
@@ -20,6 +20,7 @@ export {
   type TrainingRun,
 } from "./pipeline.ts";
 export { StatusReporter } from "./reporter.ts";
+export { inClusterKube, patchStatus, readCheckpoints } from "./runStatus.ts";
 
 const EnvSchema = z.object({
   LORAFORGE_RUN_NAMESPACE: z.string().min(1).optional(),
@@ -33,8 +34,8 @@ const EnvSchema = z.object({
 export interface JobDeps {
   pipeline: TrainingPipeline;
   env?: NodeJS.ProcessEnv;
-  /** Where status goes; in-cluster by default. */
-  target?: KubeTarget;
+  /** Where status goes; the in-cluster API server as the pod's ServiceAccount by default. */
+  kube?: KubeClient;
   log?: (line: string) => void;
 }
 
@@ -79,11 +80,11 @@ export async function runJob(argv: readonly string[], deps: JobDeps): Promise<nu
         `${spec}: metadata.namespace is missing`,
         TRAINER_EXIT_CODES.invalidInput,
       );
-    const target = deps.target ?? inClusterTarget(env);
+    const kube = deps.kube ?? inClusterKube(env);
     reporter = new StatusReporter({
-      send: (status) => patchStatus(target, namespace, name, status),
+      send: (status) => patchStatus(kube, namespace, name, status),
       // A retried pod keeps what the earlier attempts reported (merged by step).
-      load: () => readCheckpoints(target, namespace, name),
+      load: () => readCheckpoints(kube, namespace, name),
       intervalMs: (e.data.LORAFORGE_STATUS_INTERVAL_S ?? 10) * 1000,
       log,
     });

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { paths } from "@loraforge/kube";
 import {
   connectTestCluster,
   eventually,
@@ -38,7 +39,7 @@ export async function installCrd(client: KubeClient) {
     "apply",
   );
   await eventually("the CRD to be served", async () => {
-    const r = await client.request("GET", "/apis/loraforge.dev/v1alpha1/lorafinetunes?limit=1");
+    const r = await client.request("GET", `${paths.lfts()}?limit=1`);
     return r.status === 200 ? true : undefined;
   });
 }
@@ -115,8 +116,7 @@ export async function startOperator(
 
 // ── resources ──────────────────────────────────────────────────────────────────────
 
-export const lftPath = (ns: string, name = "") =>
-  `/apis/loraforge.dev/v1alpha1/namespaces/${ns}/lorafinetunes${name ? `/${name}` : ""}`;
+export const lftPath = (ns: string, name = "") => (name ? paths.lft(ns, name) : paths.lfts(ns));
 export const jobPath = (ns: string, name = "") =>
   `/apis/batch/v1/namespaces/${ns}/jobs${name ? `/${name}` : ""}`;
 

@@ -13,10 +13,11 @@ import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { KubeClient } from "@loraforge/kube";
 import { ensureBinaries } from "./binaries.ts";
-import { type Connection, KubeClient } from "./client.ts";
+import { eventually } from "./eventually.ts";
 import { restoreFromFile } from "./host.mjs";
-import { readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
+import { type Connection, readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
 import {
   type HostPreparation,
   NODE_IP,
@@ -187,7 +188,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
           // The file holds the serving certificate followed by the CA that signed it.
           caPem = readFileSync(certFile, "utf8");
           if (!caPem.includes("END CERTIFICATE")) return false;
-          client = new KubeClient({ server, token, caPem });
+          client = KubeClient.connect({ server, token, caPem });
         }
         const res = await client.request("GET", "/readyz", undefined, undefined, 5_000);
         return res.status === 200;
@@ -247,7 +248,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
         async () => {
           if (!kcmClient) {
             if (!existsSync(kcmCert)) return false;
-            kcmClient = new KubeClient({
+            kcmClient = KubeClient.connect({
               server: `https://127.0.0.1:${kcmPort}`,
               token,
               caPem: readFileSync(kcmCert, "utf8"),
@@ -341,7 +342,7 @@ export async function connectTestCluster(options: ClusterOptions = {}): Promise<
     return startCluster(options);
   }
   const connection = readKubeconfig(path);
-  const client = new KubeClient(connection);
+  const client = KubeClient.connect(connection);
   const version = await apiVersion(client);
   return {
     ...connection,

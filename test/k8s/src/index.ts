@@ -1,3 +1,12 @@
+// Tests reach the cluster with LoraForge's own client (@loraforge/kube), the one the
+// operator, the in-pod entrypoint and the action use.
+export {
+  KubeApiError,
+  KubeClient,
+  type KubeResponse,
+  messageOf,
+  type PatchType,
+} from "@loraforge/kube";
 export {
   binariesDir,
   ensureBinaries,
@@ -6,23 +15,15 @@ export {
   reportedVersion,
 } from "./binaries.ts";
 export {
-  type Connection,
-  eventually,
-  KubeClient,
-  KubeError,
-  type KubeResponse,
-  messageOf,
-  type PatchType,
-} from "./client.ts";
-export {
   type ClusterOptions,
   connectTestCluster,
   startCluster,
   type TestCluster,
 } from "./cluster.ts";
+export { eventually } from "./eventually.ts";
 export { type HostSnapshot, hostDifferences, snapshotHost } from "./host.mjs";
 export { BUSYBOX_IMAGE, PAUSE_IMAGE } from "./images.ts";
-export { readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
+export { type Connection, readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
 export {
   NODE_IP,
   NODE_NAME,

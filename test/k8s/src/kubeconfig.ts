@@ -1,9 +1,12 @@
 // Writes and reads the one-cluster, one-user kubeconfig the harness hands to tests.
 
 import { readFileSync } from "node:fs";
+import type { Connection as KubeConnection } from "@loraforge/kube";
 import { parse, stringify } from "yaml";
 import { z } from "zod";
-import type { Connection } from "./client.ts";
+
+/** The admin connection of a test cluster: its token is a literal, written into kubeconfigs. */
+export type Connection = KubeConnection & { token: string };
 
 export const CONTEXT_NAME = "loraforge-test";
 

@@ -17,7 +17,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { K8sBinaries } from "./binaries.ts";
-import { type Connection, KubeClient } from "./client.ts";
+import { KubeClient } from "@loraforge/kube";
+import type { Connection } from "./kubeconfig.ts";
 import { snapshotHost } from "./host.mjs";
 import { ensureTestImages } from "./images.ts";
 import { renderKubeconfig } from "./kubeconfig.ts";
@@ -385,7 +386,7 @@ function ctr(socket: string, args: string[]) {
 async function schedulerHealthy(dir: string, port: number, token: string): Promise<boolean> {
   const cert = join(dir, "scheduler-certs", "kube-scheduler.crt");
   if (!existsSync(cert)) return false;
-  const client = new KubeClient({
+  const client = KubeClient.connect({
     server: `https://127.0.0.1:${port}`,
     token,
     caPem: readFileSync(cert, "utf8"),

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import { eventually } from "./client.ts";
+import { eventually } from "./eventually.ts";
 
 const running = new Set<ChildProcess>();
 

@@ -85,7 +85,7 @@ describe("test cluster harness", () => {
   });
 
   test("the kubeconfig it writes connects as an admin", async () => {
-    const viaFile = new KubeClient(readKubeconfig(cluster.kubeconfigPath));
+    const viaFile = KubeClient.connect(readKubeconfig(cluster.kubeconfigPath));
     const review = z
       .object({
         status: z.object({
@@ -103,10 +103,13 @@ describe("test cluster harness", () => {
   });
 
   test("refuses a wrong token and a wrong CA", async () => {
-    const wrongToken = new KubeClient({ ...cluster, token: "not-the-token" });
+    const wrongToken = KubeClient.connect({ ...cluster, token: "not-the-token" });
     assert.equal((await wrongToken.request("GET", "/api/v1/namespaces")).status, 401);
     const otherCluster = { ...cluster, caPem: "" };
-    await assert.rejects(new KubeClient(otherCluster).request("GET", "/version"), /certificate/);
+    await assert.rejects(
+      KubeClient.connect(otherCluster).request("GET", "/version"),
+      /certificate/,
+    );
   });
 
   test("creates and reads back a Namespace", async () => {
@@ -155,9 +158,7 @@ describe("test cluster harness", () => {
       const list = PodList.parse(await client.get(`/api/v1/namespaces/${ns}/pods?${selector}`));
       return list.items.length === 3 ? true : undefined;
     });
-    await client.delete(`/apis/batch/v1/namespaces/${ns}/jobs/gc`, {
-      propagationPolicy: "Background",
-    });
+    await client.delete(`/apis/batch/v1/namespaces/${ns}/jobs/gc`, "Background");
     await eventually("the garbage collector to remove job gc's pods", async () => {
       const list = PodList.parse(await client.get(`/api/v1/namespaces/${ns}/pods?${selector}`));
       return list.items.length === 0 ? true : undefined;
@@ -181,7 +182,7 @@ describe("test cluster harness", () => {
           spec: { expirationSeconds: 600 },
         }),
       );
-    const robot = new KubeClient({ ...cluster, token: issued.status.token });
+    const robot = KubeClient.connect({ ...cluster, token: issued.status.token });
     const review = z
       .object({ status: z.object({ userInfo: z.object({ username: z.string() }) }) })
       .parse(
