@@ -9,7 +9,10 @@
 //
 // Prints a per-suite table and a last line "N passed, N failed" (test cases, from node's
 // test runner summary and ctest's), and exits non-zero if anything failed.
-// usage: node scripts/test.mjs [suite...]   e.g. `npm test -- crds native`
+// usage: node scripts/test.mjs [--unit] [suite...]   e.g. `npm test -- crds native`
+//
+// `--unit` (`npm test -- --unit`) runs only every workspace's `test:unit` (test/unit/*.test.ts):
+// no native build, no cluster, no Python goldens, no verify. What "unit" means: docs/TESTING.md.
 
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -19,6 +22,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const unitOnly = process.argv.includes("--unit");
 const wanted = (name) => only.length === 0 || only.includes(name);
 
 /** @typedef {{ name: string, passed: number, failed: number, seconds: number, note: string }} Result */
@@ -98,15 +102,44 @@ async function nativeSuite() {
 }
 
 // ── 2 + 3. workspaces against one real cluster ─────────────────────────────────────────
-function workspaces() {
+/** The test layout of every workspace: test/unit/*.test.ts and test/integration/*.test.ts. */
+const TEST_KINDS = ["unit", "integration"];
+
+function hasTestFiles(dir, kinds) {
+  return kinds.some((kind) => {
+    const folder = join(root, dir, "test", kind);
+    return existsSync(folder) && readdirSync(folder).some((f) => f.endsWith(".test.ts"));
+  });
+}
+
+function workspaces(kinds = TEST_KINDS) {
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   return pkg.workspaces.map((dir) => {
     const ws = JSON.parse(readFileSync(join(root, dir, "package.json"), "utf8"));
-    const testDir = join(root, dir, "test");
-    const hasTests =
-      existsSync(testDir) && readdirSync(testDir).some((f) => f.endsWith(".test.ts"));
-    return { dir, name: dir.replaceAll("/", "-"), hasScript: Boolean(ws.scripts?.test), hasTests };
+    const script = kinds.length === 1 ? `test:${kinds[0]}` : "test";
+    return {
+      dir,
+      name: dir.replaceAll("/", "-"),
+      script,
+      hasScript: Boolean(ws.scripts?.[script]),
+      hasTests: hasTestFiles(dir, kinds),
+    };
   });
+}
+
+// ── --unit: every workspace's test/unit, without a cluster ───────────────────────────
+async function unitSuites() {
+  for (const ws of workspaces(["unit"]).filter((w) => wanted(w.name))) {
+    if (!ws.hasScript || !ws.hasTests) {
+      const note = ws.hasScript ? "no test/unit/*.test.ts yet" : "no test:unit script";
+      record(ws.name, Date.now(), 0, 0, 0, note);
+      continue;
+    }
+    const suite = await step(ws.name, "npm", ["run", ws.script, "-w", ws.dir]);
+    const passed = lastNumber(suite.output, /^(?:#|ℹ) pass (\d+)/gm) ?? 0;
+    const failed = lastNumber(suite.output, /^(?:#|ℹ) fail (\d+)/gm) ?? 0;
+    record(ws.name, suite.started, suite.code, passed, failed);
+  }
 }
 
 async function workspaceSuites() {
@@ -114,7 +147,14 @@ async function workspaceSuites() {
   if (selected.length === 0) return;
   const runnable = selected.filter((ws) => ws.hasScript && ws.hasTests);
   for (const ws of selected.filter((w) => !runnable.includes(w))) {
-    record(ws.name, Date.now(), 0, 0, 0, ws.hasScript ? "no test/*.test.ts yet" : "no test script");
+    record(
+      ws.name,
+      Date.now(),
+      0,
+      0,
+      0,
+      ws.hasScript ? "no test/*/*.test.ts yet" : "no test script",
+    );
   }
   if (runnable.length === 0) return;
 
@@ -175,7 +215,11 @@ function summary() {
   return failed;
 }
 
-await nativeSuite();
-await workspaceSuites();
-await verifySuite();
+if (unitOnly) {
+  await unitSuites();
+} else {
+  await nativeSuite();
+  await workspaceSuites();
+  await verifySuite();
+}
 process.exitCode = summary() > 0 ? 1 : 0;
