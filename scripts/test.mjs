@@ -30,16 +30,16 @@ const wanted = (name) => only.length === 0 || only.includes(name);
 const results = [];
 
 /** Runs a command, echoing its output, and resolves with its exit code and output. */
-function run(cmd, args, { cwd = root, env = process.env } = {}) {
+function run(cmd, args, { cwd = root, env = process.env, echo = true } = {}) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
     child.stdout.on("data", (d) => {
-      process.stdout.write(d);
+      if (echo) process.stdout.write(d);
       output += d;
     });
     child.stderr.on("data", (d) => {
-      process.stderr.write(d);
+      if (echo) process.stderr.write(d);
       output += d;
     });
     child.on("error", (error) => resolve({ code: 127, output: `${output}\n${error.message}` }));
@@ -128,18 +128,30 @@ function workspaces(kinds = TEST_KINDS) {
 }
 
 // ── --unit: every workspace's test/unit, without a cluster ───────────────────────────
+// Workspaces run side by side, as many as there are cores (at least 2: a unit run waits on
+// process start-up and the disk as much as on the CPU); each one's output is printed whole
+// when it ends, and the table keeps the workspaces' order.
 async function unitSuites() {
-  for (const ws of workspaces(["unit"]).filter((w) => wanted(w.name))) {
-    if (!ws.hasScript || !ws.hasTests) {
-      const note = ws.hasScript ? "no test/unit/*.test.ts yet" : "no test:unit script";
-      record(ws.name, Date.now(), 0, 0, 0, note);
-      continue;
-    }
-    const suite = await step(ws.name, "npm", ["run", ws.script, "-w", ws.dir]);
-    const passed = lastNumber(suite.output, /^(?:#|ℹ) pass (\d+)/gm) ?? 0;
-    const failed = lastNumber(suite.output, /^(?:#|ℹ) fail (\d+)/gm) ?? 0;
-    record(ws.name, suite.started, suite.code, passed, failed);
+  const selected = workspaces(["unit"]).filter((w) => wanted(w.name));
+  const queue = [];
+  for (const ws of selected) {
+    if (ws.hasScript && ws.hasTests) queue.push(ws);
+    else record(ws.name, Date.now(), 0, 0, 0, ws.hasScript ? "no test/unit yet" : "no test:unit");
   }
+  const worker = async () => {
+    for (let ws = queue.shift(); ws; ws = queue.shift()) {
+      const args = ["run", ws.script, "-w", ws.dir];
+      const started = Date.now();
+      const { code, output } = await run("npm", args, { echo: false });
+      console.log(`\n━━ ${ws.name}: npm ${args.join(" ")}\n${output}`);
+      const passed = lastNumber(output, /^(?:#|ℹ) pass (\d+)/gm) ?? 0;
+      const failed = lastNumber(output, /^(?:#|ℹ) fail (\d+)/gm) ?? 0;
+      record(ws.name, started, code, passed, failed);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(2, cpus().length) }, worker));
+  const order = selected.map((ws) => ws.name);
+  results.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
 }
 
 async function workspaceSuites() {
