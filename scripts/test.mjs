@@ -9,13 +9,16 @@
 //
 // Prints a per-suite table and a last line "N passed, N failed" (test cases, from node's
 // test runner summary and ctest's), and exits non-zero if anything failed.
-// usage: node scripts/test.mjs [suite...]   e.g. `npm test -- crds native`
+// usage: node scripts/test.mjs [--unit] [suite...]   e.g. `npm test -- crds native`
+//
+// `--unit` (`npm test -- --unit`) runs only every workspace's `test:unit` (test/unit/*.test.ts):
+// no native build, no cluster, no Python goldens, no verify. What "unit" means: docs/TESTING.md.
 //
 // First it runs scripts/setup.mjs (apt packages, npm ci, the Python venv, the cluster binaries;
-// each once). Every line it prints starts with the time since it started. When stdout is not a
-// terminal (CI), each suite's full output goes to test-results/<suite>.log and only its
-// summary — or, when it fails, its failing tests — is printed, with a heartbeat every minute,
-// so the end of a CI log shows where the time went.
+// each once, only what the run needs). Every line it prints starts with the time since it
+// started. When stdout is not a terminal (CI), each suite's full output goes to
+// test-results/<suite>.log and only its summary — or, when it fails, its failing tests — is
+// printed, with a heartbeat every minute, so the end of a CI log shows where the time went.
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -56,6 +59,7 @@ function stamp() {
 }
 const say = (line) => console.log(`${stamp()} ${line}`);
 const only = process.argv.slice(2).filter((a) => !a.startsWith("-"));
+const unitOnly = process.argv.includes("--unit");
 const wanted = (name) => only.length === 0 || only.includes(name);
 
 /** @typedef {{ name: string, passed: number, failed: number, seconds: number, note: string }} Result */
@@ -63,10 +67,10 @@ const wanted = (name) => only.length === 0 || only.includes(name);
 const results = [];
 
 /**
- * Runs a command and resolves with its exit code and output. The output is echoed as it comes,
- * or, in compact mode, kept for the suite's log with a heartbeat line every minute.
+ * Runs a command and resolves with its exit code and output. The output is echoed as it comes
+ * (`echo`), or, in compact mode, kept for the suite's log with a heartbeat line every minute.
  */
-function run(cmd, args, { cwd = root, env = process.env, name = cmd } = {}) {
+function run(cmd, args, { cwd = root, env = process.env, name = cmd, echo = !compact } = {}) {
   return new Promise((resolve) => {
     // Its own process group, so a suite past its time limit is stopped with everything it started.
     const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -93,11 +97,11 @@ function run(cmd, args, { cwd = root, env = process.env, name = cmd } = {}) {
         }, 60_000)
       : undefined;
     child.stdout.on("data", (d) => {
-      if (!compact) process.stdout.write(d);
+      if (echo) process.stdout.write(d);
       output += d;
     });
     child.stderr.on("data", (d) => {
-      if (!compact) process.stderr.write(d);
+      if (echo) process.stderr.write(d);
       output += d;
     });
     const done = (result) => {
@@ -184,15 +188,56 @@ async function nativeSuite() {
 }
 
 // ── 2 + 3. workspaces against one real cluster ─────────────────────────────────────────
-function workspaces() {
+/** The test layout of every workspace: test/unit/*.test.ts and test/integration/*.test.ts. */
+const TEST_KINDS = ["unit", "integration"];
+
+function hasTestFiles(dir, kinds) {
+  return kinds.some((kind) => {
+    const folder = join(root, dir, "test", kind);
+    return existsSync(folder) && readdirSync(folder).some((f) => f.endsWith(".test.ts"));
+  });
+}
+
+function workspaces(kinds = TEST_KINDS) {
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   return pkg.workspaces.map((dir) => {
     const ws = JSON.parse(readFileSync(join(root, dir, "package.json"), "utf8"));
-    const testDir = join(root, dir, "test");
-    const hasTests =
-      existsSync(testDir) && readdirSync(testDir).some((f) => f.endsWith(".test.ts"));
-    return { dir, name: dir.replaceAll("/", "-"), hasScript: Boolean(ws.scripts?.test), hasTests };
+    const script = kinds.length === 1 ? `test:${kinds[0]}` : "test";
+    return {
+      dir,
+      name: dir.replaceAll("/", "-"),
+      script,
+      hasScript: Boolean(ws.scripts?.[script]),
+      hasTests: hasTestFiles(dir, kinds),
+    };
   });
+}
+
+// ── --unit: every workspace's test/unit, without a cluster ───────────────────────────
+// Workspaces run side by side, as many as there are cores (at least 2: a unit run waits on
+// process start-up and the disk as much as on the CPU); each one's output is printed whole
+// when it ends, and the table keeps the workspaces' order.
+async function unitSuites() {
+  const selected = workspaces(["unit"]).filter((w) => wanted(w.name));
+  const queue = [];
+  for (const ws of selected) {
+    if (ws.hasScript && ws.hasTests) queue.push(ws);
+    else record(ws.name, Date.now(), 0, 0, 0, ws.hasScript ? "no test/unit yet" : "no test:unit");
+  }
+  const worker = async () => {
+    for (let ws = queue.shift(); ws; ws = queue.shift()) {
+      const args = ["run", ws.script, "-w", ws.dir];
+      const started = Date.now();
+      const { code, output } = await run("npm", args, { echo: false, name: ws.name });
+      console.log(`\n━━ ${ws.name}: npm ${args.join(" ")}\n${output}`);
+      const passed = lastNumber(output, /^(?:#|ℹ) pass (\d+)/gm) ?? 0;
+      const failed = lastNumber(output, /^(?:#|ℹ) fail (\d+)/gm) ?? 0;
+      record(ws.name, started, code, passed, failed);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(2, cpus().length) }, worker));
+  const order = selected.map((ws) => ws.name);
+  results.sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
 }
 
 async function workspaceSuites() {
@@ -200,7 +245,14 @@ async function workspaceSuites() {
   if (selected.length === 0) return;
   const runnable = selected.filter((ws) => ws.hasScript && ws.hasTests);
   for (const ws of selected.filter((w) => !runnable.includes(w))) {
-    record(ws.name, Date.now(), 0, 0, 0, ws.hasScript ? "no test/*.test.ts yet" : "no test script");
+    record(
+      ws.name,
+      Date.now(),
+      0,
+      0,
+      0,
+      ws.hasScript ? "no test/*/*.test.ts yet" : "no test script",
+    );
   }
   if (runnable.length === 0) return;
 
@@ -263,7 +315,7 @@ function summary() {
 
 const { setup } = await import("./setup.mjs");
 try {
-  await setup("test");
+  await setup(unitOnly ? "unit" : "test");
 } catch (error) {
   console.error(`${stamp()} set-up failed: ${error.message}`);
   process.exit(1);
@@ -271,7 +323,11 @@ try {
 say("set-up done");
 if (compact) rmSync(logDir, { recursive: true, force: true });
 
-await nativeSuite();
-await workspaceSuites();
-await verifySuite();
+if (unitOnly) {
+  await unitSuites();
+} else {
+  await nativeSuite();
+  await workspaceSuites();
+  await verifySuite();
+}
 process.exitCode = summary() > 0 ? 1 : 0;

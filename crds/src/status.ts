@@ -273,7 +273,7 @@ export function durationText(seconds: number): string {
 export type LoraFineTuneStatus = z.output<typeof LoraFineTuneStatusSchema>;
 
 /**
- * Who writes which status field (each field has exactly one writer; crds/test/status.test.ts
+ * Who writes which status field (each field has exactly one writer; crds/test/unit/status.test.ts
  * checks the two lists cover the schema). The operator computes these from what it observes
  * and writes them with a status patch that replaces exactly these keys.
  */
