@@ -15,7 +15,6 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KubeClient } from "@loraforge/kube";
 import { ensureBinaries } from "./binaries.ts";
-import { eventually } from "./eventually.ts";
 import { restoreFromFile } from "./host.mjs";
 import { type Connection, readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
 import {

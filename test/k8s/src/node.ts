@@ -15,12 +15,12 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { KubeClient } from "@loraforge/kube";
 import { stringify } from "yaml";
 import type { K8sBinaries } from "./binaries.ts";
-import { KubeClient } from "@loraforge/kube";
-import type { Connection } from "./kubeconfig.ts";
 import { snapshotHost } from "./host.mjs";
 import { ensureTestImages } from "./images.ts";
+import type { Connection } from "./kubeconfig.ts";
 import { renderKubeconfig } from "./kubeconfig.ts";
 import { type Component, freePort, launch, waitReady } from "./processes.ts";
 
