@@ -10,7 +10,7 @@ import { DECLARATIONS } from "../src/commands/help.ts";
 import { UsageError } from "../src/commands/output.ts";
 import { main, versionText } from "../src/main.ts";
 import { findCore } from "../src/train/core.ts";
-import { CLI_ROOT, REPO_ROOT, STORIES, storiesWorkspace, tempDir } from "./helpers.ts";
+import { cliBin, REPO_ROOT, STORIES, storiesWorkspace, tempDir } from "./helpers.ts";
 
 function capture() {
   const lines: string[] = [];
@@ -356,7 +356,7 @@ spec:
     // through bin/: the progress view writes to the process's streams itself
     const t = spawnSync(
       process.execPath,
-      [join(CLI_ROOT, "bin", "loraforge.mjs"), "train", specFile, "--json", ...args()],
+      [await cliBin(), "train", specFile, "--json", ...args()],
       { encoding: "utf8" },
     );
     assert.equal(t.status, 0, t.stderr);
