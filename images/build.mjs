@@ -431,9 +431,27 @@ export async function buildImage(name, inputs = makeInputs()) {
       sh("skopeo", ["copy", "--quiet", `oci:${image}`, `docker-archive:${staging}:${ref}`]),
     );
     atomicWrite(meta, (staging) => writeFileSync(staging, `${JSON.stringify(built, null, 2)}\n`));
+    pruneOlder(def.name, hash);
     return built;
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** A new build of an image replaces the cached tars of its older inputs (hundreds of MB each). */
+function pruneOlder(name, keep) {
+  for (const f of readdirSync(CACHE_DIR)) {
+    const m = /^([0-9a-f]{64})\.json$/.exec(f);
+    if (!m || m[1] === keep) continue;
+    let other;
+    try {
+      other = JSON.parse(readFileSync(join(CACHE_DIR, f), "utf8"));
+    } catch {
+      continue; // another builder's half-read file: leave it
+    }
+    if (other.name !== name) continue;
+    rmSync(join(CACHE_DIR, `${m[1]}.tar`), { force: true });
+    rmSync(join(CACHE_DIR, f), { force: true });
   }
 }
 

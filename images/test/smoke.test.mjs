@@ -88,10 +88,10 @@ describe("images in containerd", { timeout: 1_800_000 }, () => {
       // the bundle loads and parses its environment: without a trainer image it refuses to start
       const r = run(image("operator"), ["/usr/local/bin/node", "/app/operator/operator.mjs"]);
       assert.equal(r.status, 1, r.stderr);
-      assert.match(
-        `${r.stdout}${r.stderr}`,
-        /invalid operator configuration.*\n.*LORAFORGE_TRAINER_IMAGE/,
-      );
+      // one JSON log line: {"level":"error","msg":"invalid operator configuration ..."}
+      const log = JSON.parse(`${r.stdout}${r.stderr}`.trim().split("\n").at(-1) ?? "{}");
+      assert.equal(log.level, "error");
+      assert.match(log.msg, /^invalid operator configuration[\s\S]*LORAFORGE_TRAINER_IMAGE/);
     });
 
   if (names.includes("trainer-cpu"))
