@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { bundle } from "../scripts/bundle.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 // A fresh machine: the Debian packages the core's build needs and `npm ci`, once.
@@ -18,6 +19,8 @@ await setup("demo").catch((error) => {
 });
 const assets = resolve(root, process.env.LORAFORGE_ASSETS ?? "../shared/assets");
 const cli = join(root, "cli", "bin", "loraforge.mjs");
+// bin/ runs the bundle: build it from the sources first (about a second).
+await bundle(["cli"]);
 const rel = (p) => relative(process.cwd(), p) || ".";
 
 function loraforge(...args) {

@@ -4,8 +4,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { z } from "zod";
 import { bashCompletion, zshCompletion } from "./args/completion.ts";
 import { parseCommand } from "./args/flags.ts";
@@ -23,9 +22,8 @@ import { validateCommand } from "./commands/validate.ts";
 import { DatasetError } from "./dataset/problems.ts";
 import { classifyError, UsageError } from "./errors.ts";
 import { jobCommand } from "./inpod/command.ts";
+import { CLI_ROOT } from "./paths.ts";
 import { findCore } from "./train/core.ts";
-
-const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = {
   validate: validateCommand,

@@ -55,7 +55,7 @@ async function main() {
     });
     await Promise.all(creators);
     const created = (Date.now() - c0) / 1000;
-    const entry = bundleOperator();
+    const entry = await bundleOperator();
     const t0 = Date.now();
     op = spawn(process.execPath, [entry], {
       env: {

@@ -4,11 +4,9 @@
  */
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { delimiter, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { delimiter, join } from "node:path";
+import { CLI_ROOT } from "../paths.ts";
 import { type CoreEvent, parseEventLine } from "./events.ts";
-
-const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /** LORAFORGE_CORE, then the repository's native/build, then PATH. */
 export function findCore(env: NodeJS.ProcessEnv = process.env): string {

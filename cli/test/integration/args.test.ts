@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { main, versionText } from "../../src/main.ts";
 import { findCore } from "../../src/train/core.ts";
-import { CLI_ROOT, REPO_ROOT, STORIES, storiesWorkspace, tempDir } from "../support/helpers.ts";
+import { cliBin, REPO_ROOT, STORIES, storiesWorkspace, tempDir } from "../support/helpers.ts";
 
 function capture() {
   const lines: string[] = [];
@@ -83,7 +83,7 @@ spec:
     // through bin/: the progress view writes to the process's streams itself
     const t = spawnSync(
       process.execPath,
-      [join(CLI_ROOT, "bin", "loraforge.mjs"), "train", specFile, "--json", ...args()],
+      [await cliBin(), "train", specFile, "--json", ...args()],
       { encoding: "utf8" },
     );
     assert.equal(t.status, 0, t.stderr);

@@ -27,7 +27,7 @@ import {
   TrainingFailure,
 } from "../../src/inpod/index.ts";
 
-import { ASSETS } from "../support/helpers.ts";
+import { ASSETS, cliBin } from "../support/helpers.ts";
 
 const repo = join(import.meta.dirname, "..", "..", "..");
 const t = () => new Date().toISOString();
@@ -351,7 +351,7 @@ describe("loraforge job against a real API server", () => {
     timeout: 180_000,
   }, async () => {
     const work = mkdtempSync(join(tmpdir(), "lf-job-e2e-"));
-    const bin = join(repo, "cli", "bin", "loraforge.mjs");
+    const bin = await cliBin();
     const models = join(work, "models");
     const imported = spawnSync(
       process.execPath,

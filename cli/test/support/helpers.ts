@@ -2,6 +2,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { bundle } from "../../../scripts/bundle.mjs";
 import { importLlama2c } from "../../src/llama2c/import.ts";
 
 export const CLI_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -11,6 +12,14 @@ export const ASSETS = resolve(REPO_ROOT, "..", "shared", "assets");
 export const GOLDEN = join(CLI_ROOT, "test", "golden");
 /** The demo's instruction dataset (JSONL, one story request per line). */
 export const STORIES = join(REPO_ROOT, "examples", "stories-instruct", "stories.jsonl");
+
+let bundled: Promise<unknown> | undefined;
+/** bin/loraforge.mjs, with the bundle it runs rebuilt from the sources once per test process. */
+export async function cliBin(): Promise<string> {
+  bundled ??= bundle(["cli"]);
+  await bundled;
+  return join(CLI_ROOT, "bin", "loraforge.mjs");
+}
 
 export async function tempDir(
   prefix = "lf-test-",

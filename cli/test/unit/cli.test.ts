@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { main } from "../../src/main.ts";
-import { ASSETS, CLI_ROOT, tempDir } from "../support/helpers.ts";
+import { ASSETS, CLI_ROOT, cliBin, tempDir } from "../support/helpers.ts";
 
 function capture() {
   const lines: string[] = [];
@@ -97,12 +98,11 @@ describe("loraforge command line", () => {
     }
   });
 
-  test("bin/loraforge.mjs runs the TypeScript sources", () => {
-    const r = spawnSync(
-      process.execPath,
-      [join(CLI_ROOT, "bin", "loraforge.mjs"), "help", "train"],
-      { encoding: "utf8" },
-    );
+  test("bin/loraforge.mjs runs the bundle, which needs no TypeScript loader", async () => {
+    const bin = await cliBin();
+    const bundled = readFileSync(join(CLI_ROOT, "dist", "loraforge.mjs"), "utf8");
+    assert.doesNotMatch(bundled, /from "tsx|"tsx\/esm/);
+    const r = spawnSync(process.execPath, [bin, "help", "train"], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /loraforge train <spec.yaml>/);
   });

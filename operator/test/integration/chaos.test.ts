@@ -33,7 +33,7 @@ describe("operator killed and restarted during a 100-resource load", () => {
 
   before(async () => {
     env = await setup("chaos");
-    entry = bundleOperator();
+    entry = await bundleOperator();
   });
   after(async () => {
     for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
