@@ -41,7 +41,7 @@ export function makeTls(): Tls {
       "-subj",
       "/CN=127.0.0.1",
       "-addext",
-      "subjectAltName=IP:127.0.0.1",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
     ],
     { encoding: "utf8" },
   );
@@ -257,7 +257,8 @@ export function startHub(
     }
     res
       .writeHead(302, {
-        location: `${base}/cdn/${resolve[1]}/${resolve[3]}`,
+        // Another origin, as the Hub's CDN is: the client must drop the token.
+        location: `${base.replace("127.0.0.1", "localhost")}/cdn/${resolve[1]}/${resolve[3]}`,
         "x-repo-commit": repo?.sha ?? "",
         "x-linked-etag": createHash("sha256").update(file).digest("hex"),
       })
