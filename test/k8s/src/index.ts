@@ -20,4 +20,6 @@ export {
   startCluster,
   type TestCluster,
 } from "./cluster.ts";
+export { ensureGoTool, type GoTool, goToolDir } from "./goTool.ts";
 export { readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
+export { type S3Server, startS3Server, VERSITYGW } from "./versitygw.ts";
