@@ -201,8 +201,9 @@ export function startFileServer(tls: Tls, files: Record<string, Buffer>): Promis
 }
 
 /**
- * The Hub's file API for models: `GET /api/models/<org>/<name>/revision/<rev>` (sha and
- * siblings) and `GET /<org>/<name>/resolve/<rev>/<file>`, which redirects to `/cdn/...` as the
+ * The Hub's file API: `GET /api/{models,datasets}/<org>/<name>/revision/<rev>` (sha and
+ * siblings) and `GET /[datasets/]<org>/<name>/resolve/<rev>/<file>` (repos keyed "org/name"
+ * for models, "datasets/org/name" for datasets), which redirects to `/cdn/...` as the
  * Hub does to its CDN; both need `Authorization: Bearer <token>` (a private or gated repo).
  */
 export function startHub(
@@ -212,7 +213,7 @@ export function startHub(
 ): Promise<Running> {
   return listen(tls, (req, res, base) => {
     const url = new URL(req.url ?? "/", "https://x");
-    const cdn = /^\/cdn\/([^/]+\/[^/]+)\/(.+)$/.exec(url.pathname);
+    const cdn = /^\/cdn\/((?:datasets\/)?[^/]+\/[^/]+)\/(.+)$/.exec(url.pathname);
     if (cdn) {
       // The CDN's URL is signed; it must not receive the Hub token.
       if (req.headers.authorization) {
@@ -230,9 +231,10 @@ export function startHub(
         .end('{"error":"Invalid credentials"}');
       return;
     }
-    const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
+    const api = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
     if (api) {
-      const repo = repos[api[1] as string];
+      const id = api[1] === "datasets" ? `datasets/${api[2]}` : (api[2] as string);
+      const repo = repos[id];
       if (!repo) {
         res
           .writeHead(404, { "x-error-code": "RepoNotFound" })
@@ -241,14 +243,14 @@ export function startHub(
       }
       res.writeHead(200, { "content-type": "application/json" }).end(
         JSON.stringify({
-          id: api[1],
+          id: api[2],
           sha: repo.sha,
           siblings: Object.keys(repo.files).map((rfilename) => ({ rfilename })),
         }),
       );
       return;
     }
-    const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    const resolve = /^\/((?:datasets\/)?[^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     const repo = resolve ? repos[resolve[1] as string] : undefined;
     const file = resolve && repo ? repo.files[resolve[3] as string] : undefined;
     if (!resolve || !file) {
