@@ -5,6 +5,7 @@
 
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { SourceFailure } from "./failure.ts";
 
 /** The keys a credentials Secret may hold (docs/ADMIN.md, "Credentials for sources and outputs"). */
 export const CREDENTIAL_KEYS = [
@@ -29,7 +30,14 @@ export async function readCredentials(dir: string | undefined): Promise<Credenti
       const value = (await readFile(join(dir, key), "utf8")).trim();
       if (value !== "") out[key] = value;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") continue;
+      throw new SourceFailure(
+        join(dir, key),
+        `cannot read the credentials file (${code ?? (e as Error).message}): the Secret is mounted 0440 for the pod's fsGroup; keep trainer.podSecurityContext.fsGroup set`,
+        "permanent",
+        "credentials",
+      );
     }
   }
   return out;
