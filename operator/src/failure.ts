@@ -29,7 +29,11 @@ const byExitCode: Record<number, { reason: ReasonName; what: string }> = {
   },
   [TRAINER_EXIT_CODES.invalidInput]: {
     reason: Reason.InvalidInput,
-    what: "the model, dataset or a shard is invalid",
+    what: "the model, dataset or a shard is invalid, or a source or the output refused the trainer",
+  },
+  [TRAINER_EXIT_CODES.io]: {
+    reason: Reason.TrainerError,
+    what: "a source or the output could not be reached, or the output directory could not be written",
   },
   [TRAINER_EXIT_CODES.numerics]: {
     reason: Reason.NaNLoss,

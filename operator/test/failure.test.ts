@@ -44,3 +44,30 @@ test("a failed copy out of the model image is InvalidInput with the exit code an
     /copying the model out of its image .* exit code 1: .*No such file/,
   );
 });
+
+test("exit 6 of the trainer (a source or the output unreachable) keeps the trainer's message", () => {
+  const f = podFailure([
+    PodSchema.parse({
+      metadata: { name: "run-train-xyz" },
+      status: {
+        containerStatuses: [
+          {
+            name: "trainer",
+            state: {
+              terminated: {
+                exitCode: 6,
+                reason: "Error",
+                message: "output s3://runs/x/run-uid: ECONNREFUSED: connect ECONNREFUSED",
+              },
+            },
+          },
+        ],
+      },
+    }),
+  ]);
+  assert.equal(f?.reason, "TrainerError");
+  assert.match(
+    f?.message ?? "",
+    /exited with code 6 \(a source or the output could not be reached.*\): output s3:\/\/runs\/x\/run-uid: ECONNREFUSED/,
+  );
+});
