@@ -108,9 +108,12 @@ export async function fetchGit(o: GitFetchOptions): Promise<string> {
           stderr = (stderr + d).slice(-4000);
         });
         let timer: NodeJS.Timeout | undefined;
+        let exited = false;
         if (watchSize) {
           const check = async () => {
             const size = await duSize(o.dir);
+            // git may have exited while the folder was measured: never re-arm then.
+            if (exited) return;
             if (size > o.maxBytes) {
               over = size;
               child.kill("SIGKILL");
@@ -119,6 +122,7 @@ export async function fetchGit(o: GitFetchOptions): Promise<string> {
           timer = setTimeout(check, 200);
         }
         child.on("error", (e) => {
+          exited = true;
           clearTimeout(timer);
           reject(
             (e as NodeJS.ErrnoException).code === "ENOENT"
@@ -127,6 +131,7 @@ export async function fetchGit(o: GitFetchOptions): Promise<string> {
           );
         });
         child.on("close", (code) => {
+          exited = true;
           clearTimeout(timer);
           resolve({ code: code ?? 1, stderr, stdout, ...(over !== undefined ? { over } : {}) });
         });
