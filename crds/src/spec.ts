@@ -46,6 +46,25 @@ const dnsLabel = (description: string) =>
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/)
     .describe(description);
 
+/** A Secret with the credentials of a uri or git source, or of a uri output. */
+const secretName = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .max(253)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/)
+    .describe(
+      `Secret in the resource's namespace with the credentials of ${what}, mounted read-only into the trainer pod: keys token (https, hf: Bearer; git: as password), username/password (git), accessKeyId/secretAccessKey/sessionToken/region/endpoint (s3; endpoint for S3-compatible stores). See docs/ADMIN.md.`,
+    );
+
+const secretOnlyWith = (keys: readonly string[]) => ({
+  cel: `!has(self.secretName) || ${keys.map((k) => `has(self.${k})`).join(" || ")}`,
+  message: `secretName is used only with ${keys.join(" or ")}`,
+  field: ["secretName"],
+  holds: (v: Record<string, unknown>) =>
+    v.secretName === undefined || keys.some((k) => v[k] !== undefined),
+});
+
 const pvcSource = (what: string) =>
   z
     .object({
@@ -85,13 +104,16 @@ const ModelSourceSchema = annotate(
           path: volumePath("Directory of the model inside the image"),
         })
         .strict()
-        .describe("A model shipped inside a container image, mounted as an image volume.")
+        .describe(
+          "A model shipped inside a container image: an init container (the image itself, running its cp) copies the directory into the pod's sources volume.",
+        )
         .optional(),
+      secretName: secretName("the uri").optional(),
     })
     .strict(),
   {
     description: "Where the base model comes from: exactly one of pvc, uri or image.",
-    rules: [exactlyOne(["pvc", "uri", "image"])],
+    rules: [exactlyOne(["pvc", "uri", "image"]), secretOnlyWith(["uri"])],
   },
 );
 
@@ -148,11 +170,13 @@ const DatasetSourceSchema = annotate(
         .strict()
         .describe("A dataset file in a git repository, pinned to a ref.")
         .optional(),
+      secretName: secretName("the uri or git repository").optional(),
     })
     .strict(),
   {
-    description: "Where the dataset comes from: exactly one of pvc, uri or git.",
-    rules: [exactlyOne(["pvc", "uri", "git"])],
+    description:
+      "Where the dataset comes from: exactly one of pvc, uri or git. An https uri may end in #sha256=<hex> to pin the file's digest.",
+    rules: [exactlyOne(["pvc", "uri", "git"]), secretOnlyWith(["uri", "git"])],
   },
 );
 
@@ -651,14 +675,27 @@ const OutputSchema = annotate(
   z
     .object({
       pvc: pvcSource("the run directory (checkpoints, adapter, metrics, eval.json)").optional(),
-      uri: uri("the run directory (checkpoints are uploaded there)").optional(),
+      uri: uri(
+        "an S3 prefix (s3://bucket/prefix) the result is uploaded under: adapter, eval.json, the selected checkpoint, then loraforge-complete.json last",
+      ).optional(),
+      secretName: secretName("the s3 uri").optional(),
     })
     .strict(),
   {
     description:
-      "Where the run writes checkpoints, the selected adapter, metrics and eval.json: exactly one of pvc or uri.",
+      "Where the run writes checkpoints, the selected adapter, metrics and eval.json: exactly one of pvc or uri. Each run writes into its own folder <path or prefix>/<run name>-<uid>.",
     immutable: true,
-    rules: [exactlyOne(["pvc", "uri"])],
+    rules: [
+      exactlyOne(["pvc", "uri"]),
+      secretOnlyWith(["uri"]),
+      {
+        cel: "!has(self.uri) || self.uri.startsWith('s3://')",
+        message:
+          "an output uri must be s3://bucket/prefix (https and hf outputs cannot be written)",
+        field: ["uri"],
+        holds: (o) => o.uri === undefined || o.uri.startsWith("s3://"),
+      },
+    ],
   },
 );
 

@@ -95,6 +95,8 @@ const EnvSchema = z.object({
   LORAFORGE_TMP_SIZE: quantity.default("8Gi"),
   /** sizeLimit of the emptyDir that holds the run directory of a URI output. */
   LORAFORGE_OUTPUT_SIZE: quantity.default("20Gi"),
+  /** sizeLimit of the emptyDir that fetched sources (uri, git, image models) are written to. */
+  LORAFORGE_SOURCES_SIZE: quantity.default("100Gi"),
   /** Comma-separated Secret names, given to trainer pods as imagePullSecrets. */
   LORAFORGE_IMAGE_PULL_SECRETS: z
     .string()
@@ -156,6 +158,8 @@ export interface TrainerPodSettings {
   defaultMemory: string | undefined;
   tmpSizeLimit: string;
   outputSizeLimit: string;
+  /** The sources volume (fetched uri/git sources, an image model's copy); absent: 100Gi. */
+  sourcesSizeLimit?: string;
   imagePullSecrets: string[];
   /** Absent: DEFAULT_TRAINER_POD_SECURITY_CONTEXT (securityContext.ts). */
   podSecurityContext?: PodSecurityContext;
@@ -219,6 +223,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
       defaultMemory: e.LORAFORGE_DEFAULT_MEMORY,
       tmpSizeLimit: e.LORAFORGE_TMP_SIZE,
       outputSizeLimit: e.LORAFORGE_OUTPUT_SIZE,
+      sourcesSizeLimit: e.LORAFORGE_SOURCES_SIZE,
       imagePullSecrets: e.LORAFORGE_IMAGE_PULL_SECRETS,
       podSecurityContext: e.LORAFORGE_TRAINER_POD_SECURITY_CONTEXT,
       securityContext: e.LORAFORGE_TRAINER_SECURITY_CONTEXT,

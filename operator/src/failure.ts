@@ -3,7 +3,7 @@
 
 import { Reason, type ReasonName, TRAINER_EXIT_CODES } from "@loraforge/crds";
 import type { KubeApiError } from "@loraforge/kube";
-import { TRAINER_CONTAINER } from "./builders/job.ts";
+import { MODEL_IMAGE_CONTAINER, TRAINER_CONTAINER } from "./builders/job.ts";
 import { conditionOf, type Job, type Pod } from "./objects.ts";
 
 export interface Failure {
@@ -29,7 +29,11 @@ const byExitCode: Record<number, { reason: ReasonName; what: string }> = {
   },
   [TRAINER_EXIT_CODES.invalidInput]: {
     reason: Reason.InvalidInput,
-    what: "the model, dataset or a shard is invalid",
+    what: "the model, dataset or a shard is invalid, or a source or the output refused the trainer",
+  },
+  [TRAINER_EXIT_CODES.io]: {
+    reason: Reason.TrainerError,
+    what: "a source or the output could not be reached, or the output directory could not be written",
   },
   [TRAINER_EXIT_CODES.numerics]: {
     reason: Reason.NaNLoss,
@@ -45,6 +49,11 @@ function trainerState(pod: Pod) {
   return pod.status?.containerStatuses?.find((c) => c.name === TRAINER_CONTAINER);
 }
 
+/** The init container that copies an image model (builders/job.ts), when the run has one. */
+function modelImageState(pod: Pod) {
+  return pod.status?.initContainerStatuses?.find((c) => c.name === MODEL_IMAGE_CONTAINER);
+}
+
 /** A pod stuck on its image, as a failure; undefined otherwise. */
 export function imagePullFailure(pods: readonly Pod[]): Failure | undefined {
   for (const pod of pods) {
@@ -54,6 +63,15 @@ export function imagePullFailure(pods: readonly Pod[]): Failure | undefined {
         reason: Reason.ImagePullFailed,
         message: clip(
           `pod ${pod.metadata.name}: ${waiting.reason}: ${waiting.message ?? "the trainer image cannot be pulled"}`,
+        ),
+      };
+    }
+    const model = modelImageState(pod)?.state?.waiting;
+    if (model?.reason && IMAGE_PULL_REASONS.has(model.reason)) {
+      return {
+        reason: Reason.ImagePullFailed,
+        message: clip(
+          `pod ${pod.metadata.name}: the model image (spec.baseModel.source.image): ${model.reason}: ${model.message ?? "it cannot be pulled"}`,
         ),
       };
     }
@@ -67,6 +85,17 @@ export function podFailure(pods: readonly Pod[]): Failure | undefined {
     (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""),
   );
   for (const pod of newestFirst) {
+    const copy = modelImageState(pod)?.state?.terminated;
+    if (copy && copy.exitCode !== 0) {
+      const detail = copy.message?.trim();
+      return {
+        reason: Reason.InvalidInput,
+        exitCode: copy.exitCode,
+        message: clip(
+          `pod ${pod.metadata.name}: copying the model out of its image (spec.baseModel.source.image) failed with exit code ${copy.exitCode}: the image needs a cp command and the path must exist${detail ? `: ${detail}` : ""}`,
+        ),
+      };
+    }
     const status = trainerState(pod);
     const terminated = status?.state?.terminated ?? status?.lastState?.terminated;
     if (!terminated || terminated.exitCode === 0) continue;

@@ -73,6 +73,14 @@ const ContainerStateSchema = z
   })
   .passthrough();
 
+const ContainerStatusSchema = z
+  .object({
+    name: z.string(),
+    state: ContainerStateSchema.optional(),
+    lastState: ContainerStateSchema.optional(),
+  })
+  .passthrough();
+
 export const PodSchema = z
   .object({
     metadata: MetaSchema,
@@ -82,17 +90,8 @@ export const PodSchema = z
         reason: z.string().optional(),
         message: z.string().optional(),
         conditions: z.array(ConditionSchema).optional(),
-        containerStatuses: z
-          .array(
-            z
-              .object({
-                name: z.string(),
-                state: ContainerStateSchema.optional(),
-                lastState: ContainerStateSchema.optional(),
-              })
-              .passthrough(),
-          )
-          .optional(),
+        containerStatuses: z.array(ContainerStatusSchema).optional(),
+        initContainerStatuses: z.array(ContainerStatusSchema).optional(),
       })
       .passthrough()
       .optional(),

@@ -11,7 +11,9 @@ import { chooseBackend, probeBackends } from "../train/backendChoice.ts";
 import { findCore } from "../train/core.ts";
 import type { LocalPaths } from "../train/resolve.ts";
 import { runTraining } from "../train/run.ts";
+import { storeOutput } from "./outputs.ts";
 import { TrainingFailure, type TrainingPipeline, type TrainingResult } from "./pipeline.ts";
+import { parseSourcesEnv, resolveSources } from "./sources/index.ts";
 
 async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
@@ -29,23 +31,20 @@ function asFailure(e: unknown): TrainingFailure {
 export function cliPipeline(log: (line: string) => void): TrainingPipeline {
   return async (run) => {
     const { spec } = run.lft;
-    if (!run.modelDir || !run.datasetPath) {
-      throw new TrainingFailure(
-        "this trainer reads the model and dataset from PVC mounts (LORAFORGE_MODEL_DIR, LORAFORGE_DATASET_PATH); uri, git and image sources are not fetched yet",
-        TRAINER_EXIT_CODES.invalidInput,
-      );
-    }
+    const env = run.env ?? process.env;
+    const sources = await resolveSources(spec, {
+      mounted: { modelDir: run.modelDir, datasetPath: run.datasetPath },
+      env: parseSourcesEnv(env),
+      signal: run.signal,
+      log,
+    });
     const paths: LocalPaths = {
-      modelDir: run.modelDir,
-      datasetFile: run.datasetPath,
+      modelDir: sources.modelDir,
+      datasetFile: sources.datasetFile,
       outDir: run.outputDir,
-      baseModelName: spec.baseModel.name ?? spec.baseModel.source.pvc?.path ?? run.modelDir,
+      baseModelName: sources.baseModelName,
+      ...(sources.customTemplateFile ? { customTemplateFile: sources.customTemplateFile } : {}),
     };
-    const dataPvc = spec.dataset.source.pvc;
-    if (spec.dataset.customTemplatePath && dataPvc && run.datasetPath.endsWith(dataPvc.path)) {
-      const volumeRoot = run.datasetPath.slice(0, run.datasetPath.length - dataPvc.path.length);
-      paths.customTemplateFile = join(volumeRoot, spec.dataset.customTemplatePath);
-    }
     let summary: Awaited<ReturnType<typeof runTraining>>;
     try {
       // a GPU Job trains on the GPU or fails saying why; it never falls back to the CPU
@@ -104,6 +103,7 @@ export function cliPipeline(log: (line: string) => void): TrainingPipeline {
         ...(examples && examples.length > 0 ? { examples } : {}),
       };
     }
-    return result;
+    // A result that cannot be stored fails the run: it never reports Succeeded.
+    return storeOutput(run.lft, { outDir: run.outputDir, result }, env, run.signal, log);
   };
 }

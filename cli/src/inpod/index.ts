@@ -95,6 +95,7 @@ export async function runJob(argv: readonly string[], deps: JobDeps): Promise<nu
       modelDir: e.data.LORAFORGE_MODEL_DIR,
       datasetPath: e.data.LORAFORGE_DATASET_PATH,
       outputDir: e.data.LORAFORGE_OUTPUT_DIR,
+      env,
       onEvent: (ev) => r.onEvent(ev),
       signal: controller.signal,
     });

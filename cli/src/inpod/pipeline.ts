@@ -8,10 +8,12 @@ import type { ReportedEvent } from "../train/events.ts";
 
 export interface TrainingRun {
   lft: LoraFineTune;
-  /** Local locations prepared by the Job (PVC mounts); undefined for URI/git sources. */
+  /** Local locations prepared by the Job (PVC mounts, an image's copy); undefined for URI/git sources. */
   modelDir: string | undefined;
   datasetPath: string | undefined;
   outputDir: string;
+  /** The pod's environment: where sources are fetched to, the mounted credentials, limits. */
+  env?: NodeJS.ProcessEnv;
   onEvent: (event: ReportedEvent) => void;
   /** Aborted on SIGTERM: the pipeline saves a checkpoint and stops (exit 130). */
   signal: AbortSignal;

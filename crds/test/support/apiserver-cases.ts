@@ -101,6 +101,9 @@ export const INVALID: InvalidCase[] = [
   // https hosts that are never a source, and host forms URL parsers read differently
   { name: "cloud metadata endpoint", field: "spec.dataset.source.uri", manifest: with_({ "spec.dataset.source": { uri: "https://169.254.169.254/latest/meta-data/iam/security-credentials/" } }) },
   { name: "loopback model", field: "spec.baseModel.source.uri", manifest: with_({ "spec.baseModel.source": { uri: "https://127.0.0.1:8443/models/llama" } }) },
+  { name: "https output (only s3 outputs can be written)", field: "spec.output.uri", manifest: with_({ "spec.output": { uri: "https://example.com/runs" } }) },
+  { name: "secretName on a pvc dataset", field: "spec.dataset.source.secretName", manifest: with_({ "spec.dataset.source.secretName": "creds" }) },
+  { name: "secretName on a pvc output", field: "spec.output.secretName", manifest: with_({ "spec.output.secretName": "creds" }) },
   { name: "0.0.0.0 output", field: "spec.output.uri", manifest: with_({ "spec.output": { uri: "https://0.0.0.0/runs" } }) },
   { name: "IPv6 loopback", field: "spec.dataset.source.uri", manifest: with_({ "spec.dataset.source": { uri: "https://[::1]/alpaca.json" } }) },
   { name: "IPv6 loopback written long", field: "spec.dataset.source.uri", manifest: with_({ "spec.dataset.source": { uri: "https://[0:0:0:0:0:0:0:1]/alpaca.json" } }) },
@@ -145,6 +148,7 @@ export const VALID: { name: string; manifest: (name: string) => Manifest }[] = [
   { name: "bf16 on an A100", manifest: with_({ "spec.training.precision": "bf16", "spec.resources": { gpus: 1, gpuProduct: "NVIDIA-A100-SXM4-80GB" } }) },
   { name: "fp16 with nf4 on a V100", manifest: with_({ "spec.training": { precision: "fp16", quantization: "nf4" }, "spec.resources": { gpus: 1, gpuProduct: "Tesla-V100-SXM2-32GB" } }) },
   { name: "fp32 on CPU", manifest: with_({ "spec.training.precision": "fp32", "spec.resources.gpus": 0 }) },
+  { name: "credentials Secrets for an hf model, a git dataset and an s3 output", manifest: with_({ "spec.baseModel.source": { uri: "hf://org/private", secretName: "hf-token" }, "spec.dataset.source": { git: { repo: "https://git.example.com/data.git", ref: "0123456789abcdef0123456789abcdef01234567", path: "alpaca.json" }, secretName: "git-creds" }, "spec.output": { uri: "s3://runs/alpaca", secretName: "s3-creds" } }) },
   { name: "hf:// model, s3:// output", manifest: with_({ "spec.baseModel.source": { uri: "hf://meta-llama/Llama-2-7b-hf" }, "spec.output": { uri: "s3://runs/alpaca" } }) },
   { name: "dataset from git", manifest: with_({ "spec.dataset.source": { git: { repo: "https://github.com/tloen/alpaca-lora", ref: "8bb8579", path: "alpaca_data_cleaned.json" } } }) },
   { name: "custom template with its path", manifest: with_({ "spec.dataset.promptTemplate": "custom", "spec.dataset.customTemplatePath": "templates/vicuna.json" }) },
@@ -152,8 +156,8 @@ export const VALID: { name: string; manifest: (name: string) => Manifest }[] = [
   { name: "a keyed toleration and a grace period", manifest: with_({ "spec.resources.tolerations": [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }], "spec.resources.terminationGracePeriodSeconds": 300 }) },
   { name: "microBatchSize = batchSize", manifest: with_({ "spec.training": { batchSize: 8, microBatchSize: 8 } }) },
   { name: "https model on a public name with a port and query", manifest: with_({ "spec.baseModel.source": { uri: "https://models.example.com:8443/llama-2-7b-hf?rev=main#x" } }) },
-  { name: "https dataset on a public IPv4 and a public IPv6", manifest: with_({ "spec.dataset.source": { uri: "https://93.184.216.34/alpaca.json" }, "spec.output": { uri: "https://[2606:2800:220:1:248:1893:25c8:1946]/runs" } }) },
-  { name: "private addresses pass admission (the operator's allow-list decides)", manifest: with_({ "spec.dataset.source": { uri: "https://10.0.0.5/alpaca.json" }, "spec.output": { uri: "https://[fd00::5]/runs" } }) },
+  { name: "https dataset on a public IPv4 and a public IPv6", manifest: with_({ "spec.dataset.source": { uri: "https://93.184.216.34/alpaca.json" }, "spec.baseModel.source": { uri: "https://[2606:2800:220:1:248:1893:25c8:1946]/models/tiny" } }) },
+  { name: "private addresses pass admission (the operator's allow-list decides)", manifest: with_({ "spec.dataset.source": { uri: "https://10.0.0.5/alpaca.json" }, "spec.baseModel.source": { uri: "https://[fd00::5]/models/tiny" } }) },
   { name: "a name that merely starts with digits", manifest: with_({ "spec.dataset.source": { uri: "https://127-0-0-1.example.com/alpaca.json" } }) },
   { name: "toleration Exists with a key, Equal with a value, NoExecute with seconds", manifest: with_({ "spec.resources.tolerations": [{ key: "nvidia.com/gpu", operator: "Exists" }, { key: "example.com/pool", value: "v100_32g" }, { key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute", tolerationSeconds: 30 }] }) },
 ];

@@ -7,6 +7,7 @@ import {
   KIND,
   type LoraFineTuneSpec,
   NON_RETRYABLE_EXIT_CODES,
+  runOutputFolder,
 } from "@loraforge/crds";
 import { stringify } from "yaml";
 import type { TrainerPodSettings } from "../config.ts";
@@ -36,14 +37,25 @@ export interface JobSettings {
 }
 
 export const TRAINER_CONTAINER = "trainer";
+/** The init container that copies an image model into the sources volume. */
+export const MODEL_IMAGE_CONTAINER = "model-image";
 export const SPEC_DIR = "/etc/loraforge";
 export const SPEC_FILE = `${SPEC_DIR}/spec.yaml`;
 export const PVC_ROOT = "/mnt/pvc";
+/** The emptyDir fetched sources go to (uri and git sources, an image model's copy). */
+export const SOURCES_DIR = "/mnt/sources";
+/** Credentials Secrets are mounted at <root>/<model|dataset|output>. */
+export const CREDENTIALS_ROOT = "/var/run/secrets/loraforge";
+const DEFAULT_SOURCES_SIZE_LIMIT = "100Gi";
 /** Environment the trainer reads its locations from (cli/src/inpod). */
 export const ENV = {
   modelDir: "LORAFORGE_MODEL_DIR",
   datasetPath: "LORAFORGE_DATASET_PATH",
   outputDir: "LORAFORGE_OUTPUT_DIR",
+  sourcesDir: "LORAFORGE_SOURCES_DIR",
+  modelSecretDir: "LORAFORGE_MODEL_SECRET_DIR",
+  datasetSecretDir: "LORAFORGE_DATASET_SECRET_DIR",
+  outputSecretDir: "LORAFORGE_OUTPUT_SECRET_DIR",
   runName: "LORAFORGE_RUN_NAME",
   runNamespace: "LORAFORGE_RUN_NAMESPACE",
 } as const;
@@ -79,10 +91,18 @@ interface Mounts {
   volumes: Record<string, unknown>[];
   volumeMounts: Record<string, unknown>[];
   env: { name: string; value: string }[];
+  /** Set when the model comes from an image: where the init container copies it. */
+  imageModel?: { reference: string; path: string; dest: string };
 }
 
-/** One volume per distinct claim (read-only unless it holds the output), mounted at /mnt/pvc/<claim>. */
-function pvcMounts(spec: LoraFineTuneSpec, outputSizeLimit: string): Mounts {
+/**
+ * The trainer's locations. PVCs: one volume per distinct claim (read-only unless it holds the
+ * output), mounted at /mnt/pvc/<claim>; the output is the run's own folder
+ * `<path>/<name>-<uid>` so no two runs share checkpoints. Fetched sources (uri, git, an image
+ * model's copy) go to the size-limited emptyDir at /mnt/sources; each named credentials Secret
+ * is mounted read-only at /var/run/secrets/loraforge/<model|dataset|output>.
+ */
+function mountsFor(spec: LoraFineTuneSpec, runFolder: string, pod: TrainerPodSettings): Mounts {
   const claims = new Map<string, boolean>(); // claim → writable
   const env: { name: string; value: string }[] = [];
   const use = (claim: string, path: string, variable: string, writable: boolean) => {
@@ -93,7 +113,8 @@ function pvcMounts(spec: LoraFineTuneSpec, outputSizeLimit: string): Mounts {
   if (model.pvc) use(model.pvc.claimName, model.pvc.path, ENV.modelDir, false);
   const data = spec.dataset.source;
   if (data.pvc) use(data.pvc.claimName, data.pvc.path, ENV.datasetPath, false);
-  if (spec.output.pvc) use(spec.output.pvc.claimName, spec.output.pvc.path, ENV.outputDir, true);
+  if (spec.output.pvc)
+    use(spec.output.pvc.claimName, `${spec.output.pvc.path}/${runFolder}`, ENV.outputDir, true);
 
   const volumes: Record<string, unknown>[] = [];
   const volumeMounts: Record<string, unknown>[] = [];
@@ -108,22 +129,48 @@ function pvcMounts(spec: LoraFineTuneSpec, outputSizeLimit: string): Mounts {
       readOnly: !writable,
     });
   }
-  if (model.image) {
-    // An OCI image as a read-only volume (Kubernetes ImageVolume, beta since 1.33).
+  const mounts: Mounts = { volumes, volumeMounts, env };
+  if (model.uri || model.image || data.uri || data.git) {
     volumes.push({
-      name: "model-image",
-      image: { reference: model.image.reference, pullPolicy: "IfNotPresent" },
+      name: "sources",
+      emptyDir: { sizeLimit: pod.sourcesSizeLimit ?? DEFAULT_SOURCES_SIZE_LIMIT },
     });
-    volumeMounts.push({ name: "model-image", mountPath: "/mnt/model-image", readOnly: true });
-    env.push({ name: ENV.modelDir, value: `/mnt/model-image/${model.image.path}` });
+    volumeMounts.push({ name: "sources", mountPath: SOURCES_DIR });
+    env.push({ name: ENV.sourcesDir, value: SOURCES_DIR });
+  }
+  if (model.image) {
+    // Copied out by an init container that runs the image itself: works on every container
+    // runtime (an image volume needs Kubernetes 1.33+ and a runtime that supports it).
+    const dest = `${SOURCES_DIR}/model`;
+    mounts.imageModel = { reference: model.image.reference, path: model.image.path, dest };
+    env.push({ name: ENV.modelDir, value: dest });
   }
   if (!spec.output.pvc) {
     // A URI output: the trainer writes locally, then uploads.
-    volumes.push({ name: "output", emptyDir: { sizeLimit: outputSizeLimit } });
+    volumes.push({ name: "output", emptyDir: { sizeLimit: pod.outputSizeLimit } });
     volumeMounts.push({ name: "output", mountPath: "/mnt/output" });
     env.push({ name: ENV.outputDir, value: "/mnt/output" });
   }
-  return { volumes, volumeMounts, env };
+  const secrets: [string | undefined, string, string][] = [
+    [model.secretName, "model", ENV.modelSecretDir],
+    [data.secretName, "dataset", ENV.datasetSecretDir],
+    [spec.output.secretName, "output", ENV.outputSecretDir],
+  ];
+  for (const [secretName, role, variable] of secrets) {
+    if (!secretName) continue;
+    // 0440: readable by the pod's fsGroup (the trainer's group), by nobody else.
+    volumes.push({
+      name: `credentials-${role}`,
+      secret: { secretName, defaultMode: 0o440 },
+    });
+    volumeMounts.push({
+      name: `credentials-${role}`,
+      mountPath: `${CREDENTIALS_ROOT}/${role}`,
+      readOnly: true,
+    });
+    env.push({ name: variable, value: `${CREDENTIALS_ROOT}/${role}` });
+  }
+  return mounts;
 }
 
 /** Placement from the spec as required node affinity (used where Kueue owns nodeSelector). */
@@ -161,7 +208,7 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
   const name = lft.metadata.name;
   const labels = runLabels(name);
   const kueue = kueueManaged(spec);
-  const mounts = pvcMounts(spec, settings.pod.outputSizeLimit);
+  const mounts = mountsFor(spec, runOutputFolder(name, run.uid), settings.pod);
 
   const resources: Record<string, Record<string, string>> = { requests: {}, limits: {} };
   const requests = resources.requests as Record<string, string>;
@@ -225,6 +272,23 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
       ...mounts.volumes,
     ],
   };
+  if (mounts.imageModel) {
+    const { reference, path, dest } = mounts.imageModel;
+    podSpec.initContainers = [
+      {
+        name: MODEL_IMAGE_CONTAINER,
+        image: reference,
+        imagePullPolicy: "IfNotPresent",
+        // The image's own cp (POSIX: -R recursive, -L follows links such as a Hugging Face
+        // cache's blobs); the image needs one (FROM busybox or any distro base).
+        command: ["cp", "-R", "-L", `/${path}`, dest],
+        resources: memory ? { requests: { memory }, limits: { memory } } : {},
+        volumeMounts: [{ name: "sources", mountPath: SOURCES_DIR }],
+        terminationMessagePolicy: "FallbackToLogsOnError",
+        securityContext: settings.pod.securityContext ?? DEFAULT_TRAINER_SECURITY_CONTEXT,
+      },
+    ];
+  }
   if (settings.pod.imagePullSecrets.length > 0)
     podSpec.imagePullSecrets = settings.pod.imagePullSecrets.map((name) => ({ name }));
   if (kueue) {

@@ -59,7 +59,10 @@ test("the Job runs the trainer with the mounted spec, GPUs, volumes and an owner
   );
   assert.equal(env.LORAFORGE_MODEL_DIR, "/mnt/pvc/models/llama-2-7b-hf");
   assert.equal(env.LORAFORGE_DATASET_PATH, "/mnt/pvc/datasets/alpaca/cleaned.json");
-  assert.equal(env.LORAFORGE_OUTPUT_DIR, "/mnt/pvc/runs/alpaca-7b");
+  // Every run writes into its own folder: <path>/<name>-<uid>.
+  assert.equal(env.LORAFORGE_OUTPUT_DIR, "/mnt/pvc/runs/alpaca-7b/alpaca-7b-uid-1");
+  assert.equal(env.LORAFORGE_SOURCES_DIR, undefined, "pvc sources need no sources volume");
+  assert.equal(pod.initContainers, undefined);
   assert.equal(c.securityContext.readOnlyRootFilesystem, true);
 });
 
@@ -291,4 +294,85 @@ test("no run name, however chosen, gets another run's cut child name", () => {
   }
   // A prefix that ends in '-' stays a valid label.
   assert.match(jobName(`${"e".repeat(31)}-${"f".repeat(31)}`), /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+});
+
+// biome-ignore lint/suspicious/noExplicitAny: test access to built JSON
+const envOf = (c: any): Record<string, string> =>
+  Object.fromEntries(c.env.map((e: { name: string; value: string }) => [e.name, e.value]));
+
+test("an image model is copied by an init container (the image's own cp) into the sources volume", () => {
+  const r = run();
+  r.lft.spec.baseModel.source = {
+    image: { reference: "registry.example.com/models/tiny:1", path: "models/tiny" },
+  };
+  const pod = podOf(
+    buildJob(r, { ...settings, pod: { ...settings.pod, sourcesSizeLimit: "50Gi" } }),
+  );
+  assert.equal(pod.initContainers.length, 1);
+  const init = pod.initContainers[0];
+  assert.equal(init.name, "model-image");
+  assert.equal(init.image, "registry.example.com/models/tiny:1");
+  assert.deepEqual(init.command, ["cp", "-R", "-L", "/models/tiny", "/mnt/sources/model"]);
+  assert.deepEqual(init.volumeMounts, [{ name: "sources", mountPath: "/mnt/sources" }]);
+  assert.deepEqual(init.resources, { requests: { memory: "48Gi" }, limits: { memory: "48Gi" } });
+  assert.equal(init.securityContext.readOnlyRootFilesystem, true);
+  const vols = Object.fromEntries(pod.volumes.map((v: { name: string }) => [v.name, v]));
+  assert.deepEqual(vols.sources.emptyDir, { sizeLimit: "50Gi" });
+  assert.equal(
+    pod.volumes.some((v: { image?: unknown }) => v.image !== undefined),
+    false,
+    "no image volume: it needs a runtime that supports it",
+  );
+  const env = envOf(pod.containers[0]);
+  assert.equal(env.LORAFORGE_MODEL_DIR, "/mnt/sources/model");
+  assert.equal(env.LORAFORGE_SOURCES_DIR, "/mnt/sources");
+});
+
+test("uri and git sources get the sources volume and their credentials Secrets as read-only files", () => {
+  const r = run();
+  r.lft.spec.baseModel.source = { uri: "hf://org/private", secretName: "hf-token" };
+  r.lft.spec.dataset.source = {
+    git: { repo: "https://git.example.com/d.git", ref: "a".repeat(40), path: "d.json" },
+    secretName: "git-creds",
+  };
+  r.lft.spec.output = { uri: "s3://runs/alpaca", secretName: "s3-creds" };
+  const pod = podOf(buildJob(r, settings));
+  const c = pod.containers[0];
+  const env = envOf(c);
+  assert.equal(env.LORAFORGE_MODEL_DIR, undefined, "fetched in the pod");
+  assert.equal(env.LORAFORGE_DATASET_PATH, undefined);
+  assert.equal(env.LORAFORGE_SOURCES_DIR, "/mnt/sources");
+  assert.equal(env.LORAFORGE_OUTPUT_DIR, "/mnt/output");
+  assert.equal(env.LORAFORGE_MODEL_SECRET_DIR, "/var/run/secrets/loraforge/model");
+  assert.equal(env.LORAFORGE_DATASET_SECRET_DIR, "/var/run/secrets/loraforge/dataset");
+  assert.equal(env.LORAFORGE_OUTPUT_SECRET_DIR, "/var/run/secrets/loraforge/output");
+  const vols = Object.fromEntries(pod.volumes.map((v: { name: string }) => [v.name, v]));
+  assert.deepEqual(vols["credentials-model"].secret, {
+    secretName: "hf-token",
+    defaultMode: 0o440,
+  });
+  assert.deepEqual(vols["credentials-dataset"].secret, {
+    secretName: "git-creds",
+    defaultMode: 0o440,
+  });
+  assert.deepEqual(vols["credentials-output"].secret, {
+    secretName: "s3-creds",
+    defaultMode: 0o440,
+  });
+  assert.deepEqual(vols.sources.emptyDir, { sizeLimit: "100Gi" });
+  const mounts = Object.fromEntries(c.volumeMounts.map((m: { name: string }) => [m.name, m]));
+  assert.deepEqual(mounts["credentials-output"], {
+    name: "credentials-output",
+    mountPath: "/var/run/secrets/loraforge/output",
+    readOnly: true,
+  });
+  // Credentials never travel as environment values.
+  assert.ok(c.env.every((e: { valueFrom?: unknown }) => e.valueFrom === undefined));
+});
+
+test("two runs of one spec (different uids) write into different output folders", () => {
+  const a = envOf(podOf(buildJob({ ...run(), uid: "uid-a" }, settings)).containers[0]);
+  const b = envOf(podOf(buildJob({ ...run(), uid: "uid-b" }, settings)).containers[0]);
+  assert.notEqual(a.LORAFORGE_OUTPUT_DIR, b.LORAFORGE_OUTPUT_DIR);
+  assert.equal(b.LORAFORGE_OUTPUT_DIR, "/mnt/pvc/runs/alpaca-7b/alpaca-7b-uid-b");
 });

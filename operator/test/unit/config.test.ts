@@ -20,6 +20,7 @@ test("defaults: the chart's policy, 120 s grace, no default memory, sized scratc
     defaultMemory: undefined,
     tmpSizeLimit: "8Gi",
     outputSizeLimit: "20Gi",
+    sourcesSizeLimit: "100Gi",
     imagePullSecrets: [],
     podSecurityContext: DEFAULT_TRAINER_POD_SECURITY_CONTEXT,
     securityContext: DEFAULT_TRAINER_SECURITY_CONTEXT,

@@ -21,6 +21,7 @@ export {
   type TestCluster,
 } from "./cluster.ts";
 export { eventually } from "./eventually.ts";
+export { ensureGoTool, type GoTool, goToolDir } from "./goTool.ts";
 export { type HostSnapshot, hostDifferences, snapshotHost } from "./host.mjs";
 export { BUSYBOX_IMAGE, PAUSE_IMAGE } from "./images.ts";
 export { type Connection, readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
@@ -34,3 +35,4 @@ export {
   type TestNode,
   VOLUME_NAMES,
 } from "./node.ts";
+export { type S3Server, startS3Server, VERSITYGW } from "./versitygw.ts";
