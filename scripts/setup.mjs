@@ -6,7 +6,8 @@
 //   apt     the Debian packages (compilers, OpenBLAS, ... — a list per use below)
 //   npm     `npm ci` when node_modules does not match package-lock.json
 //   python  .venv with native/golden/requirements.txt (the golden checks' reference stack)
-//   k8s     the test Kubernetes binaries, built from Go modules (cached in ~/.cache/loraforge)
+//   k8s     the test Kubernetes binaries and the S3 test server, built from Go modules (cached in
+//           ~/.cache/loraforge)
 //
 // usage: node scripts/setup.mjs demo|test|unit     (what the command about to run needs)
 //        node scripts/setup.mjs --steps k8s        (chosen steps, for the test use; .ci/run)
@@ -46,6 +47,12 @@ export const APT_PACKAGES = {
     "iptables",
     "nftables",
     "busybox-static",
+    // the images, built without a daemon or a registry (images/build.mjs)
+    "mmdebstrap",
+    "umoci",
+    "skopeo",
+    // the sources' tests: git http-backend behind a TLS server with a certificate made by openssl
+    "openssl",
   ],
 };
 APT_PACKAGES.unit = [];
@@ -130,10 +137,13 @@ function python() {
   });
 }
 
+/** The Go-built test servers: the Kubernetes binaries and the S3-compatible versitygw. */
 async function k8s() {
   const { tsImport } = await import("tsx/esm/api");
   const { ensureBinaries } = await tsImport("../test/k8s/src/binaries.ts", import.meta.url);
   await ensureBinaries((line) => say(line));
+  const { ensureGoTool, VERSITYGW } = await tsImport("../test/k8s/src/index.ts", import.meta.url);
+  await ensureGoTool(VERSITYGW, (line) => say(line));
 }
 
 export async function setup(use, steps = NEEDS[use]) {

@@ -5,7 +5,8 @@
 //   2. build (or reuse) etcd, kube-apiserver and kube-controller-manager
 //   3. start one real cluster and run every workspace's `npm test` against it
 //      (LORAFORGE_TEST_KUBECONFIG names it)
-//   4. `npm run verify` (generated files are up to date)
+//   4. the images: built (cached) and smoke-tested in containerd
+//   5. `npm run verify` (generated files are up to date)
 //
 // Prints a per-suite table and a last line "N passed, N failed" (test cases, from node's
 // test runner summary and ctest's), and exits non-zero if anything failed.
@@ -287,6 +288,15 @@ async function workspaceSuites() {
   }
 }
 
+// ── images: built here (images/build.mjs, cached), smoke-tested in a private containerd ──
+async function imagesSuite() {
+  if (!wanted("images")) return;
+  const suite = await step("images", "node", ["--test", "images/test/smoke.test.mjs"]);
+  const passed = lastNumber(suite.output, /^(?:#|ℹ) pass (\d+)/gm) ?? 0;
+  const failed = lastNumber(suite.output, /^(?:#|ℹ) fail (\d+)/gm) ?? 0;
+  record("images", suite.started, suite.code, passed, failed);
+}
+
 // ── 4. verify ──────────────────────────────────────────────────────────────────────────
 async function verifySuite() {
   if (!wanted("verify")) return;
@@ -328,6 +338,7 @@ if (unitOnly) {
 } else {
   await nativeSuite();
   await workspaceSuites();
+  await imagesSuite();
   await verifySuite();
 }
 process.exitCode = summary() > 0 ? 1 : 0;
