@@ -34,6 +34,7 @@ export class KubeApiError extends Error {
 
 export const isNotFound = (e: unknown) => e instanceof KubeApiError && e.status === 404;
 export const isConflict = (e: unknown) => e instanceof KubeApiError && e.status === 409;
+export const isForbidden = (e: unknown) => e instanceof KubeApiError && e.status === 403;
 export const isAlreadyExists = (e: unknown) =>
   e instanceof KubeApiError && e.status === 409 && e.reason === "AlreadyExists";
 /**
@@ -111,6 +112,7 @@ export const paths = {
   roleBinding: (ns: string, name: string) =>
     `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings/${name}`,
   events: (ns: string) => `/api/v1/namespaces/${ns}/events`,
+  workloads: (ns: string) => `/apis/kueue.x-k8s.io/v1beta2/namespaces/${ns}/workloads`,
   lease: (ns: string, name: string) =>
     `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases/${name}`,
   leases: (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,

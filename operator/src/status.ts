@@ -17,8 +17,9 @@ import {
 } from "@loraforge/crds";
 import { kueueManaged } from "./builders/job.ts";
 import { type Failure, imagePullFailure, jobFailure } from "./failure.ts";
-import { conditionOf, type Job, type Pod } from "./objects.ts";
+import { conditionOf, type Job, type Pod, type Workload } from "./objects.ts";
 import type { ValidationOutcome } from "./validate.ts";
+import { admissionSummary, queuedState } from "./workload.ts";
 
 export const TERMINAL_PHASES: readonly Phase[] = ["Succeeded", "Failed"];
 
@@ -34,6 +35,8 @@ export interface Observation {
   validation: ValidationOutcome;
   job: Job | undefined;
   pods: readonly Pod[];
+  /** Kueue's Workload for the Job, when the run is queued (queueName) and Kueue made one. */
+  workload?: Workload | undefined;
   jobName: string;
   now: string;
   /**
@@ -175,15 +178,17 @@ export function decideStatus(o: Observation): Decision {
         };
       } else {
         phase = "Queued";
-        conds.Admitted = {
-          status: "False",
-          reason: Reason.QueuedByKueue,
-          message: `Job ${o.jobName} waits for admission in LocalQueue ${lft.spec.queueName}`,
-        };
+        const queued = queuedState(lft.spec.queueName as string, o.jobName, o.workload);
+        conds.Admitted = { status: "False", reason: queued.reason, message: queued.message };
       }
       conds.Progressing = { status: "False", reason: Reason.PodPending, message: "not running" };
     } else {
-      conds.Admitted = { status: "True", reason: Reason.JobCreated, message: `Job ${o.jobName}` };
+      const admittedBy = kueue ? admissionSummary(o.workload) : undefined;
+      conds.Admitted = {
+        status: "True",
+        reason: Reason.JobCreated,
+        message: admittedBy ? `Job ${o.jobName}; ${admittedBy}` : `Job ${o.jobName}`,
+      };
       if (isPodRunning(pods)) {
         const p = prev?.progress;
         const trainingDone =
@@ -229,6 +234,9 @@ export function decideStatus(o: Observation): Decision {
     conditions: mergeConditions(prev?.conditions, conds, o.generation, o.now),
   };
   if (job || prev?.jobName) status.jobName = o.jobName;
+  if (phase === "Queued") {
+    status.queuedSince = prev?.phase === "Queued" && prev.queuedSince ? prev.queuedSince : o.now;
+  }
   const start = timeOf(job?.status?.startTime) ?? prev?.startTime;
   if (start) status.startTime = start;
   const done = timeOf(job?.status?.completionTime);

@@ -55,7 +55,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -68,22 +68,28 @@ async function freePort(): Promise<number> {
   });
 }
 
-function tail(path: string, lines = 30): string {
+export function tail(path: string, lines = 30): string {
   if (!existsSync(path)) return "(no log)";
   return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
 }
 
-interface Component {
+export interface Component {
   name: string;
   child: ChildProcess;
   logPath: string;
   exited: Promise<number | null>;
 }
 
-function launch(name: string, binary: string, args: string[], dir: string): Component {
+export function launch(
+  name: string,
+  binary: string,
+  args: string[],
+  dir: string,
+  env?: NodeJS.ProcessEnv,
+): Component {
   const logPath = join(dir, `${name}.log`);
   const fd = openSync(logPath, "a");
-  const child = spawn(binary, args, { cwd: dir, stdio: ["ignore", fd, fd] });
+  const child = spawn(binary, args, { cwd: dir, stdio: ["ignore", fd, fd], env });
   closeSync(fd);
   running.add(child);
   const exited = new Promise<number | null>((resolve) => {
@@ -100,7 +106,11 @@ function launch(name: string, binary: string, args: string[], dir: string): Comp
 }
 
 /** Polls `ready` until it holds, failing early (with the log's tail) if the process exits. */
-async function waitReady(component: Component, ready: () => Promise<boolean>, timeoutMs: number) {
+export async function waitReady(
+  component: Component,
+  ready: () => Promise<boolean>,
+  timeoutMs: number,
+) {
   let exitCode: number | null | undefined;
   void component.exited.then((code) => {
     exitCode = code;
@@ -125,12 +135,26 @@ async function waitReady(component: Component, ready: () => Promise<boolean>, ti
   });
 }
 
-async function terminate(component: Component, graceMs = 10_000) {
+export async function terminate(component: Component, graceMs = 10_000) {
   if (component.child.exitCode !== null || component.child.signalCode !== null) return;
   component.child.kill("SIGTERM");
   const timer = setTimeout(() => component.child.kill("SIGKILL"), graceMs);
   await component.exited;
   clearTimeout(timer);
+}
+
+/**
+ * A detached process that kills `components` (and removes `dir`) if this process dies
+ * without stopping them.
+ */
+export function startWatchdog(dir: string | undefined, components: Component[]): ChildProcess {
+  const watchdog = spawn(
+    process.execPath,
+    [WATCHDOG, String(process.pid), dir ?? "-", ...components.map((c) => String(c.child.pid))],
+    { detached: true, stdio: "ignore" },
+  );
+  watchdog.unref();
+  return watchdog;
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
@@ -293,17 +317,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
       );
     }
 
-    watchdog = spawn(
-      process.execPath,
-      [
-        WATCHDOG,
-        String(process.pid),
-        process.env.LORAFORGE_K8S_KEEP ? "-" : dir,
-        ...components.map((c) => String(c.child.pid)),
-      ],
-      { detached: true, stdio: "ignore" },
-    );
-    watchdog.unref();
+    watchdog = startWatchdog(process.env.LORAFORGE_K8S_KEEP ? undefined : dir, components);
 
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     const parts = options.controllerManager ? "etcd, kube-controller-manager" : "etcd";

@@ -21,3 +21,11 @@ export {
   type TestCluster,
 } from "./cluster.ts";
 export { readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
+export {
+  ensureKueue,
+  type KueueInstall,
+  type KueueOptions,
+  pinnedKueueVersion,
+  type RunningKueue,
+  startKueue,
+} from "./kueue.ts";
