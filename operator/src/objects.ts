@@ -37,7 +37,21 @@ const MetaSchema = z
 export const JobSchema = z
   .object({
     metadata: MetaSchema,
-    spec: z.object({ suspend: z.boolean().optional() }).passthrough().optional(),
+    spec: z
+      .object({
+        suspend: z.boolean().optional(),
+        template: z
+          .object({
+            spec: z
+              .object({ nodeSelector: z.record(z.string(), z.string()).optional() })
+              .passthrough()
+              .optional(),
+          })
+          .passthrough()
+          .optional(),
+      })
+      .passthrough()
+      .optional(),
     status: z
       .object({
         active: z.number().optional(),

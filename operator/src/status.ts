@@ -17,9 +17,11 @@ import {
 } from "@loraforge/crds";
 import { kueueManaged } from "./builders/job.ts";
 import { type Failure, imagePullFailure, jobFailure } from "./failure.ts";
+import { flavorFit } from "./memoryFit.ts";
+import { GPU_PRODUCT_LABEL, GPU_RESOURCE } from "./naming.ts";
 import { conditionOf, type Job, type Pod, type Workload } from "./objects.ts";
 import type { ValidationOutcome } from "./validate.ts";
-import { admissionSummary, queuedState } from "./workload.ts";
+import { admissionSummary, admittedFlavor, queuedState } from "./workload.ts";
 
 export const TERMINAL_PHASES: readonly Phase[] = ["Succeeded", "Failed"];
 
@@ -184,10 +186,14 @@ export function decideStatus(o: Observation): Decision {
       conds.Progressing = { status: "False", reason: Reason.PodPending, message: "not running" };
     } else {
       const admittedBy = kueue ? admissionSummary(o.workload) : undefined;
+      const flavor = kueue ? admittedFlavor(o.workload, GPU_RESOURCE) : undefined;
+      const fit = flavor
+        ? `; ${flavorFit(flavor, job.spec?.template?.spec?.nodeSelector?.[GPU_PRODUCT_LABEL], validation.memoryEstimate)}`
+        : "";
       conds.Admitted = {
         status: "True",
         reason: Reason.JobCreated,
-        message: admittedBy ? `Job ${o.jobName}; ${admittedBy}` : `Job ${o.jobName}`,
+        message: admittedBy ? `Job ${o.jobName}; ${admittedBy}${fit}` : `Job ${o.jobName}`,
       };
       if (isPodRunning(pods)) {
         const p = prev?.progress;

@@ -244,6 +244,11 @@ describe("the operator with a real Kueue", () => {
     const first = await waitPhase(envA, "first", "Pending", (l) =>
       /flavor v100-32gb/.test(condition(l, "Admitted")?.message ?? ""),
     );
+    // The memory fit, checked against the flavor Kueue chose.
+    assert.match(
+      condition(first, "Admitted")?.message ?? "",
+      /ClusterQueue solo with flavor v100-32gb .*; flavor v100-32gb \(Tesla-V100-SXM2-32GB\): fits, about [\d.]+ of 32 GiB/,
+    );
     assert.equal(condition(first, "Admitted")?.status, "True");
     assert.equal(first.status?.queuedSince, undefined);
 
