@@ -279,8 +279,8 @@ describe("the operator with a real Kueue", () => {
     console.log(
       [
         "$ kubectl get lft",
-        table.columnDefinitions.map((c) => c.name).join("\t"),
-        ...table.rows.map((r) => r.cells.map((c) => c ?? "").join("\t")),
+        table.columnDefinitions.map((c) => c.name).join("  "),
+        ...table.rows.map((r) => r.cells.map((c) => c ?? "-").join("  ")),
       ].join("\n"),
     );
 
@@ -301,6 +301,46 @@ describe("the operator with a real Kueue", () => {
     const running = await waitPhase(envA, "second", "Pending");
     assert.equal(running.status?.queuedSince, undefined);
     await deleteRun(envA, "second");
+  });
+
+  test("Kueue's own webhooks are served: a queued Job created unsuspended is suspended on creation, a bad queue label refused", async () => {
+    const job = (name: string, queue: string) => ({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name, namespace: teamB, labels: { "kueue.x-k8s.io/queue-name": queue } },
+      spec: {
+        suspend: false,
+        template: {
+          spec: {
+            restartPolicy: "Never",
+            containers: [{ name: "c", image: "busybox", resources: { requests: { cpu: "1" } } }],
+          },
+        },
+      },
+    });
+    const created = z
+      .object({ spec: z.object({ suspend: z.boolean() }) })
+      .parse(
+        await cluster.client.create(
+          `/apis/batch/v1/namespaces/${teamB}/jobs`,
+          job("raw", "v100-queue"),
+        ),
+      );
+    assert.equal(created.spec.suspend, true, "Kueue's mutating webhook suspended it");
+    const bad = await cluster.client.request(
+      "POST",
+      `/apis/batch/v1/namespaces/${teamB}/jobs`,
+      job("bad", "Not_A_Name"),
+    );
+    assert.ok(
+      bad.status >= 400 && bad.status < 500 && /queue-name/.test(JSON.stringify(bad.body)),
+      `Kueue's validating webhook: ${bad.status} ${JSON.stringify(bad.body).slice(0, 300)}`,
+    );
+    await cluster.client.request("DELETE", `/apis/batch/v1/namespaces/${teamB}/jobs/raw`, {
+      apiVersion: "v1",
+      kind: "DeleteOptions",
+      propagationPolicy: "Background",
+    });
   });
 
   test("a LocalQueue that does not exist: Queued with a condition that names it", async () => {
@@ -326,29 +366,39 @@ describe("the operator with a real Kueue", () => {
     await createRun(envA, "a2", "v100-queue");
     const { wl } = await admitted(envA, "a2");
     assert.equal(wl.status?.admission?.clusterQueue, "team-a");
-    const usage = z
-      .object({
-        status: z.object({
-          flavorsReservation: z.array(
-            z.object({
-              name: z.string(),
-              resources: z.array(
-                z.object({
-                  name: z.string(),
-                  total: z.unknown(),
-                  borrowed: z.unknown().optional(),
-                }),
-              ),
+    // Kueue writes the ClusterQueue's usage a moment after the admission.
+    await eventually(
+      "team-a to show one GPU borrowed from the cohort",
+      async () => {
+        const usage = z
+          .object({
+            status: z.object({
+              flavorsReservation: z
+                .array(
+                  z.object({
+                    name: z.string(),
+                    resources: z.array(
+                      z.object({
+                        name: z.string(),
+                        total: z.unknown(),
+                        borrowed: z.unknown().optional(),
+                      }),
+                    ),
+                  }),
+                )
+                .optional(),
             }),
-          ),
-        }),
-      })
-      .parse(await cluster.client.get("/apis/kueue.x-k8s.io/v1beta2/clusterqueues/team-a"));
-    const gpu = usage.status.flavorsReservation
-      .find((f) => f.name === FLAVOR)
-      ?.resources.find((r) => r.name === "nvidia.com/gpu");
-    assert.equal(String(gpu?.total), "2");
-    assert.equal(String(gpu?.borrowed), "1", "one GPU borrowed from team-b");
+          })
+          .parse(await cluster.client.get("/apis/kueue.x-k8s.io/v1beta2/clusterqueues/team-a"));
+        const gpu = usage.status.flavorsReservation
+          ?.find((f) => f.name === FLAVOR)
+          ?.resources.find((r) => r.name === "nvidia.com/gpu");
+        if (String(gpu?.total) !== "2" || String(gpu?.borrowed) !== "1")
+          throw new Error(`team-a GPU reservation ${JSON.stringify(gpu)}`);
+        return true;
+      },
+      { timeoutMs: 30_000, intervalMs: 300 },
+    );
 
     // Team B wants its GPU: Kueue reclaims it by evicting one of team A's runs.
     await createRun(envB, "b1", "v100-queue");
