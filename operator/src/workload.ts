@@ -38,7 +38,7 @@ export function queuedState(
   // Kueue keeps Evicted=True until it admits the Workload again; Requeued tells when it is
   // back in the queue.
   if (evicted?.status === "True") {
-    const back = requeued?.status === "True" ? "back in the queue" : "leaving the queue";
+    const back = requeued?.status === "True" ? "back in the queue" : "being requeued";
     return {
       reason: Reason.EvictedByKueue,
       message: `Kueue evicted the run (${evicted.reason ?? "Evicted"}: ${evicted.message ?? ""}); ${back} in LocalQueue ${queueName}${waiting}`,
