@@ -43,6 +43,10 @@ export const Reason = {
   // Admitted
   JobCreated: "JobCreated",
   QueuedByKueue: "QueuedByKueue",
+  /** Kueue took the admission back (preemption, eviction): the run waits to be admitted again. */
+  EvictedByKueue: "EvictedByKueue",
+  /** spec.queueName names no LocalQueue in the run's namespace: Kueue cannot admit it. */
+  LocalQueueNotFound: "LocalQueueNotFound",
   PodPending: "PodPending",
   // Progressing
   Training: "Training",

@@ -729,6 +729,18 @@ export const LoraFineTuneSpecSchema = annotate(
           immutable: true,
         },
       ).optional(),
+      priorityClass: annotate(
+        z
+          .string()
+          .min(1)
+          .max(253)
+          .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/),
+        {
+          description:
+            "Kueue WorkloadPriorityClass of the run (sets the kueue.x-k8s.io/priority-class label): decides the order in the queue and which runs Kueue may preempt. Needs queueName.",
+          immutable: true,
+        },
+      ).optional(),
       output: OutputSchema,
       suspend: z
         .boolean()
@@ -772,6 +784,12 @@ export const LoraFineTuneSpecSchema = annotate(
         message: "checkpointSelection bestEvalScore needs evaluation.enabled",
         field: ["checkpointSelection"],
         holds: (s) => s.checkpointSelection !== "bestEvalScore" || s.evaluation.enabled,
+      },
+      {
+        cel: "!has(self.priorityClass) || has(self.queueName)",
+        message: "priorityClass is a Kueue WorkloadPriorityClass: it needs queueName",
+        field: ["priorityClass"],
+        holds: (s) => s.priorityClass === undefined || s.queueName !== undefined,
       },
       {
         cel: "has(oldSelf.queueName) == has(self.queueName)",

@@ -9,7 +9,7 @@ const failureReasons = FAILURE_REASONS.join(", ");
 /** What each condition's reason can be, for `kubectl explain` (built from the constants). */
 const CONDITION_REASONS = [
   `Validated: ${Reason.SpecValid} or ${Reason.QuantizationWarning} (True); ${Reason.InvalidSpec}, ${Reason.PrecisionUnsupported} or ${Reason.InsufficientGPUMemory} (False).`,
-  `Admitted: ${Reason.JobCreated} (True, or Unknown while it is being created); ${Reason.QueuedByKueue} or ${Reason.SuspendedBySpec} (False), or the Validated reason when no Job is created.`,
+  `Admitted: ${Reason.JobCreated} (True, or Unknown while it is being created); ${Reason.QueuedByKueue}, ${Reason.EvictedByKueue}, ${Reason.LocalQueueNotFound} or ${Reason.SuspendedBySpec} (False), or the Validated reason when no Job is created.`,
   `Progressing: ${Reason.Training}, ${Reason.Resumed} (a retry from the newest checkpoint) or ${Reason.Evaluating} (True); ${Reason.PodPending}, ${Reason.AdapterReady} or a failure reason (False).`,
   `Succeeded: ${Reason.AdapterReady}.`,
   `Failed: a failure reason (${failureReasons}).`,
@@ -157,7 +157,7 @@ export const LoraFineTuneStatusSchema = z
       .max(128)
       .optional()
       .describe(
-        `Why the run is in its phase, in one word for kubectl get (written by the operator): the failure reason when Failed (${failureReasons}); else the reason of the condition that holds the run in its phase: ${Reason.QueuedByKueue}, ${Reason.PodPending} or ${Reason.JobCreated} while waiting, ${Reason.SuspendedBySpec}, ${Reason.Training}, ${Reason.Resumed}, ${Reason.Evaluating}, ${Reason.AdapterReady}.`,
+        `Why the run is in its phase, in one word for kubectl get (written by the operator): the failure reason when Failed (${failureReasons}); else the reason of the condition that holds the run in its phase: ${Reason.QueuedByKueue}, ${Reason.EvictedByKueue}, ${Reason.LocalQueueNotFound}, ${Reason.PodPending} or ${Reason.JobCreated} while waiting, ${Reason.SuspendedBySpec}, ${Reason.Training}, ${Reason.Resumed}, ${Reason.Evaluating}, ${Reason.AdapterReady}.`,
       ),
     model: z
       .string()
@@ -189,6 +189,9 @@ export const LoraFineTuneStatusSchema = z
         "x-kubernetes-list-map-keys": ["type"],
       }),
     jobName: z.string().max(253).optional().describe("Name of the training Job."),
+    queuedSince: time(
+      "Since when the run waits for Kueue to admit it (written by the operator while the phase is Queued; cleared on admission)",
+    ).optional(),
     startTime: time("When the training Job started").optional(),
     completionTime: time("When the run finished").optional(),
     progress: ProgressSchema.optional(),
@@ -285,6 +288,7 @@ export const OPERATOR_STATUS_FIELDS = [
   "observedGeneration",
   "conditions",
   "jobName",
+  "queuedSince",
   "startTime",
   "completionTime",
   "failure",

@@ -43,6 +43,8 @@ export const isNotFound = (e: unknown): e is KubeApiError =>
   e instanceof KubeApiError && e.status === 404;
 export const isConflict = (e: unknown): e is KubeApiError =>
   e instanceof KubeApiError && e.status === 409;
+export const isForbidden = (e: unknown): e is KubeApiError =>
+  e instanceof KubeApiError && e.status === 403;
 export const isAlreadyExists = (e: unknown): e is KubeApiError =>
   e instanceof KubeApiError && e.status === 409 && e.reason === "AlreadyExists";
 /**

@@ -24,6 +24,7 @@ export {
 export {
   isAlreadyExists,
   isConflict,
+  isForbidden,
   isNotFound,
   isPermanentRejection,
   KubeApiError,

@@ -34,6 +34,8 @@ export const paths = {
   roleBindings: (ns: string) => group(RBAC, ns, "rolebindings"),
   roleBinding: (ns: string, name: string) => one(group(RBAC, ns, "rolebindings"), name),
   events: (ns: string) => core(ns, "events"),
+  /** Kueue's Workloads (the operator reads them for a queued run's status). */
+  workloads: (ns: string) => group("kueue.x-k8s.io/v1beta2", ns, "workloads"),
   leases: (ns: string) => group(COORDINATION, ns, "leases"),
   lease: (ns: string, name: string) => one(group(COORDINATION, ns, "leases"), name),
 };

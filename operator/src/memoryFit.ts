@@ -14,7 +14,7 @@
 // The shape (hidden size h, layers L, heads a) is derived from the parameter count with
 // Llama's proportions (L = h/128, head dim 128, P ≈ 12·L·h²): 7e9 → h 4224, L 33.
 
-import type { LoraFineTuneSpec } from "@loraforge/crds";
+import { gpuInfo, type LoraFineTuneSpec } from "@loraforge/crds";
 
 export const GiB = 1024 ** 3;
 const VOCAB = 32000;
@@ -99,4 +99,23 @@ export const gib = (bytes: number) => (bytes / GiB).toFixed(1);
 
 export function describeEstimate(e: MemoryEstimate): string {
   return `weights ${gib(e.weights)} GiB + LoRA/optimizer ${gib(e.lora)} GiB + activations ${gib(e.activations)} GiB + logits ${gib(e.logits)} GiB + runtime ${gib(e.runtime)} GiB`;
+}
+
+/**
+ * The estimate against the ResourceFlavor Kueue admitted the run to, whose GPU product (its
+ * nvidia.com/gpu.product node label, which Kueue writes into the Job's nodeSelector) may differ
+ * from the one validation assumed when several flavors serve a queue.
+ */
+export function flavorFit(
+  flavor: string,
+  product: string | undefined,
+  totalBytes: number | undefined,
+): string {
+  if (!product) return `flavor ${flavor} names no GPU product: memory fit not checked against it`;
+  const info = gpuInfo(product);
+  if (!info) return `flavor ${flavor} (${product}): not in the GPU table, memory fit not checked`;
+  if (totalBytes === undefined)
+    return `flavor ${flavor} (${product}, ${info.memoryGiB} GiB): model size unknown, memory fit not checked`;
+  const fits = totalBytes <= info.memoryGiB * GiB;
+  return `flavor ${flavor} (${product}): ${fits ? "fits" : "does NOT fit"}, about ${gib(totalBytes)} of ${info.memoryGiB} GiB`;
 }

@@ -11,6 +11,7 @@ export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const LABEL_NAME = "app.kubernetes.io/name";
 export const LABEL_RUN = "loraforge.dev/run";
 export const KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name";
+export const KUEUE_PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class";
 export const GPU_PRODUCT_LABEL = "nvidia.com/gpu.product";
 export const GPU_RESOURCE = "nvidia.com/gpu";
 /** Parameter count of the base model, e.g. "7e9" or "13B" (see docs in operator/README.md). */

@@ -37,7 +37,21 @@ const MetaSchema = z
 export const JobSchema = z
   .object({
     metadata: MetaSchema,
-    spec: z.object({ suspend: z.boolean().optional() }).passthrough().optional(),
+    spec: z
+      .object({
+        suspend: z.boolean().optional(),
+        template: z
+          .object({
+            spec: z
+              .object({ nodeSelector: z.record(z.string(), z.string()).optional() })
+              .passthrough()
+              .optional(),
+          })
+          .passthrough()
+          .optional(),
+      })
+      .passthrough()
+      .optional(),
     status: z
       .object({
         active: z.number().optional(),
@@ -106,3 +120,33 @@ export function conditionOf(job: Job, type: string) {
 export const controllerUidOf = (obj: {
   metadata: { ownerReferences?: { uid: string; controller?: boolean | undefined }[] | undefined };
 }) => obj.metadata.ownerReferences?.find((o) => o.controller)?.uid;
+
+/** Kueue's Workload (kueue.x-k8s.io/v1beta2) for a queued Job: its conditions and admission. */
+export const WorkloadSchema = z
+  .object({
+    metadata: MetaSchema,
+    spec: z.object({ priority: z.number().optional() }).passthrough().optional(),
+    status: z
+      .object({
+        conditions: z.array(ConditionSchema).optional(),
+        admission: z
+          .object({
+            clusterQueue: z.string().optional(),
+            podSetAssignments: z
+              .array(
+                z.object({ flavors: z.record(z.string(), z.string()).optional() }).passthrough(),
+              )
+              .optional(),
+          })
+          .passthrough()
+          .optional(),
+      })
+      .passthrough()
+      .optional(),
+  })
+  .passthrough();
+export type Workload = z.infer<typeof WorkloadSchema>;
+
+export function workloadCondition(wl: Workload, type: string) {
+  return wl.status?.conditions?.find((c) => c.type === type);
+}

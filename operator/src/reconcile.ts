@@ -17,6 +17,8 @@ import {
 import {
   isAlreadyExists,
   isConflict,
+  isForbidden,
+  isNotFound,
   isPermanentRejection,
   type Kube,
   paths,
@@ -28,12 +30,21 @@ import type { TrainerPodSettings } from "./config.ts";
 import { type Failure, objectConflict, rejectedByApiServer } from "./failure.ts";
 import type { Logger } from "./log.ts";
 import { FIELD_MANAGER, jobName, runAccountName, specConfigMapName } from "./naming.ts";
-import { controllerUidOf, type Job, JobSchema, type Pod, PodSchema } from "./objects.ts";
+import {
+  controllerUidOf,
+  type Job,
+  JobSchema,
+  type Pod,
+  PodSchema,
+  type Workload,
+  WorkloadSchema,
+} from "./objects.ts";
 import { ownershipOf, type RunIdentity } from "./ownership.ts";
 import type { Policy } from "./policy.ts";
 import type { RunRecorder } from "./recorder.ts";
 import { decideStatus, pick, sameJson, TERMINAL_PHASES } from "./status.ts";
 import { type ValidationOutcome, validateForCluster } from "./validate.ts";
+import { KUEUE_JOB_UID_LABEL } from "./workload.ts";
 
 export interface Caches {
   lft(namespace: string, name: string): unknown | undefined;
@@ -68,6 +79,8 @@ interface RawLft {
 }
 
 const MAX_STATUS_ATTEMPTS = 5;
+/** How often a queued run re-reads its Workload (Kueue's changes do not touch the Job). */
+export const QUEUED_RECHECK_MS = 3000;
 
 export class Reconciler {
   /** uid → generation whose children were ensured; cleared on restart, so a restart re-checks all. */
@@ -239,6 +252,7 @@ export class Reconciler {
           gpuProduct: validation.gpuProduct,
           pod: this.settings.trainer,
         });
+        let adopted: Job | undefined;
         if (!job) {
           // Not in the cache (which sees only labelled Jobs): look before applying, so an
           // unlabelled Job of that name is never applied over.
@@ -248,9 +262,12 @@ export class Reconciler {
             if (owner.kind === "earlierRun") return waitForCollection("Job", jName, name);
             if (owner.kind === "foreign")
               blocked = objectConflict("Job", namespace, jName, owner.holder);
+            else if (kueue) adopted = JobSchema.parse(existing); // Kueue's now: never re-applied
           }
         }
-        if (!blocked) {
+        if (adopted) {
+          job = adopted;
+        } else if (!blocked) {
           try {
             job = JobSchema.parse(await this.kube.apply(paths.job(namespace, jName), body));
             log.info("applied the Job", { job: jName, suspend: job.spec?.suspend ?? false });
@@ -264,12 +281,15 @@ export class Reconciler {
 
     // 6. status
     const pods = job ? this.podsOf(namespace, job) : [];
+    const workload =
+      job && kueueManaged(lft.spec) ? await this.workloadOf(namespace, job) : undefined;
     const decision = decideStatus({
       lft,
       generation,
       validation,
       job,
       pods,
+      workload,
       jobName: jName,
       now: now(),
       blocked,
@@ -293,6 +313,15 @@ export class Reconciler {
       this.announce(raw, lft, current, decision.status, validation);
       if (decision.status.phase === "Pending" && !job)
         result = { kind: "requeueAfter", ms: 1000, why: "Job not visible yet" };
+    }
+    if (decision.status.phase === "Queued" && result.kind === "done") {
+      // Kueue changes its Workload (quota freed, queue created) without touching the Job,
+      // and Workloads are not watched: look again.
+      result = {
+        kind: "requeueAfter",
+        ms: QUEUED_RECHECK_MS,
+        why: "queued: re-read Kueue's Workload",
+      };
     }
     // Only after the failure is on record: the Job's deletion wakes us up again, and the
     // next pass must see a finished run, not a run whose Job went missing.
@@ -361,6 +390,36 @@ export class Reconciler {
     if (!raw) return undefined;
     const r = JobSchema.safeParse(raw);
     return r.success ? r.data : undefined;
+  }
+
+  /**
+   * Kueue's Workload for the Job (by Kueue's job-uid label). Undefined when Kueue has made
+   * none yet, or is not installed (no Workload API): the run then shows as plainly queued.
+   */
+  private async workloadOf(namespace: string, job: Job): Promise<Workload | undefined> {
+    const uid = job.metadata.uid;
+    if (!uid) return undefined;
+    let items: unknown[];
+    try {
+      ({ items } = await this.kube.list(
+        paths.workloads(namespace),
+        `${KUEUE_JOB_UID_LABEL}=${uid}`,
+      ));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      if (isForbidden(e)) {
+        this.log.warn("cannot read Kueue Workloads (RBAC): queued runs show no Kueue reason", {
+          namespace,
+        });
+        return undefined;
+      }
+      throw e;
+    }
+    const workloads = items.flatMap((raw) => {
+      const r = WorkloadSchema.safeParse(raw);
+      return r.success ? [r.data] : [];
+    });
+    return workloads.find((w) => !w.metadata.deletionTimestamp) ?? workloads[0];
   }
 
   private podsOf(namespace: string, job: Job): Pod[] {

@@ -31,6 +31,9 @@ export const EventReason = {
   Suspended: "Suspended",
   Unsuspended: "Unsuspended",
   TolerationsFromFlavor: "TolerationsFromFlavor",
+  /** Kueue took the run's admission back (preemption, eviction): it is queued again. */
+  Evicted: "Evicted",
+  LocalQueueNotFound: "LocalQueueNotFound",
 } as const;
 
 export interface EventSpec {
@@ -83,11 +86,19 @@ export function runEvents(t: RunTransition): EventSpec[] {
   if (!before.jobName && after.jobName) {
     normal(EventReason.JobCreated, `created Job ${after.jobName}`);
   }
+  if (after.phase === "Queued" && after.reason !== before.reason) {
+    // Why a queued run cannot go on is worth a Warning, also while it stays Queued.
+    if (after.reason === Reason.EvictedByKueue)
+      warning(EventReason.Evicted, message(after, "Admitted"));
+    else if (after.reason === Reason.LocalQueueNotFound)
+      warning(EventReason.LocalQueueNotFound, message(after, "Admitted"));
+  }
   if (before.phase === after.phase) return out;
 
   switch (after.phase) {
     case "Queued":
-      normal(EventReason.Queued, message(after, "Admitted") || "waiting for Kueue admission");
+      if (after.reason === Reason.QueuedByKueue)
+        normal(EventReason.Queued, message(after, "Admitted") || "waiting for Kueue admission");
       break;
     case "Suspended":
       normal(EventReason.Suspended, "spec.suspend is true: training stops (checkpoints are kept)");

@@ -17,8 +17,11 @@ import {
 } from "@loraforge/crds";
 import { kueueManaged } from "./builders/job.ts";
 import { type Failure, imagePullFailure, jobFailure } from "./failure.ts";
-import { conditionOf, type Job, type Pod } from "./objects.ts";
+import { flavorFit } from "./memoryFit.ts";
+import { GPU_PRODUCT_LABEL, GPU_RESOURCE } from "./naming.ts";
+import { conditionOf, type Job, type Pod, type Workload } from "./objects.ts";
 import type { ValidationOutcome } from "./validate.ts";
+import { admissionSummary, admittedFlavor, queuedState } from "./workload.ts";
 
 export const TERMINAL_PHASES: readonly Phase[] = ["Succeeded", "Failed"];
 
@@ -34,6 +37,8 @@ export interface Observation {
   validation: ValidationOutcome;
   job: Job | undefined;
   pods: readonly Pod[];
+  /** Kueue's Workload for the Job, when the run is queued (queueName) and Kueue made one. */
+  workload?: Workload | undefined;
   jobName: string;
   now: string;
   /**
@@ -175,15 +180,21 @@ export function decideStatus(o: Observation): Decision {
         };
       } else {
         phase = "Queued";
-        conds.Admitted = {
-          status: "False",
-          reason: Reason.QueuedByKueue,
-          message: `Job ${o.jobName} waits for admission in LocalQueue ${lft.spec.queueName}`,
-        };
+        const queued = queuedState(lft.spec.queueName as string, o.jobName, o.workload);
+        conds.Admitted = { status: "False", reason: queued.reason, message: queued.message };
       }
       conds.Progressing = { status: "False", reason: Reason.PodPending, message: "not running" };
     } else {
-      conds.Admitted = { status: "True", reason: Reason.JobCreated, message: `Job ${o.jobName}` };
+      const admittedBy = kueue ? admissionSummary(o.workload) : undefined;
+      const flavor = kueue ? admittedFlavor(o.workload, GPU_RESOURCE) : undefined;
+      const fit = flavor
+        ? `; ${flavorFit(flavor, job.spec?.template?.spec?.nodeSelector?.[GPU_PRODUCT_LABEL], validation.memoryEstimate)}`
+        : "";
+      conds.Admitted = {
+        status: "True",
+        reason: Reason.JobCreated,
+        message: admittedBy ? `Job ${o.jobName}; ${admittedBy}${fit}` : `Job ${o.jobName}`,
+      };
       if (isPodRunning(pods)) {
         const p = prev?.progress;
         const trainingDone =
@@ -229,6 +240,9 @@ export function decideStatus(o: Observation): Decision {
     conditions: mergeConditions(prev?.conditions, conds, o.generation, o.now),
   };
   if (job || prev?.jobName) status.jobName = o.jobName;
+  if (phase === "Queued") {
+    status.queuedSince = prev?.phase === "Queued" && prev.queuedSince ? prev.queuedSince : o.now;
+  }
   const start = timeOf(job?.status?.startTime) ?? prev?.startTime;
   if (start) status.startTime = start;
   const done = timeOf(job?.status?.completionTime);

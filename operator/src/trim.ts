@@ -3,11 +3,21 @@
 
 import { trimManagedFields } from "@loraforge/kube";
 
-/** Jobs: the operator reads metadata, spec.suspend and status only. */
+/**
+ * Jobs: the operator reads metadata, spec.suspend, status, and the pods' nodeSelector (which
+ * Kueue writes from the admitted flavor) only.
+ */
 export function trimJob(obj: Record<string, unknown>) {
   trimManagedFields(obj);
-  const spec = obj.spec as Record<string, unknown> | undefined;
-  if (spec) obj.spec = { suspend: spec.suspend };
+  const spec = obj.spec as
+    | { suspend?: unknown; template?: { spec?: { nodeSelector?: unknown } } }
+    | undefined;
+  if (!spec) return;
+  const nodeSelector = spec.template?.spec?.nodeSelector;
+  obj.spec = {
+    suspend: spec.suspend,
+    ...(nodeSelector ? { template: { spec: { nodeSelector } } } : {}),
+  };
 }
 
 /** Pods: the operator reads metadata and status only. */

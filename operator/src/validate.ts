@@ -24,6 +24,8 @@ export interface ValidationOutcome {
   warnings: string[];
   /** The GPU product the run was checked against, when known. */
   gpuProduct: string | undefined;
+  /** The memory estimate in bytes, when the model size is known (see memoryFit.ts). */
+  memoryEstimate?: number | undefined;
 }
 
 export interface ValidationContext {
@@ -133,6 +135,7 @@ export function validateForCluster(
     );
   }
 
+  let memoryEstimate: number | undefined;
   if (params === undefined) {
     notes.push(
       `model size unknown (set the annotation ${MODEL_PARAMS_ANNOTATION}, e.g. "7e9"): memory fit not checked`,
@@ -155,6 +158,7 @@ export function validateForCluster(
       );
     }
     notes.push(`fits ${product}: about ${gib(estimate.total)} of ${info.memoryGiB} GiB (${where})`);
+    memoryEstimate = estimate.total;
   }
 
   if (warnings.length > 0) {
@@ -164,6 +168,7 @@ export function validateForCluster(
       message: [...warnings, ...notes].join("; "),
       warnings,
       gpuProduct: product,
+      memoryEstimate,
     };
   }
   return {
@@ -172,5 +177,6 @@ export function validateForCluster(
     message: notes.join("; "),
     warnings,
     gpuProduct: product,
+    memoryEstimate,
   };
 }

@@ -37,6 +37,13 @@ export const PRINTER_COLUMNS = [
     jsonPath: ".status.progress.loss",
     description: "Latest training loss.",
   },
+  { name: "Queue", type: "string", jsonPath: ".spec.queueName", description: "Kueue LocalQueue." },
+  {
+    name: "Waiting",
+    type: "date",
+    jsonPath: ".status.queuedSince",
+    description: "How long the run has waited for Kueue's admission (empty once admitted).",
+  },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
   {
     name: "Model",
@@ -50,13 +57,6 @@ export const PRINTER_COLUMNS = [
     type: "string",
     jsonPath: ".status.gpu",
     description: "GPUs and GPU product.",
-    priority: 1,
-  },
-  {
-    name: "Queue",
-    type: "string",
-    jsonPath: ".spec.queueName",
-    description: "Kueue LocalQueue.",
     priority: 1,
   },
   {

@@ -84,6 +84,7 @@ const RUNS = {
       reason: Reason.QueuedByKueue,
       model: "llama-2-7b-hf",
       gpu: "1x Tesla-V100-SXM2-32GB",
+      queuedSince: new Date(Date.now() - 90_000).toISOString().replace(/\.\d{3}Z$/, "Z"),
       conditions: [
         cond("Validated", "True", Reason.SpecValid),
         cond("Admitted", "False", Reason.QueuedByKueue, "waits for admission"),
@@ -178,7 +179,7 @@ describe("kubectl get lft columns, from a real kube-apiserver", () => {
     await cluster?.stop();
   });
 
-  test("the Table has Name, Phase, Reason, Progress, Loss, Age; -o wide adds Model, GPU, Queue, ETA", async () => {
+  test("the Table has Name, Phase, Reason, Progress, Loss, Queue, Waiting, Age; -o wide adds Model, GPU, ETA", async () => {
     const table = TableSchema.parse(await client.getAs(collection, TABLE));
     assert.deepEqual(
       table.columnDefinitions.map((c) => `${c.name}:${c.priority ?? 0}`),
@@ -188,26 +189,27 @@ describe("kubectl get lft columns, from a real kube-apiserver", () => {
         "Reason:0",
         "Progress:0",
         "Loss:0",
+        "Queue:0",
+        "Waiting:0",
         "Age:0",
         "Model:1",
         "GPU:1",
-        "Queue:1",
         "ETA:1",
       ],
     );
     const rows = Object.fromEntries(
       table.rows.map((r) => [String(r.cells[0]), r.cells.map((c) => (c === null ? undefined : c))]),
     );
-    const without = (cells: unknown[] | undefined) => cells?.filter((_, i) => i !== 5); // Age
+    const without = (cells: unknown[] | undefined) => cells?.filter((_, i) => i !== 6 && i !== 7); // Waiting, Age
     assert.deepEqual(without(rows["alpaca-failed"]), [
       "alpaca-failed",
       "Failed",
       "NaNLoss",
       "80/400 (20%)",
       7.9,
+      undefined,
       "llama-2-7b-hf",
       "1x Tesla-V100-SXM2-32GB",
-      undefined,
       undefined,
     ]);
     assert.deepEqual(without(rows["alpaca-queued"]), [
@@ -216,9 +218,9 @@ describe("kubectl get lft columns, from a real kube-apiserver", () => {
       "QueuedByKueue",
       undefined,
       undefined,
+      "v100-queue",
       "llama-2-7b-hf",
       "1x Tesla-V100-SXM2-32GB",
-      "v100-queue",
       undefined,
     ]);
     assert.deepEqual(without(rows["alpaca-running"]), [
@@ -227,12 +229,18 @@ describe("kubectl get lft columns, from a real kube-apiserver", () => {
       "Training",
       "120/400 (30%)",
       1.25,
+      undefined,
       "llama-2-7b-hf",
       "1x Tesla-V100-SXM2-32GB",
-      undefined,
       "1h12m",
     ]);
-    for (const cells of Object.values(rows)) assert.match(String(cells[5]), /^\d+s$/, "Age");
+    for (const cells of Object.values(rows)) assert.match(String(cells[7]), /^\d+s$/, "Age");
+    assert.match(
+      String(rows["alpaca-queued"]?.[6]),
+      /^(9\d|1\d\d)s$|^\dm/,
+      "Waiting: since queuedSince, 90 s ago",
+    );
+    assert.equal(rows["alpaca-running"]?.[6], undefined, "no Waiting once admitted");
 
     console.log(["$ kubectl get lft", ...render(table, false)].join("\n"));
     console.log(["$ kubectl get lft -o wide", ...render(table, true)].join("\n"));

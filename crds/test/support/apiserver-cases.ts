@@ -68,6 +68,7 @@ export const INVALID: InvalidCase[] = [
   { name: "fp16 without a GPU", field: "spec.training.precision", manifest: with_({ "spec.training.precision": "fp16", "spec.resources.gpus": 0 }) },
   { name: "custom template without its path", field: "spec.dataset.customTemplatePath", manifest: with_({ "spec.dataset.promptTemplate": "custom" }) },
   { name: "bestEvalScore with evaluation disabled", field: "spec.checkpointSelection", manifest: with_({ "spec.checkpointSelection": "bestEvalScore", "spec.evaluation.enabled": false }) },
+  { name: "priorityClass without queueName", field: "spec.priorityClass", manifest: with_({ "spec.priorityClass": "loraforge-high" }) },
   { name: "a target module twice", field: "spec.lora.targetModules", manifest: with_({ "spec.lora.targetModules": ["q_proj", "q_proj"] }) },
   // out-of-range values
   { name: "r = 0", field: "spec.lora.r", manifest: with_({ "spec.lora.r": 0 }) },
@@ -147,6 +148,7 @@ export const INVALID: InvalidCase[] = [
 export const VALID: { name: string; manifest: (name: string) => Manifest }[] = [
   { name: "bf16 on an A100", manifest: with_({ "spec.training.precision": "bf16", "spec.resources": { gpus: 1, gpuProduct: "NVIDIA-A100-SXM4-80GB" } }) },
   { name: "fp16 with nf4 on a V100", manifest: with_({ "spec.training": { precision: "fp16", quantization: "nf4" }, "spec.resources": { gpus: 1, gpuProduct: "Tesla-V100-SXM2-32GB" } }) },
+  { name: "a Kueue queue and priority class", manifest: with_({ "spec.queueName": "v100-queue", "spec.priorityClass": "loraforge-high" }) },
   { name: "fp32 on CPU", manifest: with_({ "spec.training.precision": "fp32", "spec.resources.gpus": 0 }) },
   { name: "credentials Secrets for an hf model, a git dataset and an s3 output", manifest: with_({ "spec.baseModel.source": { uri: "hf://org/private", secretName: "hf-token" }, "spec.dataset.source": { git: { repo: "https://git.example.com/data.git", ref: "0123456789abcdef0123456789abcdef01234567", path: "alpaca.json" }, secretName: "git-creds" }, "spec.output": { uri: "s3://runs/alpaca", secretName: "s3-creds" } }) },
   { name: "hf:// model, s3:// output", manifest: with_({ "spec.baseModel.source": { uri: "hf://meta-llama/Llama-2-7b-hf" }, "spec.output": { uri: "s3://runs/alpaca" } }) },

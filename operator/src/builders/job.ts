@@ -15,6 +15,7 @@ import {
   GPU_PRODUCT_LABEL,
   GPU_RESOURCE,
   jobName,
+  KUEUE_PRIORITY_CLASS_LABEL,
   KUEUE_QUEUE_LABEL,
   runAccountName,
   runLabels,
@@ -62,6 +63,12 @@ export const ENV = {
 
 /** Kueue owns suspend, nodeSelector and tolerations of Jobs it manages. */
 export const kueueManaged = (spec: LoraFineTuneSpec) => spec.queueName !== undefined;
+
+function kueueLabels(spec: LoraFineTuneSpec): Record<string, string> {
+  const out: Record<string, string> = { [KUEUE_QUEUE_LABEL]: spec.queueName as string };
+  if (spec.priorityClass) out[KUEUE_PRIORITY_CLASS_LABEL] = spec.priorityClass;
+  return out;
+}
 
 export function buildSpecConfigMap(run: OwnedRun) {
   const { lft } = run;
@@ -320,7 +327,9 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
     },
     template: { metadata: { labels }, spec: podSpec },
   };
-  if (!kueue) jobSpec.suspend = spec.suspend;
+  // A queued Job is created suspended and only Kueue unsuspends it (on admission) or suspends
+  // it again (preemption); the operator applies the Job once and never writes suspend later.
+  jobSpec.suspend = kueue ? true : spec.suspend;
 
   return {
     apiVersion: "batch/v1",
@@ -328,7 +337,7 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
     metadata: {
       name: jobName(name),
       namespace: run.namespace,
-      labels: kueue ? { ...labels, [KUEUE_QUEUE_LABEL]: spec.queueName as string } : labels,
+      labels: kueue ? { ...labels, ...kueueLabels(spec) } : labels,
       ownerReferences: [ownerReference(run)],
     },
     spec: jobSpec,

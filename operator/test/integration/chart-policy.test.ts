@@ -258,7 +258,7 @@ describe("chart guard rails against a real API server", () => {
         "--set",
         "podDisruptionBudget.enabled=true",
         "--set",
-        "kueue.samples.enabled=true",
+        "kueue.enabled=true",
         "--set",
         `watchNamespace=${otherNs}`,
         "--set",

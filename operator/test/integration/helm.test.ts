@@ -139,13 +139,29 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
 
   test("the Kueue V100 samples use the API version Kueue stores, and Kueue's own CRDs accept them", async () => {
     const objs = docs(
-      helmTemplate(helm, release, chart, env.ns, {
-        "kueue.samples.enabled": "true",
-        "kueue.samples.gpuProduct": "Tesla-V100-SXM2-16GB",
-        "kueue.samples.flavorName": `${release}-v100`,
-        "kueue.samples.clusterQueueName": `${release}-cq`,
-        "kueue.samples.localQueueNamespace": env.ns,
-      }),
+      helmTemplate(helm, release, chart, env.ns, { "kueue.enabled": "true" }, [
+        "--set-json",
+        `kueue.flavors=${JSON.stringify([
+          {
+            name: `${release}-v100`,
+            nodeLabels: { "nvidia.com/gpu.product": "Tesla-V100-SXM2-16GB" },
+            tolerations: [{ key: "nvidia.com/gpu", operator: "Exists", effect: "NoSchedule" }],
+          },
+        ])}`,
+        "--set-json",
+        `kueue.clusterQueues=${JSON.stringify([
+          {
+            name: `${release}-cq`,
+            quotas: [{ flavor: `${release}-v100`, gpus: 8, cpu: "64", memory: "512Gi" }],
+          },
+        ])}`,
+        "--set-json",
+        `kueue.localQueues=${JSON.stringify([
+          { name: "v100-queue", namespace: env.ns, clusterQueue: `${release}-cq` },
+        ])}`,
+        "--set-json",
+        `kueue.priorityClasses=${JSON.stringify([{ name: `${release}-high`, value: 1000 }])}`,
+      ]),
     ).filter((o) => o.apiVersion.startsWith("kueue.x-k8s.io/"));
     assert.deepEqual(objs.map((o) => o.kind).sort(), Object.keys(KUEUE_SAMPLE_CRDS).sort());
     const crds = kueueCrds();
@@ -211,9 +227,9 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
     assert.deepEqual(
       cq.spec.resourceGroups[0]?.flavors[0]?.resources.map((r) => [r.name, r.nominalQuota]),
       [
+        ["nvidia.com/gpu", 8],
         ["cpu", "64"],
         ["memory", "512Gi"],
-        ["nvidia.com/gpu", 8],
       ],
     );
     const lq = z

@@ -12,6 +12,7 @@ export interface FixtureOptions {
   dataset?: Record<string, unknown>;
   lora?: Record<string, unknown>;
   queueName?: string;
+  priorityClass?: string;
   suspend?: boolean;
   modelPath?: string;
   evaluation?: Record<string, unknown>;
@@ -38,6 +39,7 @@ export function manifest(o: FixtureOptions = {}) {
       resources: { gpus: 1, gpuProduct: "Tesla-V100-SXM2-32GB", ...(o.resources ?? {}) },
       ...(o.evaluation ? { evaluation: o.evaluation } : {}),
       ...(o.queueName ? { queueName: o.queueName } : {}),
+      ...(o.priorityClass ? { priorityClass: o.priorityClass } : {}),
       ...(o.suspend !== undefined ? { suspend: o.suspend } : {}),
       output: { pvc: { claimName: "runs", path: o.name ?? "alpaca-7b" } },
     },

@@ -124,6 +124,7 @@ const PLURALS: Record<string, string> = {
   ResourceFlavor: "resourceflavors",
   ClusterQueue: "clusterqueues",
   LocalQueue: "localqueues",
+  WorkloadPriorityClass: "workloadpriorityclasses",
 };
 
 /** The REST path of a rendered object. */

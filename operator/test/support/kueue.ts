@@ -19,6 +19,7 @@ export const KUEUE_SAMPLE_CRDS = {
   ResourceFlavor: "kueue.x-k8s.io_resourceflavors.yaml",
   ClusterQueue: "kueue.x-k8s.io_clusterqueues.yaml",
   LocalQueue: "kueue.x-k8s.io_localqueues.yaml",
+  WorkloadPriorityClass: "kueue.x-k8s.io_workloadpriorityclasses.yaml",
 } as const;
 
 const Crd = z.object({

@@ -130,7 +130,7 @@ test("spec placement (nodeSelector, tolerations, affinity) is copied without Kue
   assert.deepEqual(pod.affinity, { podAntiAffinity: {} });
 });
 
-test("with a queueName: the Kueue label, and no suspend, nodeSelector or tolerations written", () => {
+test("with a queueName: the Kueue labels, created suspended, no nodeSelector or tolerations written", () => {
   const job = buildJob(
     run({
       queueName: "v100-queue",
@@ -138,11 +138,14 @@ test("with a queueName: the Kueue label, and no suspend, nodeSelector or tolerat
         nodeSelector: { pool: "v100" },
         tolerations: [{ key: "a", operator: "Exists" }],
       },
+      priorityClass: "team-high",
     }),
     settings,
   );
   assert.equal(job.metadata.labels["kueue.x-k8s.io/queue-name"], "v100-queue");
-  assert.equal("suspend" in job.spec, false);
+  assert.equal(job.metadata.labels["kueue.x-k8s.io/priority-class"], "team-high");
+  // Created suspended (also without Kueue's webhook); only Kueue unsuspends it.
+  assert.equal(job.spec.suspend, true);
   const pod = podOf(job);
   assert.equal(pod.nodeSelector, undefined);
   assert.equal(pod.tolerations, undefined);

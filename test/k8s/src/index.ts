@@ -26,6 +26,14 @@ export { type HostSnapshot, hostDifferences, snapshotHost } from "./host.mjs";
 export { BUSYBOX_IMAGE, PAUSE_IMAGE } from "./images.ts";
 export { type Connection, readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
 export {
+  ensureKueue,
+  type KueueInstall,
+  type KueueOptions,
+  pinnedKueueVersion,
+  type RunningKueue,
+  startKueue,
+} from "./kueue.ts";
+export {
   NODE_IP,
   NODE_NAME,
   type NodeDescription,

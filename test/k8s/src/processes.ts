@@ -5,8 +5,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { eventually } from "./eventually.ts";
+
+const WATCHDOG = join(dirname(fileURLToPath(import.meta.url)), "watchdog.mjs");
 
 const running = new Set<ChildProcess>();
 
@@ -47,10 +50,16 @@ export interface Component {
   exited: Promise<number | null>;
 }
 
-export function launch(name: string, binary: string, args: string[], dir: string): Component {
+export function launch(
+  name: string,
+  binary: string,
+  args: string[],
+  dir: string,
+  env?: NodeJS.ProcessEnv,
+): Component {
   const logPath = join(dir, `${name}.log`);
   const fd = openSync(logPath, "a");
-  const child = spawn(binary, args, { cwd: dir, stdio: ["ignore", fd, fd] });
+  const child = spawn(binary, args, { cwd: dir, stdio: ["ignore", fd, fd], env });
   closeSync(fd);
   running.add(child);
   const exited = new Promise<number | null>((resolve) => {
@@ -102,4 +111,18 @@ export async function terminate(component: Component, graceMs = 10_000) {
   const timer = setTimeout(() => component.child.kill("SIGKILL"), graceMs);
   await component.exited;
   clearTimeout(timer);
+}
+
+/**
+ * A detached process that kills `components` (and removes `dir`) if this process dies without
+ * stopping them (see watchdog.mjs; no host restore plan).
+ */
+export function startWatchdog(dir: string | undefined, components: Component[]): ChildProcess {
+  const watchdog = spawn(
+    process.execPath,
+    [WATCHDOG, String(process.pid), dir ?? "-", "-", ...components.map((c) => String(c.child.pid))],
+    { detached: true, stdio: "ignore" },
+  );
+  watchdog.unref();
+  return watchdog;
 }
