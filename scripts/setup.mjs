@@ -6,8 +6,8 @@
 //   apt     the Debian packages (compilers, OpenBLAS, ... — a list per use below)
 //   npm     `npm ci` when node_modules does not match package-lock.json
 //   python  .venv with native/golden/requirements.txt (the golden checks' reference stack)
-//   k8s     the test Kubernetes binaries and the S3 test server, built from Go modules (cached in
-//           ~/.cache/loraforge)
+//   k8s     the test Kubernetes binaries, the S3 test server and Kueue, built from Go modules
+//           (cached in ~/.cache/loraforge)
 //
 // usage: node scripts/setup.mjs demo|test|unit     (what the command about to run needs)
 //        node scripts/setup.mjs --steps k8s        (chosen steps, for the test use; .ci/run)
@@ -137,13 +137,14 @@ function python() {
   });
 }
 
-/** The Go-built test servers: the Kubernetes binaries and the S3-compatible versitygw. */
+/** The Go-built test servers: the Kubernetes binaries, the S3-compatible versitygw, Kueue. */
 async function k8s() {
   const { tsImport } = await import("tsx/esm/api");
   const { ensureBinaries } = await tsImport("../test/k8s/src/binaries.ts", import.meta.url);
   await ensureBinaries((line) => say(line));
-  const { ensureGoTool, VERSITYGW } = await tsImport("../test/k8s/src/index.ts", import.meta.url);
-  await ensureGoTool(VERSITYGW, (line) => say(line));
+  const harness = await tsImport("../test/k8s/src/index.ts", import.meta.url);
+  await harness.ensureGoTool(harness.VERSITYGW, (line) => say(line));
+  await harness.ensureKueue((line) => say(line));
 }
 
 export async function setup(use, steps = NEEDS[use]) {
