@@ -1,5 +1,5 @@
 // One interface, several backends (ggml style). The model code calls these ops; a backend
-// decides how. The CPU backend (backend_cpu.cpp) is the reference: it runs the templated ops of
+// decides how. The CPU backend (cpu/backend.cpp) is the reference: it runs the templated ops of
 // ops.h in fp32. A CUDA backend (LORAFORGE_CUDA) implements the same table on device memory,
 // and tests/test_ops.cpp compares every backend op by op against the CPU one.
 //

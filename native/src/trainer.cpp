@@ -1,5 +1,6 @@
 #include "trainer.h"
 
+#include "cpu/kernels.h"  // blas_threads_for: the replicas run one BLAS thread each
 #include "ops.h"
 
 #include <omp.h>

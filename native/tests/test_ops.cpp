@@ -5,6 +5,8 @@
 //       against the double reference with a per-op tolerance, NaN/inf checked, unsupported ops
 //       reported as skipped. A new backend's kernel is done when it passes here.
 // perf: times each op of each backend on a larger shape.
+#include <omp.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "cpu/kernels.h"
 #include "ops.h"
 #include "ops_decode.h"
 #include "rng.h"

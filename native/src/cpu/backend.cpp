@@ -1,4 +1,5 @@
-// The CPU backend: fp32, OpenBLAS sgemm for matmuls, OpenMP for the rest.
+// The CPU backend: fp32, OpenBLAS sgemm for matmuls (and the GEMM the reference ops of ops.h
+// call), its own kernels (kernels.h) where they beat the reference, OpenMP for the rest.
 #include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -14,6 +15,7 @@
 
 #include "backend.h"
 #include "error.h"
+#include "kernels.h"
 #include "ops.h"
 #include "ops_decode.h"
 #include "simd_avx2.h"
@@ -85,6 +87,19 @@ void blas_threads_for(double mnk) {
         omp_set_num_threads(g_blas_threads > 0 ? g_blas_threads : g_omp_default);
         g_blas_current = want;
     }
+}
+
+void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+          float beta, float* C, int ldc) {
+    blas_threads_for((double)M * N * K);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                lda, B, ldb, beta, C, ldc);
+}
+void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B, int ldb,
+          double beta, double* C, int ldc) {
+    blas_threads_for((double)M * N * K);
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                lda, B, ldb, beta, C, ldc);
 }
 }  // namespace ops
 
