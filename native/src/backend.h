@@ -7,10 +7,11 @@
 // frozen weights, from weights()). On the CPU backend these are host pointers. The int arrays
 // (tokens, targets, lens) and cross_entropy's row_loss are host memory on every backend; a device
 // backend copies them. Ops are called from one thread at a time per Model, but several Models
-// (trainer.h Replicas) may call the same backend from different threads.
+// (train_step.h DataParallel, through run_replicas) may call the same backend from different threads.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,7 +38,17 @@ public:
     virtual ~Backend() = default;
     virtual std::string name() const = 0;
     virtual bool supports_op(Op op) const = 0;
-    virtual void set_threads(int n) = 0;
+    virtual void set_threads(int n) = 0;  // host threads (0: the default)
+    virtual int threads() const { return 1; }  // host threads it uses (reported in events)
+
+    // Data parallelism over the rows of a micro-batch (train_step.h DataParallel): how many model
+    // replicas this backend runs at once for micro-batches of `rows` rows (1: none), and running
+    // body(p) for every replica p in [0, P). A backend that runs them concurrently (the CPU: one
+    // OpenMP thread each) rethrows the first lf::Error, by replica, after all have finished.
+    virtual int replicas_for(int rows) const { return 1; }
+    virtual void run_replicas(int P, const std::function<void(int p)>& body) {
+        for (int p = 0; p < P; p++) body(p);
+    }
 
     // memory
     virtual float* alloc(size_t n_floats) = 0;  // zero-initialized

@@ -19,7 +19,7 @@
 #include "model_dir.h"
 #include "run_config.h"
 #include "safetensors.h"
-#include "trainer.h"
+#include "train_step.h"
 
 using namespace lf;
 

@@ -19,7 +19,7 @@
 #include "model.h"
 #include "model_dir.h"
 #include "rng.h"
-#include "trainer.h"
+#include "train_step.h"
 
 using namespace lf;
 
@@ -107,14 +107,14 @@ int main(int argc, char** argv) {
         lb.set_params_host(p0);
         AdamW oa(*be, la.size()), ob(*be, lb.size());
         Model ma(*be, *w, &la), mbm(*be, *w, &lb);
-        Replicas reps(*be, *w, lb, mbm, 2, 3, 16, false);
+        DataParallel reps(*be, *w, lb, mbm, 2, 3, 16);
         TrainingConfig tc;
         tc.learning_rate = 1e-2;
         tc.max_grad_norm = 0.5;
         double worst_p = 0, dl = 0, dg = 0;
         for (int step = 0; step < 3; step++) {
             StepStats sa = train_step(*be, ma, la, oa, recs, 3, 1e-2, tc, 9);
-            StepStats sb = reps.step(ob, recs, 3, 1e-2, tc, 9);
+            StepStats sb = train_step(*be, reps, lb, ob, recs, 3, 1e-2, tc, 9);
             dl = std::max(dl, std::fabs(sa.loss - sb.loss) / sa.loss);
             if (step == 0) {  // the (clipped) gradients of the first step
                 std::vector<float> ga = la.grads_host(), gb = lb.grads_host();

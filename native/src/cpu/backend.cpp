@@ -5,7 +5,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -114,6 +116,31 @@ public:
             ops::g_blas_threads = n;
             ops::g_blas_current = -1;
         }
+        threads_ = n > 0 ? n : omp_get_max_threads();
+    }
+    // Data parallelism: one model replica per thread, up to one per row. Each replica runs its
+    // ops on one OpenMP thread with one BLAS thread (the pthreads OpenBLAS would not know), one
+    // coarse parallel region per micro-batch instead of one per op.
+    int threads() const override { return threads_; }
+    int replicas_for(int rows) const override { return std::max(1, std::min(threads_, rows)); }
+    void run_replicas(int P, const std::function<void(int p)>& body) override {
+        if (P <= 1) {
+            if (P == 1) body(0);
+            return;
+        }
+        std::vector<std::unique_ptr<Error>> errors(P);  // the first one (by replica) is rethrown whole
+        ops::blas_threads_for(0);
+#pragma omp parallel num_threads(P)
+        {
+            const int p = omp_get_thread_num();
+            try {
+                body(p);
+            } catch (const Error& e) {  // an exception must not leave the parallel region
+                errors[p] = std::make_unique<Error>(e);
+            }
+        }
+        for (int p = 0; p < P; p++)
+            if (errors[p]) throw Error(*errors[p]);
     }
     float* alloc(size_t n) override {
         size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
@@ -278,6 +305,7 @@ private:
         ops::small_gemm_pack(scratch->data(), trans, N, K, W, trans ? K : N);
         return scratch->data();
     }
+    int threads_ = omp_get_max_threads();
     std::mutex frozen_mu_;
     std::map<const float*, Frozen> frozen_;
 };
