@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "dtype.h"
+
 namespace lf {
 
 enum class Op {
@@ -37,7 +39,9 @@ class Backend {
 public:
     virtual ~Backend() = default;
     virtual std::string name() const = 0;
-    virtual bool supports_op(Op op) const = 0;
+    // whether this backend runs `op` when the frozen weights it reads are of type `weights`
+    // (ops that read none: any type). Asked once at start for every op a pass needs (require_ops).
+    virtual bool supports_op(Op op, DType weights) const = 0;
     virtual void set_threads(int n) = 0;  // host threads (0: the default)
     virtual int threads() const { return 1; }  // host threads it uses (reported in events)
 
@@ -102,6 +106,12 @@ public:
     virtual void attention_cached(float* out, const float* q, const float* kc, const float* vc, const int* pos, int B,
                                   int n, int H, int KV, int hd, int Tcap, int window) = 0;
 };
+
+// Throws lf::Error (usage, field "backend") naming the first of `ops` that `be` does not run with
+// frozen weights of type `weights`, and `what` needs it ("training", "generation").
+void require_ops(const Backend& be, const std::vector<Op>& ops, DType weights, const char* what);
+// every op a training step runs (the forward and backward pass, the optimizer)
+const std::vector<Op>& training_ops();
 
 std::unique_ptr<Backend> make_cpu_backend();
 // every backend compiled in, CPU first ("cpu", then "cuda" when built with LORAFORGE_CUDA)

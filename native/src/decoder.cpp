@@ -8,16 +8,14 @@
 namespace lf {
 
 // the backend, once it has said it can run every op generation needs
-static Backend& with_generation_ops(Backend& be) {
-    for (Op op : {Op::Embedding, Op::RmsnormForward, Op::MatmulForward, Op::MatmulRows, Op::RopeForwardAt,
-                  Op::KvCacheWrite, Op::AttentionCached, Op::SwigluForward, Op::CrossEntropy})
-        if (!be.supports_op(op))
-            throw usage_error(std::string("the ") + be.name() + " backend has no " + op_name(op) +
-                              ", which generation needs", "backend");
+static Backend& with_generation_ops(Backend& be, const LlamaWeights& w) {
+    require_ops(be, {Op::Embedding, Op::RmsnormForward, Op::MatmulForward, Op::MatmulRows, Op::RopeForwardAt,
+                     Op::KvCacheWrite, Op::AttentionCached, Op::SwigluForward, Op::CrossEntropy},
+                w.dtype, "generation");
     return be;
 }
 
-Decoder::Decoder(Backend& be, const LlamaWeights& w) : be_(with_generation_ops(be)), w_(w), rw_(be, w) {}
+Decoder::Decoder(Backend& be, const LlamaWeights& w) : be_(with_generation_ops(be, w)), w_(w), rw_(be, w) {}
 
 Decoder::~Decoder() {
     for (float* p : allocs_) be_.free(p);

@@ -47,6 +47,7 @@ struct LlamaWeights {
     const float* lm_head = nullptr;     // [vocab, dim] (= embed when tied)
     std::vector<LayerWeights> layers;
     int64_t n_params = 0;
+    DType dtype = DType::F32;  // of the tensors above as held: F16/BF16 files are converted to fp32 on load
     // storage
     std::vector<std::shared_ptr<SafetensorsFile>> files;
     std::vector<std::vector<float>> owned;

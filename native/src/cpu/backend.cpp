@@ -27,16 +27,6 @@ extern "C" void openblas_set_num_threads(int);
 namespace lf {
 static const int g_omp_default = omp_get_max_threads();  // before anything changes it
 
-const char* op_name(Op op) {
-    static const char* names[] = {"matmul_forward", "matmul_backward_input", "matmul_backward_weight",
-                                  "rmsnorm_forward", "rmsnorm_backward", "rope_forward", "rope_backward",
-                                  "attention_forward", "attention_backward", "swiglu_forward", "swiglu_backward",
-                                  "cross_entropy", "dropout_apply", "dropout_backward", "adamw", "embedding",
-                                  "rope_forward_at", "kv_cache_write", "attention_cached", "matmul_rows"};
-    static_assert(sizeof(names) / sizeof(names[0]) == (size_t)Op::Count, "op names");
-    return names[(int)op];
-}
-
 namespace ops {
 
 // Cephes expf: exp(x) = 2^n * exp(r), r = x - n ln2, degree-6 polynomial, within 2 ulp of expf;
@@ -109,7 +99,8 @@ namespace {
 class CpuBackend : public Backend {
 public:
     std::string name() const override { return "cpu"; }
-    bool supports_op(Op) const override { return true; }
+    // fp32 weights (model_dir.h converts F16/BF16 on load) for every op
+    bool supports_op(Op, DType weights) const override { return weights == DType::F32; }
     void set_threads(int n) override {
         if (n > 0) {
             omp_set_num_threads(n);
@@ -312,24 +303,5 @@ private:
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
-
-#ifdef LORAFORGE_CUDA
-std::unique_ptr<Backend> make_cuda_backend();
-#endif
-
-std::vector<std::string> backend_names() {
-    std::vector<std::string> v{"cpu"};
-#ifdef LORAFORGE_CUDA
-    v.push_back("cuda");
-#endif
-    return v;
-}
-std::unique_ptr<Backend> make_backend(const std::string& name) {
-    if (name == "cpu") return make_cpu_backend();
-#ifdef LORAFORGE_CUDA
-    if (name == "cuda") return make_cuda_backend();
-#endif
-    return nullptr;
-}
 
 }  // namespace lf
