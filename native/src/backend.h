@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "dtype.h"
+#include "tensor.h"
 
 namespace lf {
 
@@ -57,9 +57,14 @@ public:
     // memory
     virtual float* alloc(size_t n_floats) = 0;  // zero-initialized
     virtual void free(float* p) = 0;
-    virtual const float* weights(const float* host, size_t n) = 0;  // frozen tensor, resident
-    // the caller is done with the tensor it passed to weights() as `host` (one call per weights() call)
-    virtual void release_weights(const float* host) {}
+    // A frozen tensor made resident in the form this backend's ops read it (the CPU: fp32, F16
+    // and BF16 converted once and shared by every holder of the same tensor); the result is what
+    // ops take as a weight. Only for dtypes supports_op accepts.
+    virtual const float* weights(const FrozenTensor& t) = 0;
+    // the caller is done with the tensor whose t.data it passed to weights() (one call per weights() call)
+    virtual void release_weights(const void* data) {}
+    // an fp32 tensor (the op tests' frozen weights)
+    const float* weights(const float* host, size_t n) { return weights(FrozenTensor{DType::F32, (int64_t)n, host}); }
     virtual void upload(float* dst, const float* host, size_t n) = 0;
     virtual void download(float* host, const float* src, size_t n) = 0;
     virtual void zero(float* p, size_t n) = 0;

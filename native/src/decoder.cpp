@@ -9,9 +9,10 @@ namespace lf {
 
 // the backend, once it has said it can run every op generation needs
 static Backend& with_generation_ops(Backend& be, const LlamaWeights& w) {
-    require_ops(be, {Op::Embedding, Op::RmsnormForward, Op::MatmulForward, Op::MatmulRows, Op::RopeForwardAt,
-                     Op::KvCacheWrite, Op::AttentionCached, Op::SwigluForward, Op::CrossEntropy},
-                w.dtype, "generation");
+    for (DType d : w.dtypes)
+        require_ops(be, {Op::Embedding, Op::RmsnormForward, Op::MatmulForward, Op::MatmulRows, Op::RopeForwardAt,
+                         Op::KvCacheWrite, Op::AttentionCached, Op::SwigluForward, Op::CrossEntropy},
+                    d, "generation");
     return be;
 }
 
@@ -99,7 +100,7 @@ void Decoder::forward(const int* tokens, const int* pos, int B, int n, const std
     // x: [B, n, C], the residual stream, updated in place
     be_.embedding(x_, tokens, rw_.embed, N, C);
     for (int l = 0; l < c.n_layers; l++) {
-        const LayerWeights& L = rw_.layers[l];
+        const ResidentLayer& L = rw_.layers[l];
         // attention block: x += o_proj(attention(rope(q), cache(rope(k), v)))
         be_.rmsnorm_forward(xn_, rstd_, x_, L.in_norm, N, C, c.eps);
         linear(l, MOD_Q, xn_, L.wq, q_, N, C, Q);

@@ -211,7 +211,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
     float* x = acts_.empty() ? res_final_ : acts_[0].res_in;  // x: [B, T, C]
     be_.embedding(x, mb.tokens.data(), rw_.embed, N, C);
     for (int l = 0; l < c.n_layers; l++) {
-        const LayerWeights& L = rw_.layers[l];
+        const ResidentLayer& L = rw_.layers[l];
         LayerActs& a = acts_[l];
         float* next = l + 1 < c.n_layers ? acts_[l + 1].res_in : res_final_;
         const std::string p = "model.layers." + std::to_string(l);
@@ -278,7 +278,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
     be_.zero(dres_, (size_t)N * C);
     be_.rmsnorm_backward(dres_, dxn_, res_final_, rw_.final_norm, rstdf_, N, C);
     for (int l = c.n_layers - 1; l >= 0; l--) {
-        const LayerWeights& L = rw_.layers[l];
+        const ResidentLayer& L = rw_.layers[l];
         LayerActs& a = acts_[l];
         const std::string p = "model.layers." + std::to_string(l);
         // dres_ is d(next). MLP: next = res_mid + down(h)

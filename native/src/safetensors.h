@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "dtype.h"
+#include "tensor.h"
 #include "json.h"
 
 namespace lf {

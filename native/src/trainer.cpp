@@ -77,7 +77,7 @@ std::unique_ptr<Run> setup_run(const RunConfig& cfg, bool check_numerics, int64_
     r->be->set_threads(cfg.threads);
 
     r->w = load_llama(cfg.model_dir);
-    require_ops(*r->be, training_ops(), r->w->dtype, "training");
+    for (DType d : r->w->dtypes) require_ops(*r->be, training_ops(), d, "training");
     const LlamaConfig& mc = r->w->cfg;
     r->train = load_dataset(cfg.train_shards, mc);
     r->val = load_dataset(cfg.val_shards, mc);

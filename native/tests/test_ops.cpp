@@ -713,8 +713,8 @@ public:
     void run_replicas(int P, const std::function<void(int p)>& body) override { be_->run_replicas(P, body); }
     float* alloc(size_t n_floats) override { return be_->alloc(n_floats); }
     void free(float* p) override { be_->free(p); }
-    const float* weights(const float* host, size_t n) override { return be_->weights(host, n); }
-    void release_weights(const float* host) override { be_->release_weights(host); }
+    const float* weights(const FrozenTensor& t) override { return be_->weights(t); }
+    void release_weights(const void* data) override { be_->release_weights(data); }
     void upload(float* dst, const float* host, size_t n) override { be_->upload(dst, host, n); }
     void download(float* host, const float* src, size_t n) override { be_->download(host, src, n); }
     void zero(float* p, size_t n) override { be_->zero(p, n); }
@@ -771,9 +771,12 @@ void test_supports_op() {
         result_bool(std::string("supports_op: a backend without ") + op_name(op) + " is refused for training, naming it",
                     e.find(want) != std::string::npos);
     }
-    const std::string e = require_error(*cpu, training_ops(), DType::BF16, "training");
-    result_bool("supports_op: the cpu backend refuses BF16 weights (it holds F32), naming the op",
-                e.find("has no embedding for BF16 weights") != std::string::npos);
+    for (DType d : {DType::F16, DType::BF16})
+        result_bool(std::string("supports_op: the cpu backend runs every training op with ") + dtype_name(d) + " weights",
+                    require_error(*cpu, training_ops(), d, "training").empty());
+    const std::string e = require_error(*cpu, training_ops(), DType::I8, "training");
+    result_bool("supports_op: the cpu backend refuses I8 weights (no int8 ops yet), naming the op",
+                e.find("has no embedding for I8 weights, which training needs") != std::string::npos);
 }
 
 

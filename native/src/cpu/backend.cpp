@@ -20,6 +20,7 @@
 #include "kernels.h"
 #include "ops.h"
 #include "ops_decode.h"
+#include "tensor.h"
 #include "simd_avx2.h"
 
 extern "C" void openblas_set_num_threads(int);
@@ -99,8 +100,10 @@ namespace {
 class CpuBackend : public Backend {
 public:
     std::string name() const override { return "cpu"; }
-    // fp32 weights (model_dir.h converts F16/BF16 on load) for every op
-    bool supports_op(Op, DType weights) const override { return weights == DType::F32; }
+    // every op, with F32, F16 or BF16 frozen weights (held as fp32: weights())
+    bool supports_op(Op, DType weights) const override {
+        return weights == DType::F32 || weights == DType::F16 || weights == DType::BF16;
+    }
     void set_threads(int n) override {
         if (n > 0) {
             omp_set_num_threads(n);
@@ -142,17 +145,32 @@ public:
         return (float*)p;
     }
     void free(float* p) override { std::free(p); }
-    // Frozen tensors are used in place; the ones small_gemm takes also get packed copies (one per
-    // orientation), made on first use and dropped when the last user releases the tensor.
-    const float* weights(const float* host, size_t n) override {
+    // Frozen tensors: F32 ones (4-byte aligned) are used in place, F16/BF16 ones converted to
+    // fp32 once per backend; the ones small_gemm takes also get packed copies (one per
+    // orientation), made on first use. All dropped when the last holder releases the tensor.
+    const float* weights(const FrozenTensor& t) override {
         std::lock_guard<std::mutex> lock(frozen_mu_);
-        frozen_[host].refs++;
-        return host;
+        Frozen& f = frozen_[t.data];
+        if (f.refs++ == 0) {
+            if (t.dtype == DType::F32 && (uintptr_t)t.data % 4 == 0) {
+                f.view = (const float*)t.data;
+            } else {
+                f.fp32.resize((size_t)t.numel);
+                if (!frozen_to_f32(t, f.fp32.data()))
+                    throw Error(EXIT_INTERNAL, std::string("cpu backend: frozen tensor of unsupported dtype ") + dtype_name(t.dtype));
+                f.view = f.fp32.data();
+            }
+            by_view_[f.view] = t.data;
+        }
+        return f.view;
     }
-    void release_weights(const float* host) override {
+    void release_weights(const void* data) override {
         std::lock_guard<std::mutex> lock(frozen_mu_);
-        auto it = frozen_.find(host);
-        if (it != frozen_.end() && --it->second.refs <= 0) frozen_.erase(it);
+        auto it = frozen_.find(data);
+        if (it != frozen_.end() && --it->second.refs <= 0) {
+            by_view_.erase(it->second.view);
+            frozen_.erase(it);
+        }
     }
     void upload(float* dst, const float* host, size_t n) override { if (dst != host) std::memcpy(dst, host, n * 4); }
     void download(float* host, const float* src, size_t n) override { if (host != src) std::memcpy(host, src, n * 4); }
@@ -274,6 +292,8 @@ public:
 private:
     struct Frozen {
         int refs = 0;
+        const float* view = nullptr;   // what the ops read: the tensor itself, or fp32
+        std::vector<float> fp32;       // the converted copy (F16/BF16, or unaligned F32)
         std::vector<float> packed[2];  // small_gemm panels of W^T (forward) and W (input gradient)
     };
     // W's panels for small_gemm as op(W) [K, N] (W^T when trans): the kept copy when W is a frozen
@@ -282,9 +302,9 @@ private:
         const size_t n = ops::small_gemm_packed_floats(N, K);
         {
             std::lock_guard<std::mutex> lock(frozen_mu_);
-            auto it = frozen_.find(W);
-            if (it != frozen_.end()) {
-                std::vector<float>& v = it->second.packed[trans ? 0 : 1];
+            auto src = by_view_.find(W);
+            if (src != by_view_.end()) {
+                std::vector<float>& v = frozen_.at(src->second).packed[trans ? 0 : 1];
                 if (v.size() != n) {  // first use (a tensor is always used with one shape)
                     v.resize(n);
                     ops::small_gemm_pack(v.data(), trans, N, K, W, trans ? K : N);
@@ -298,7 +318,8 @@ private:
     }
     int threads_ = omp_get_max_threads();
     std::mutex frozen_mu_;
-    std::map<const float*, Frozen> frozen_;
+    std::map<const void*, Frozen> frozen_;            // by the tensor's data (FrozenTensor::data)
+    std::map<const float*, const void*> by_view_;     // what ops get -> the tensor's data
 };
 }  // namespace
 
