@@ -12,7 +12,8 @@ const char* op_name(Op op) {
     static const char* names[] = {"matmul_forward", "matmul_backward_input", "matmul_backward_weight",
                                   "rmsnorm_forward", "rmsnorm_backward", "rope_forward", "rope_backward",
                                   "attention_forward", "attention_backward", "swiglu_forward", "swiglu_backward",
-                                  "cross_entropy", "dropout_apply", "dropout_backward", "adamw", "embedding",
+                                  "cross_entropy", "dropout_apply", "dropout_backward", "adamw", "embedding", "scatter_rows",
+                                  "zero", "add", "scale", "sum_squares", "all_finite",
                                   "rope_forward_at", "kv_cache_write", "attention_cached", "matmul_rows"};
     static_assert(sizeof(names) / sizeof(names[0]) == (size_t)Op::Count, "op names");
     return names[(int)op];
@@ -31,7 +32,8 @@ const std::vector<Op>& training_ops() {
         Op::Embedding,         Op::RmsnormForward,   Op::RmsnormBackward, Op::MatmulForward,  Op::MatmulBackwardInput,
         Op::MatmulBackwardWeight, Op::RopeForward,   Op::RopeBackward,    Op::AttentionForward, Op::AttentionBackward,
         Op::SwigluForward,     Op::SwigluBackward,   Op::CrossEntropy,    Op::DropoutApply,   Op::DropoutBackward,
-        Op::AdamW};
+        Op::AdamW,             Op::ScatterRows,      Op::Zero,            Op::Add,            Op::Scale,
+        Op::SumSquares};
     return ops;
 }
 

@@ -29,7 +29,8 @@ enum class Op {
     CrossEntropy,
     DropoutApply, DropoutBackward,
     AdamW,
-    Embedding,
+    Embedding, ScatterRows,
+    Zero, Add, Scale, SumSquares, AllFinite,  // elementwise helpers (memory section below)
     RopeForwardAt, KvCacheWrite, AttentionCached, MatmulRows,  // generation (ops_decode.h)
     Count
 };
@@ -74,7 +75,11 @@ public:
     virtual bool all_finite(const float* x, size_t n) = 0;
 
     // ops: see ops.h for the shapes and semantics of each
+    // out[n, :] = table[tokens[n], :]: also the row gather of the LM head (tokens = row indices)
     virtual void embedding(float* out, const int* tokens, const float* table, int N, int C) = 0;
+    // out[rows[i], :] = x[i, :] for i < n (rows: host int [n], distinct): the LM head's input
+    // gradient back into the rows it was gathered from. Other rows of out are left as they are.
+    virtual void scatter_rows(float* out, const float* x, const int* rows, int n, int C) = 0;
     virtual void matmul_forward(float* out, const float* x, const float* W, int N, int I, int O, float alpha, float beta) = 0;
     virtual void matmul_backward_input(float* dx, const float* dout, const float* W, int N, int I, int O, float alpha, float beta) = 0;
     virtual void matmul_backward_weight(float* dW, const float* dout, const float* x, int N, int I, int O, float alpha, float beta) = 0;

@@ -252,10 +252,8 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
     std::vector<int> tg(head_rows_);
     for (size_t r0 = 0; r0 < rows.size(); r0 += head_rows_) {
         int nr = (int)std::min<size_t>(head_rows_, rows.size() - r0);
-        for (int i = 0; i < nr; i++) {
-            std::memcpy(head_x_ + (size_t)i * C, xnf_ + (size_t)rows[r0 + i] * C, sizeof(float) * C);
-            tg[i] = mb.targets[rows[r0 + i]];
-        }
+        be_.embedding(head_x_, rows.data() + r0, xnf_, nr, C);  // the row gather
+        for (int i = 0; i < nr; i++) tg[i] = mb.targets[rows[r0 + i]];
         be_.matmul_forward(head_logits_, head_x_, rw_.lm_head, nr, C, V, 1.0f, 0.0f);
         check(head_logits_, (size_t)nr * V, -1, "lm_head", "output");
         if (logits_out) {
@@ -267,8 +265,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
         for (int i = 0; i < nr; i++) res.n_targets += tg[i] >= 0;
         if (backward) {
             be_.matmul_backward_input(head_dx_, head_logits_, rw_.lm_head, nr, C, V, 1.0f, 0.0f);
-            for (int i = 0; i < nr; i++)
-                std::memcpy(dxn_ + (size_t)rows[r0 + i] * C, head_dx_ + (size_t)i * C, sizeof(float) * C);
+            be_.scatter_rows(dxn_, head_dx_, rows.data() + r0, nr, C);
         }
     }
     if (!backward) return res;

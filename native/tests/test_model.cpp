@@ -3,7 +3,7 @@
 //     padding, prompt masks) against central finite differences of the loss with the same
 //     dropout masks: checks that forward and backward agree end to end, dropout included.
 //  2. merge: logits of the merged model == logits of base + adapter.
-//   test_model MODEL_DIR WORK_DIR MERGE_TOL
+//   test_model [--backend NAME] MODEL_DIR WORK_DIR MERGE_TOL   (NAME: a compiled-in backend, default cpu)
 // (the merged weights keep the model's dtype: a BF16 model's merge is exact only to BF16 rounding)
 #include <cmath>
 #include <cstdlib>
@@ -24,12 +24,25 @@
 using namespace lf;
 
 int main(int argc, char** argv) {
+    std::string backend = "cpu";
+    if (argc > 2 && std::string(argv[1]) == "--backend") {
+        backend = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 4) {
-        std::fprintf(stderr, "usage: test_model MODEL_DIR WORK_DIR MERGE_TOL\n");
+        std::fprintf(stderr, "usage: test_model [--backend NAME] MODEL_DIR WORK_DIR MERGE_TOL\n");
         return 2;
     }
     int fails = 0;
-    auto be = make_cpu_backend();
+    auto be = make_backend(backend);
+    if (!be) {
+        std::fprintf(stderr, "test_model: --backend %s is not compiled in (have:", backend.c_str());
+        for (auto& n : backend_names()) std::fprintf(stderr, " %s", n.c_str());
+        std::fprintf(stderr, ")\n");
+        return 2;
+    }
+    std::printf("backend %s\n", be->name().c_str());
     auto w = load_llama(argv[1]);
     const LlamaConfig& mc = w->cfg;
     LoraConfig lc;

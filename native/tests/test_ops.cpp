@@ -548,6 +548,80 @@ void test_embedding() {
     });
 }
 
+void test_scatter_rows() {
+    if (!want_op(Op::ScatterRows)) return;
+    std::printf("scatter_rows\n");
+    const int N = 7, C = 5, n = 3;
+    Vec x = randv(n * C, 92), out0 = randv(N * C, 93);
+    std::vector<int> rows = {5, 0, 3};
+    Vec ref(N * C);  // a copy: exact, in the buffers' fp32 values; rows not scattered to keep theirs
+    for (int i = 0; i < N * C; i++) ref[i] = (float)out0[i];
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++) ref[rows[i] * C + c] = (float)x[i * C + c];
+    backend_check(Op::ScatterRows, 0, {ref}, [&](Backend& be) {
+        Buf bx(be, x), bo(be, out0);
+        be.scatter_rows(bo.p, bx.p, rows.data(), n, C);
+        return std::vector<Vec>{bo.get()};
+    });
+}
+
+// zero, add, scale, sum_squares, all_finite: the step's gradient sum, clipping, norm and the
+// numerics check
+void test_elementwise() {
+    const int n = 1000;  // not a multiple of 8: the tails
+    Vec x = randv(n, 94), y = randv(n, 95);
+    if (want_op(Op::Zero)) {
+        std::printf("zero\n");
+        backend_check(Op::Zero, 0, {Vec(n, 0.0)}, [&](Backend& be) {
+            Buf by(be, y);
+            be.zero(by.p, n);
+            return std::vector<Vec>{by.get()};
+        });
+    }
+    if (want_op(Op::Add)) {
+        std::printf("add\n");
+        Vec ref(n);
+        for (int i = 0; i < n; i++) ref[i] = (double)(float)y[i] + (double)(float)x[i];
+        backend_check(Op::Add, 1.2e-7,  // one fp32 rounding of the exact result
+                      {ref}, [&](Backend& be) {
+            Buf bx(be, x), by(be, y);
+            be.add(by.p, bx.p, n);
+            return std::vector<Vec>{by.get()};
+        });
+    }
+    if (want_op(Op::Scale)) {
+        std::printf("scale\n");
+        const float a = 0.37f;
+        Vec ref(n);
+        for (int i = 0; i < n; i++) ref[i] = (double)(float)y[i] * a;
+        backend_check(Op::Scale, 1.2e-7, {ref}, [&](Backend& be) {
+            Buf by(be, y);
+            be.scale(by.p, a, n);
+            return std::vector<Vec>{by.get()};
+        });
+    }
+    if (want_op(Op::SumSquares)) {
+        std::printf("sum_squares\n");
+        double ref = 0;
+        for (int i = 0; i < n; i++) ref += (double)(float)x[i] * (double)(float)x[i];
+        backend_check(Op::SumSquares, 1e-12, {Vec{ref}}, [&](Backend& be) {
+            Buf bx(be, x);
+            return std::vector<Vec>{Vec{be.sum_squares(bx.p, n)}};
+        });
+    }
+    if (want_op(Op::AllFinite)) {
+        std::printf("all_finite\n");
+        Vec with_nan = x, with_inf = x;
+        with_nan[n - 1] = NAN;  // in the tail
+        with_inf[n / 2] = INFINITY;
+        backend_check(Op::AllFinite, 0, {Vec{1, 0, 0}}, [&](Backend& be) {
+            Buf b0(be, x), b1(be, with_nan), b2(be, with_inf);
+            return std::vector<Vec>{Vec{(double)be.all_finite(b0.p, n), (double)be.all_finite(b1.p, n),
+                                        (double)be.all_finite(b2.p, n)}};
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // generation ops (ops_decode.h): their f64 reference against the training ops they must agree
 // with, then every backend against that reference
@@ -723,6 +797,7 @@ public:
     double sum_squares(const float* x, size_t n) override { return be_->sum_squares(x, n); }
     bool all_finite(const float* x, size_t n) override { return be_->all_finite(x, n); }
     void embedding(float* out, const int* tokens, const float* table, int N, int C) override { be_->embedding(out, tokens, table, N, C); }
+    void scatter_rows(float* out, const float* x, const int* rows, int n, int C) override { be_->scatter_rows(out, x, rows, n, C); }
     void matmul_forward(float* out, const float* x, const float* W, int N, int I, int O, float alpha, float beta) override { be_->matmul_forward(out, x, W, N, I, O, alpha, beta); }
     void matmul_backward_input(float* dx, const float* dout, const float* W, int N, int I, int O, float alpha, float beta) override { be_->matmul_backward_input(dx, dout, W, N, I, O, alpha, beta); }
     void matmul_backward_weight(float* dW, const float* dout, const float* x, int N, int I, int O, float alpha, float beta) override { be_->matmul_backward_weight(dW, dout, x, N, I, O, alpha, beta); }
@@ -908,6 +983,8 @@ int main(int argc, char** argv) {
     test_dropout();
     test_adamw();
     test_embedding();
+    test_scatter_rows();
+    test_elementwise();
     test_matmul_rows();
     test_decode_ops(0);
     test_decode_ops(3);

@@ -192,6 +192,10 @@ public:
 #pragma omp parallel for schedule(static) if ((int64_t)N * C >= ops::kParallelMin)
         for (int n = 0; n < N; n++) std::memcpy(out + (int64_t)n * C, table + (int64_t)tokens[n] * C, (size_t)C * 4);
     }
+    void scatter_rows(float* out, const float* x, const int* rows, int n, int C) override {
+#pragma omp parallel for schedule(static) if ((int64_t)n * C >= ops::kParallelMin)
+        for (int i = 0; i < n; i++) std::memcpy(out + (int64_t)rows[i] * C, x + (int64_t)i * C, (size_t)C * 4);
+    }
     // out[N,O] = a x W^T + b out
     void matmul_forward(float* out, const float* x, const float* W, int N, int I, int O, float a, float b) override {
         if (!ops::small_gemm_fits(O, I)) return ops::matmul_forward(out, x, W, N, I, O, a, b);
