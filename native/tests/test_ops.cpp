@@ -1,5 +1,5 @@
 // Op tests (ggml test-backend-ops style).
-//   test_ops [test|perf] [-o OP] [-b BACKEND]
+//   test_ops [test|perf] [-o OP] [-b BACKEND] [-p fp32|fp16|bf16]   (-p: a device backend's precision)
 // test: every op's backward against central finite differences of its forward, both in double
 //       precision (the templated reference of ops.h); then every compiled-in backend's fp32 op
 //       against the double reference with a per-op tolerance, NaN/inf checked, unsupported ops
@@ -22,6 +22,7 @@
 #include "ops.h"
 #include "ops_decode.h"
 #include "rng.h"
+#include "safetensors.h"
 
 using namespace lf;
 using Vec = std::vector<double>;
@@ -237,18 +238,19 @@ void test_matmul_tiles() {
     Vec ref = o0, dref = dx0;
     ops::matmul_forward(ref.data(), x.data(), W.data(), N, I, O, alpha, beta);
     ops::matmul_backward_input(dref.data(), R.data(), W.data(), N, I, O, alpha, beta);
+    const std::vector<float> Wf = tof(W);  // the frozen tensor: host memory, as the model has it
     for (bool frozen : {false, true}) {
         std::printf("  W %s:\n", frozen ? "a frozen tensor (kept panels, used twice)" : "a plain buffer");
         backend_check(Op::MatmulForward, 1e-6, {ref, dref}, [&](Backend& be) {
             Buf bx(be, x), bW(be, W), bo(be, o0), bR(be, R), bd(be, dx0);
-            const float* w = frozen ? be.weights(bW.p, W.size()) : bW.p;
+            const float* w = frozen ? be.weights(Wf.data(), Wf.size()) : bW.p;
             for (int rep = 0; rep < (frozen ? 2 : 1); rep++) {
                 be.upload(bo.p, tof(o0).data(), o0.size());
                 be.upload(bd.p, tof(dx0).data(), dx0.size());
                 be.matmul_forward(bo.p, bx.p, w, N, I, O, (float)alpha, (float)beta);
                 be.matmul_backward_input(bd.p, bR.p, w, N, I, O, (float)alpha, (float)beta);
             }
-            if (frozen) be.release_weights(w);
+            if (frozen) be.release_weights(Wf.data());
             return std::vector<Vec>{bo.get(), bd.get()};
         });
     }
@@ -256,15 +258,15 @@ void test_matmul_tiles() {
     {
         auto be = make_backend("cpu");
         Buf bx(*be, x), bW(*be, W), bo(*be, N * O);
-        const float* w = be->weights(bW.p, W.size());
+        const float* w = be->weights(bW.p, W.size());  // the CPU backend's buffers are host memory
         be->matmul_forward(bo.p, bx.p, w, N, I, O, 1.0f, 0.0f);
-        be->release_weights(w);
+        be->release_weights(bW.p);
         Vec W2 = randv(O * I, 76), ref2(N * O, 0.0);
         be->upload(bW.p, tof(W2).data(), W2.size());
         ops::matmul_forward(ref2.data(), x.data(), W2.data(), N, I, O, 1.0, 0.0);
         w = be->weights(bW.p, W2.size());
         be->matmul_forward(bo.p, bx.p, w, N, I, O, 1.0f, 0.0f);
-        be->release_weights(w);
+        be->release_weights(bW.p);
         result("matmul after release: new weights, not the kept panels", rel_err(bo.get(), ref2), 1e-6);
     }
 }
@@ -585,6 +587,54 @@ void test_embedding() {
         be.embedding(bo.p, toks.data(), bt.p, N, C);
         return std::vector<Vec>{bo.get()};
     });
+}
+
+// Frozen tensors stored as F16 and BF16, as a checkpoint holds them: each backend makes them
+// resident in its own form (the CPU: fp32; CUDA: the run's precision, the bytes as they are when
+// they match it, else converted on the device) and the ops read them. The reference uses the
+// stored values decoded (exact in fp32), so the CPU and an fp32 device run match it to fp32
+// rounding; a device keeping them in another 16-bit type rounds them once more (frozen_tol).
+void test_frozen_dtypes() {
+    if (!want_op(Op::MatmulForward) && !want_op(Op::Embedding)) return;
+    const int N = 5, I = 24, O = 7, V = 7;
+    Vec x = randv(N * I, 101), W = randv(O * I, 102);
+    std::vector<int> toks = {6, 0, 3, 3, 5};
+    for (DType d : {DType::F16, DType::BF16}) {
+        std::printf("frozen tensors stored as %s\n", dtype_name(d));
+        std::vector<uint16_t> bits(W.size());
+        Vec Wd(W.size());
+        for (size_t i = 0; i < W.size(); i++) {
+            bits[i] = d == DType::F16 ? f32_to_f16((float)W[i]) : f32_to_bf16((float)W[i]);
+            Wd[i] = d == DType::F16 ? f16_to_f32(bits[i]) : bf16_to_f32(bits[i]);
+        }
+        const FrozenTensor t{d, (int64_t)bits.size(), bits.data()};
+        if (want_op(Op::MatmulForward)) {
+            Vec ref(N * O, 0.0);
+            ops::matmul_forward(ref.data(), x.data(), Wd.data(), N, I, O, 1.0, 0.0);
+            backend_check(Op::MatmulForward, 1e-6, {ref}, [&](Backend& be) {
+                Buf bx(be, x), bo(be, (size_t)N * O);
+                const float* w = be.weights(t);
+                be.matmul_forward(bo.p, bx.p, w, N, I, O, 1.0f, 0.0f);
+                Vec out = bo.get();
+                be.release_weights(t.data);
+                return std::vector<Vec>{out};
+            });
+        }
+        if (want_op(Op::Embedding)) {  // W as a [V, I] table (its first V rows)
+            Vec ref((size_t)toks.size() * I);
+            for (size_t n = 0; n < toks.size(); n++)
+                for (int c = 0; c < I; c++) ref[n * I + c] = Wd[(size_t)toks[n] * I + c];
+            const FrozenTensor table{d, (int64_t)V * I, bits.data()};
+            backend_check(Op::Embedding, 0, {ref}, [&](Backend& be) {
+                Buf bo(be, ref.size());
+                const float* w = be.weights(table);
+                be.embedding(bo.p, toks.data(), w, (int)toks.size(), I);
+                Vec out = bo.get();
+                be.release_weights(table.data);
+                return std::vector<Vec>{out};
+            });
+        }
+    }
 }
 
 void test_scatter_rows() {
@@ -1025,6 +1075,7 @@ int main(int argc, char** argv) {
     test_dropout();
     test_adamw();
     test_embedding();
+    test_frozen_dtypes();
     test_scatter_rows();
     test_elementwise();
     test_matmul_rows();
