@@ -67,7 +67,7 @@ done
 
 step "goldens (transformers + PEFT values) on the GPU"
 for d in "$ROOT"/native/tests/golden/v1/*/; do
-  LORAFORGE_TEST_BACKEND=cuda "$BUILD/test_golden" "$d" || fail=1
+  "$BUILD/test_golden" --backend cuda "$d" || fail=1
 done
 
 step "benchmark: 7B shape, bf16 and fp16, ours vs transformers + PEFT"

@@ -8,16 +8,15 @@
 namespace lf {
 
 // the backend, once it has said it can run every op generation needs
-static Backend& with_generation_ops(Backend& be) {
-    for (Op op : {Op::Embedding, Op::RmsnormForward, Op::MatmulForward, Op::MatmulRows, Op::RopeForwardAt,
-                  Op::KvCacheWrite, Op::AttentionCached, Op::SwigluForward, Op::CrossEntropy})
-        if (!be.supports_op(op))
-            throw usage_error(std::string("the ") + be.name() + " backend has no " + op_name(op) +
-                              ", which generation needs", "backend");
+static Backend& with_generation_ops(Backend& be, const LlamaWeights& w) {
+    for (DType d : w.dtypes)
+        require_ops(be, {Op::Embedding, Op::RmsnormForward, Op::MatmulForward, Op::MatmulRows, Op::RopeForwardAt,
+                         Op::KvCacheWrite, Op::AttentionCached, Op::SwigluForward, Op::CrossEntropy},
+                    d, "generation");
     return be;
 }
 
-Decoder::Decoder(Backend& be, const LlamaWeights& w) : be_(with_generation_ops(be)), w_(w), rw_(be, w) {}
+Decoder::Decoder(Backend& be, const LlamaWeights& w) : be_(with_generation_ops(be, w)), w_(w), rw_(be, w) {}
 
 Decoder::~Decoder() {
     for (float* p : allocs_) be_.free(p);
@@ -101,7 +100,7 @@ void Decoder::forward(const int* tokens, const int* pos, int B, int n, const std
     // x: [B, n, C], the residual stream, updated in place
     be_.embedding(x_, tokens, rw_.embed, N, C);
     for (int l = 0; l < c.n_layers; l++) {
-        const LayerWeights& L = rw_.layers[l];
+        const ResidentLayer& L = rw_.layers[l];
         // attention block: x += o_proj(attention(rope(q), cache(rope(k), v)))
         be_.rmsnorm_forward(xn_, rstd_, x_, L.in_norm, N, C, c.eps);
         linear(l, MOD_Q, xn_, L.wq, q_, N, C, Q);

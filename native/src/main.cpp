@@ -198,10 +198,7 @@ int main(int argc, char** argv) {
             std::string steps = a.get("--steps", true);
             if (steps.empty() || steps.size() > 9 || steps.find_first_not_of("0123456789") != std::string::npos || std::stoi(steps) < 1)
                 throw usage_error("--steps must be a positive integer", "steps");
-            TrainOptions o;
-            o.bench_steps = std::stoi(steps);
-            o.no_resume = true;
-            return run_train(cfg, o);
+            return run_bench(cfg, std::stoi(steps));
         }
         if (verb == "logits") {
             Args a = parse_args(argc, argv, {"--model", "--adapter", "--tokens", "--out"}, {});

@@ -211,7 +211,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
     float* x = acts_.empty() ? res_final_ : acts_[0].res_in;  // x: [B, T, C]
     be_.embedding(x, mb.tokens.data(), rw_.embed, N, C);
     for (int l = 0; l < c.n_layers; l++) {
-        const LayerWeights& L = rw_.layers[l];
+        const ResidentLayer& L = rw_.layers[l];
         LayerActs& a = acts_[l];
         float* next = l + 1 < c.n_layers ? acts_[l + 1].res_in : res_final_;
         const std::string p = "model.layers." + std::to_string(l);
@@ -252,10 +252,8 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
     std::vector<int> tg(head_rows_);
     for (size_t r0 = 0; r0 < rows.size(); r0 += head_rows_) {
         int nr = (int)std::min<size_t>(head_rows_, rows.size() - r0);
-        for (int i = 0; i < nr; i++) {
-            be_.copy(head_x_ + (size_t)i * C, xnf_ + (size_t)rows[r0 + i] * C, C);
-            tg[i] = mb.targets[rows[r0 + i]];
-        }
+        be_.embedding(head_x_, rows.data() + r0, xnf_, nr, C);  // the row gather
+        for (int i = 0; i < nr; i++) tg[i] = mb.targets[rows[r0 + i]];
         be_.matmul_forward(head_logits_, head_x_, rw_.lm_head, nr, C, V, 1.0f, 0.0f);
         check(head_logits_, (size_t)nr * V, -1, "lm_head", "output");
         if (logits_out) {
@@ -267,8 +265,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
         for (int i = 0; i < nr; i++) res.n_targets += tg[i] >= 0;
         if (backward) {
             be_.matmul_backward_input(head_dx_, head_logits_, rw_.lm_head, nr, C, V, 1.0f, 0.0f);
-            for (int i = 0; i < nr; i++)
-                be_.copy(dxn_ + (size_t)rows[r0 + i] * C, head_dx_ + (size_t)i * C, C);
+            be_.scatter_rows(dxn_, head_dx_, rows.data() + r0, nr, C);
         }
     }
     if (!backward) return res;
@@ -278,7 +275,7 @@ PassResult Model::run(const MicroBatch& mb, bool backward, double grad_scale, ui
     be_.zero(dres_, (size_t)N * C);
     be_.rmsnorm_backward(dres_, dxn_, res_final_, rw_.final_norm, rstdf_, N, C);
     for (int l = c.n_layers - 1; l >= 0; l--) {
-        const LayerWeights& L = rw_.layers[l];
+        const ResidentLayer& L = rw_.layers[l];
         LayerActs& a = acts_[l];
         const std::string p = "model.layers." + std::to_string(l);
         // dres_ is d(next). MLP: next = res_mid + down(h)

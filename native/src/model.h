@@ -36,6 +36,7 @@ public:
     Model& operator=(const Model&) = delete;
 
     const LlamaConfig& cfg() const { return w_.cfg; }
+    const LlamaWeights& weights() const { return w_; }
     // allocate activations for micro-batches up to B x T (idempotent when they already fit)
     void reserve(int B, int T);
 

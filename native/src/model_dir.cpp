@@ -1,5 +1,6 @@
 #include "model_dir.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -162,7 +163,7 @@ std::unique_ptr<LlamaWeights> load_llama(const std::string& dir) {
         for (auto& t : f->tensors()) where[t.name] = f;
     }
 
-    auto get = [&](const std::string& name, std::vector<int64_t> shape) -> const float* {
+    auto get = [&](const std::string& name, std::vector<int64_t> shape) -> FrozenTensor {
         auto it = where.find(name);
         if (it == where.end()) {
             std::string file = w->files.size() == 1 ? w->files[0]->filename() : index_path;
@@ -178,10 +179,8 @@ std::unique_ptr<LlamaWeights> load_llama(const std::string& dir) {
             throw invalid_input(fn, "shape " + t->shape_str() + " does not match config.json (expected " + want.shape_str() + ")", name, "shape");
         }
         w->n_params += t->numel();
-        if (t->dtype == DType::F32 && ((uintptr_t)t->data % 4) == 0) return (const float*)t->data;
-        w->owned.emplace_back((size_t)t->numel());
-        tensor_to_f32(*t, fn, w->owned.back().data());
-        return w->owned.back().data();
+        if (std::find(w->dtypes.begin(), w->dtypes.end(), t->dtype) == w->dtypes.end()) w->dtypes.push_back(t->dtype);
+        return FrozenTensor{t->dtype, t->numel(), t->data};
     };
     int64_t C = c.dim, H = c.hidden;
     w->embed = get("model.embed_tokens.weight", {c.vocab, C});

@@ -1,6 +1,6 @@
 // A Hugging Face Llama/Mistral model directory: config.json and *.safetensors (single file or
-// sharded through model.safetensors.index.json). Weights are converted to fp32 once on load;
-// F32 tensors are used in place from the memory map.
+// sharded through model.safetensors.index.json). Weights stay as stored (F32, F16 or BF16, in
+// the memory map): each backend makes them resident in its own form (backend.h weights()).
 #pragma once
 #include <memory>
 #include <string>
@@ -35,21 +35,24 @@ struct LlamaConfig {
 
 LlamaConfig parse_llama_config(const std::string& text, const std::string& filename);
 
-struct LayerWeights {
-    const float *in_norm, *wq, *wk, *wv, *wo, *post_norm, *wg, *wu, *wd;
+// one decoder layer's frozen tensors: FrozenTensor as stored, const float* as a backend holds them
+template <class W>
+struct LayerOf {
+    W in_norm, wq, wk, wv, wo, post_norm, wg, wu, wd;
 };
+using LayerWeights = LayerOf<FrozenTensor>;
 
 struct LlamaWeights {
     LlamaConfig cfg;
     std::string dir;
-    const float* embed = nullptr;       // [vocab, dim]
-    const float* final_norm = nullptr;  // [dim]
-    const float* lm_head = nullptr;     // [vocab, dim] (= embed when tied)
+    FrozenTensor embed;       // [vocab, dim]
+    FrozenTensor final_norm;  // [dim]
+    FrozenTensor lm_head;     // [vocab, dim] (= embed when tied)
     std::vector<LayerWeights> layers;
     int64_t n_params = 0;
-    // storage
+    std::vector<DType> dtypes;  // the distinct types of the tensors above (what supports_op is asked for)
+    // storage: the memory maps the tensors point into
     std::vector<std::shared_ptr<SafetensorsFile>> files;
-    std::vector<std::vector<float>> owned;
 };
 
 // Loads and checks every tensor (presence, dtype, shape vs config). Throws lf::Error (exit 3).

@@ -1,11 +1,11 @@
-// The CPU reference ops, templated on the element type: float is what the CPU backend runs,
-// double is what the op tests check against finite differences. Each op is a forward/backward
-// pair over plain row-major arrays; shapes are in the comments. Reductions accumulate in
-// double and are split over threads so that each output element is computed by exactly one
-// thread in a fixed order: results do not depend on thread timing.
+// The reference ops, templated on the element type: float is what the CPU backend runs where it
+// has no kernel of its own, double is what the op tests check against finite differences. Each
+// op is a forward/backward pair over plain row-major arrays; shapes are in the comments.
+// Reductions accumulate in double and are split over threads (OpenMP pragmas, ignored without
+// OpenMP) so that each output element is computed by exactly one thread in a fixed order:
+// results do not depend on thread timing. Nothing here is tied to a BLAS, an ISA or a backend:
+// the CPU backend's fast kernels, its BLAS and its tuning live in cpu/ (cpu/kernels.h).
 #pragma once
-#include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -19,7 +19,7 @@ namespace lf {
 namespace ops {
 
 // x[i] = exp(x[i]) for fp32, vectorized (Cephes-style polynomial, within 2 ulp of expf; inputs
-// below -87 give 0). Double uses std::exp. Defined in backend_cpu.cpp.
+// below -87 give 0). Double uses std::exp. Defined in cpu/backend.cpp.
 void vexp_f32(float* x, int n);
 inline void vexp(float* x, int n) { vexp_f32(x, n); }
 inline void vexp(double* x, int n) {
@@ -63,36 +63,12 @@ constexpr int64_t kParallelMinRows = 1 << 18;       // cross-entropy N*V
 
 // ---------------------------------------------------------------------------------------------
 // GEMM (row-major): C[M,N] = alpha * op(A)[M,K] @ op(B)[K,N] + beta * C
+// The reference's one dependency: a BLAS GEMM, bound by the CPU backend (cpu/backend.cpp).
 
-// GEMMs below this many multiply-adds run on one BLAS thread (see kParallelMin)
-constexpr double kGemmParallelMin = 1 << 24;
-void blas_threads_for(double mnk);  // backend_cpu.cpp: 1 thread for small GEMMs, all otherwise
-
-inline void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
-                 int ldb, float beta, float* C, int ldc) {
-    blas_threads_for((double)M * N * K);
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-                lda, B, ldb, beta, C, ldc);
-}
-inline void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B,
-                 int ldb, double beta, double* C, int ldc) {
-    blas_threads_for((double)M * N * K);
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-                lda, B, ldb, beta, C, ldc);
-}
-
-// The CPU backend's own kernel for small products (gemm_cpu.cpp): C[M,N] = alpha * A[M,K] op(B)
-// + beta * C, with op(B) packed first by small_gemm_pack (op(B) = B^T for B [N,K] when trans_b,
-// else B [K,N]; small_gemm_packed_floats floats). small_gemm_fits says which shapes it is for:
-// up to these sizes it beats OpenBLAS on Zen 3 (docs/BENCHMARKS.md), beyond them it does not.
-constexpr int kSmallGemmMaxK = 1024;
-constexpr int64_t kSmallGemmMaxNK = 1 << 18;        // packed B up to 1 MB
-constexpr double kSmallGemmParallelMin = 1 << 20;  // M*N*K below this runs on one thread
-bool small_gemm_fits(int N, int K);
-size_t small_gemm_packed_floats(int N, int K);
-void small_gemm_pack(float* Bp, bool trans_b, int N, int K, const float* B, int ldb);
-void small_gemm(int M, int N, int K, float alpha, const float* A, int lda, const float* Bp, float beta, float* C,
-                int ldc);
+void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+          float beta, float* C, int ldc);
+void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B, int ldb,
+          double beta, double* C, int ldc);
 
 // ---------------------------------------------------------------------------------------------
 // matmul (nn.Linear without bias): out[N,O] = alpha * x[N,I] @ W[O,I]^T + beta * out
@@ -241,17 +217,6 @@ void attn_probs(T* S, T* lse_out, const T* qblk, int qs, const T* kb, int ks, in
         lse_out[i] = mx + (T)std::log(sum);
     }
 }
-
-// fp32 kernels for common head sizes (attention_cpu.cpp); false when hd has none. `probs` (may be
-// null) holds each query's softmax row, attention_fast_probs_floats(B, T, H, hd) floats (0 when
-// hd has no kernel): forward writes it, backward reads it instead of recomputing exp(S - lse);
-// with probs, lse holds each row's 1/sum (the rows are kept unnormalized).
-size_t attention_fast_probs_floats(int B, int Tn, int H, int hd);
-bool attention_forward_fast(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens,
-                            int B, int Tn, int H, int KV, int hd, int window, float* probs = nullptr);
-bool attention_backward_fast(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q,
-                             const float* k, const float* v, const int* lens, int B, int Tn, int H, int KV, int hd,
-                             int window, const float* probs = nullptr);
 
 template <class T>
 void attention_forward(T* out, T* lse, const T* q, const T* k, const T* v, const int* lens, int B, int Tn, int H,

@@ -8,8 +8,6 @@
 // order, so a sequence's results depend neither on the thread count nor on the other
 // sequences of the batch.
 #pragma once
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -23,7 +21,7 @@ namespace ops {
 // The decoding matmul: out[N,O] = x[N,I] W[O,I]^T (nn.Linear) where N is a handful of new
 // tokens. Unlike matmul_forward it promises that row n of out depends only on row n of x (not on
 // N, the other rows, or the thread count), which is what makes a sequence's tokens the same
-// alone and in any batch. fp32: matvec_cpu.cpp (W read once for all N rows); double: plain loops.
+// alone and in any batch. fp32: cpu/matvec.cpp (W read once for all N rows); double: plain loops.
 void matmul_rows_f32(float* out, const float* x, const float* W, int N, int I, int O);
 template <class T>
 void matmul_rows(T* out, const T* x, const T* W, int N, int I, int O) {

@@ -9,6 +9,8 @@
 
 namespace lf {
 
+using ResidentLayer = LayerOf<const float*>;
+
 class ResidentWeights {
 public:
     ResidentWeights(Backend& be, const LlamaWeights& w);
@@ -17,12 +19,12 @@ public:
     ResidentWeights& operator=(const ResidentWeights&) = delete;
 
     const float *embed = nullptr, *final_norm = nullptr, *lm_head = nullptr;  // lm_head == embed when tied
-    std::vector<LayerWeights> layers;
+    std::vector<ResidentLayer> layers;
 
 private:
-    const float* hold(const float* host, size_t n);
+    const float* hold(const FrozenTensor& t);
     Backend& be_;
-    std::vector<const float*> held_;  // every tensor taken with weights(), for release_weights()
+    std::vector<const void*> held_;  // every tensor taken with weights(), for release_weights()
 };
 
 }  // namespace lf

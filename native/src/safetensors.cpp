@@ -264,19 +264,24 @@ uint16_t f32_to_f16(float f) {
     return (uint16_t)h;
 }
 
-void tensor_to_f32(const TensorView& t, const std::string& file, float* out) {
-    int64_t n = t.numel();
+bool frozen_to_f32(const FrozenTensor& t, float* out) {
+    const int64_t n = t.numel;
+    const uint8_t* d = (const uint8_t*)t.data;
     switch (t.dtype) {
-        case DType::F32: std::memcpy(out, t.data, (size_t)n * 4); break;
+        case DType::F32: std::memcpy(out, d, (size_t)n * 4); return true;
         case DType::F16:
-            for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, t.data + 2 * i, 2); out[i] = f16_to_f32(h); }
-            break;
+            for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, d + 2 * i, 2); out[i] = f16_to_f32(h); }
+            return true;
         case DType::BF16:
-            for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, t.data + 2 * i, 2); out[i] = bf16_to_f32(h); }
-            break;
-        default:
-            throw invalid_input(file, std::string("unsupported dtype ") + dtype_name(t.dtype) + " (supported: F32, F16, BF16)", t.name, "dtype");
+            for (int64_t i = 0; i < n; i++) { uint16_t h; std::memcpy(&h, d + 2 * i, 2); out[i] = bf16_to_f32(h); }
+            return true;
+        default: return false;
     }
+}
+
+void tensor_to_f32(const TensorView& t, const std::string& file, float* out) {
+    if (!frozen_to_f32(FrozenTensor{t.dtype, t.numel(), t.data}, out))
+        throw invalid_input(file, std::string("unsupported dtype ") + dtype_name(t.dtype) + " (supported: F32, F16, BF16)", t.name, "dtype");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,14 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "tensor.h"
 #include "json.h"
 
 namespace lf {
-
-enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL, Unknown };
-const char* dtype_name(DType d);
-DType dtype_from_name(const std::string& s);
-size_t dtype_size(DType d);
 
 struct TensorView {
     std::string name;

@@ -83,7 +83,7 @@ echo "ok: SIGTERM -> exit 130 with a checkpoint; resumed -> bit-identical final 
 # 3b. SIGTERM between the micro-batches of an optimizer step (8 per step here): the stop is taken
 # after the micro-batch, not the step; the partial accumulation is dropped, the checkpoint is the
 # state after the last completed step, and the resumed run ends bit-identical. Both trainer paths:
-# one thread (train_step) and two replicas (Replicas::step). The test hook raises SIGTERM in the
+# one thread (one model) and two replicas (DataParallel of 2). The test hook raises SIGTERM in the
 # process once its 13th micro-batch is done: 5th of step 2 (0-based 1), so checkpoint-1.
 for THREADS in 1 2; do
   mid_json() {  # out_dir

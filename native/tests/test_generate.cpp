@@ -45,7 +45,7 @@ int g_failures = 0;
 // that; a real bug (wrong position, mask, cache slot, adapter scaling) moves logits by > 1e-2.
 const double kLogitsBound = 1e-5;
 // The cache against the training pass: the same arithmetic except attention (the training pass
-// runs the blocked kernel of attention_cpu.cpp, decoding the per-query loop of ops_decode.h):
+// runs the blocked kernel of cpu/attention.cpp, decoding the per-query loop of ops_decode.h):
 // fp32 reassociation only, as above; measured worst 2.0e-6.
 const double kRecomputeBound = 1e-5;
 // score: sums of <= 7 token losses from the logits above, in double; measured worst 7.9e-7

@@ -3,7 +3,7 @@
 // pass, every LoRA gradient, 10 optimizer steps (losses, grad norms, learning rates) and the
 // final adapter. Each check prints its measure and bound; any failure makes the exit code 1.
 //
-//   test_golden DIR...
+//   test_golden [--backend NAME] DIR...   (NAME: a compiled-in backend, default cpu)
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -19,7 +19,7 @@
 #include "model_dir.h"
 #include "run_config.h"
 #include "safetensors.h"
-#include "trainer.h"
+#include "train_step.h"
 
 using namespace lf;
 
@@ -94,7 +94,7 @@ double json_num(const Json& j, const char* k) {
     return v->number;
 }
 
-void check_config(const std::string& dir) {
+void check_config(Backend& backend, const std::string& dir) {
     std::string name = dir.substr(dir.find_last_of('/') + 1);
     std::string gj_text = read_file(dir + "/golden.json");
     Json gj;
@@ -112,11 +112,7 @@ void check_config(const std::string& dir) {
 
     auto w = load_llama(dir + "/model");
     auto g = SafetensorsFile::open(dir + "/golden.safetensors");
-    // LORAFORGE_TEST_BACKEND=cuda: the same goldens on the GPU (native/gpu/check.sh), fp32
-    const char* backend_env = std::getenv("LORAFORGE_TEST_BACKEND");
-    const std::string backend_name = backend_env && *backend_env ? backend_env : "cpu";
-    auto be = make_backend(backend_name);
-    if (!be) throw usage_error("LORAFORGE_TEST_BACKEND=" + backend_name + " is not compiled into this binary");
+    Backend* be = &backend;
     const LlamaConfig& mc = w->cfg;
 
     // ---------------------------------------------------------------- forward + gradients
@@ -223,14 +219,34 @@ void check_config(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc < 2) {
-        std::fprintf(stderr, "usage: test_golden CONFIG_DIR...\n");
+    int first = 1;
+    std::string backend = "cpu";
+    if (argc > 2 && std::string(argv[1]) == "--backend") {
+        backend = argv[2];
+        first = 3;
+    }
+    if (argc <= first) {
+        std::fprintf(stderr, "usage: test_golden [--backend NAME] CONFIG_DIR...\n");
         return 2;
     }
+    std::unique_ptr<Backend> be;
+    try {
+        be = make_backend(backend);  // fp32, as the goldens are
+    } catch (const Error& e) {  // compiled in, but this machine lacks its device
+        std::fprintf(stderr, "test_golden: --backend %s: %s\n", backend.c_str(), e.what());
+        return 2;
+    }
+    if (!be) {
+        std::fprintf(stderr, "test_golden: --backend %s is not compiled in (have:", backend.c_str());
+        for (auto& n : backend_names()) std::fprintf(stderr, " %s", n.c_str());
+        std::fprintf(stderr, ")\n");
+        return 2;
+    }
+    std::printf("backend %s\n", be->name().c_str());
     int configs = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         try {
-            check_config(argv[i]);
+            check_config(*be, argv[i]);
             configs++;
         } catch (const Error& e) {
             std::printf("%s: ERROR %s\n", argv[i], e.what());

@@ -3,7 +3,7 @@
 //     padding, prompt masks) against central finite differences of the loss with the same
 //     dropout masks: checks that forward and backward agree end to end, dropout included.
 //  2. merge: logits of the merged model == logits of base + adapter.
-//   test_model MODEL_DIR WORK_DIR MERGE_TOL
+//   test_model [--backend NAME] MODEL_DIR WORK_DIR MERGE_TOL   (NAME: a compiled-in backend, default cpu)
 // (the merged weights keep the model's dtype: a BF16 model's merge is exact only to BF16 rounding)
 #include <cmath>
 #include <cstdlib>
@@ -19,17 +19,36 @@
 #include "model.h"
 #include "model_dir.h"
 #include "rng.h"
-#include "trainer.h"
+#include "train_step.h"
 
 using namespace lf;
 
 int main(int argc, char** argv) {
+    std::string backend = "cpu";
+    if (argc > 2 && std::string(argv[1]) == "--backend") {
+        backend = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 4) {
-        std::fprintf(stderr, "usage: test_model MODEL_DIR WORK_DIR MERGE_TOL\n");
+        std::fprintf(stderr, "usage: test_model [--backend NAME] MODEL_DIR WORK_DIR MERGE_TOL\n");
         return 2;
     }
     int fails = 0;
-    auto be = make_cpu_backend();
+    std::unique_ptr<Backend> be;
+    try {
+        be = make_backend(backend);
+    } catch (const Error& e) {  // compiled in, but this machine lacks its device
+        std::fprintf(stderr, "test_model: --backend %s: %s\n", backend.c_str(), e.what());
+        return 2;
+    }
+    if (!be) {
+        std::fprintf(stderr, "test_model: --backend %s is not compiled in (have:", backend.c_str());
+        for (auto& n : backend_names()) std::fprintf(stderr, " %s", n.c_str());
+        std::fprintf(stderr, ")\n");
+        return 2;
+    }
+    std::printf("backend %s\n", be->name().c_str());
     auto w = load_llama(argv[1]);
     const LlamaConfig& mc = w->cfg;
     LoraConfig lc;
@@ -107,14 +126,14 @@ int main(int argc, char** argv) {
         lb.set_params_host(p0);
         AdamW oa(*be, la.size()), ob(*be, lb.size());
         Model ma(*be, *w, &la), mbm(*be, *w, &lb);
-        Replicas reps(*be, *w, lb, mbm, 2, 3, 16, false);
+        DataParallel reps(*be, *w, lb, mbm, 2, 3, 16);
         TrainingConfig tc;
         tc.learning_rate = 1e-2;
         tc.max_grad_norm = 0.5;
         double worst_p = 0, dl = 0, dg = 0;
         for (int step = 0; step < 3; step++) {
             StepStats sa = train_step(*be, ma, la, oa, recs, 3, 1e-2, tc, 9);
-            StepStats sb = reps.step(ob, recs, 3, 1e-2, tc, 9);
+            StepStats sb = train_step(*be, reps, lb, ob, recs, 3, 1e-2, tc, 9);
             dl = std::max(dl, std::fabs(sa.loss - sb.loss) / sa.loss);
             if (step == 0) {  // the (clipped) gradients of the first step
                 std::vector<float> ga = la.grads_host(), gb = lb.grads_host();

@@ -1,10 +1,12 @@
 // Op tests (ggml test-backend-ops style).
-//   test_ops [test|perf] [-o OP] [-b BACKEND]
+//   test_ops [test|perf] [-o OP] [-b BACKEND] [-p fp32|fp16|bf16]   (-p: a device backend's precision)
 // test: every op's backward against central finite differences of its forward, both in double
 //       precision (the templated reference of ops.h); then every compiled-in backend's fp32 op
 //       against the double reference with a per-op tolerance, NaN/inf checked, unsupported ops
 //       reported as skipped. A new backend's kernel is done when it passes here.
 // perf: times each op of each backend on a larger shape.
+#include <omp.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,9 +17,12 @@
 #include <vector>
 
 #include "backend.h"
+#include "cpu/kernels.h"
+#include "error.h"
 #include "ops.h"
 #include "ops_decode.h"
 #include "rng.h"
+#include "safetensors.h"
 
 using namespace lf;
 using Vec = std::vector<double>;
@@ -44,6 +49,10 @@ double dot(const Vec& a, const Vec& b) {
 void result(const std::string& what, double err, double tol) {
     bool ok = err <= tol && std::isfinite(err);
     std::printf("  %-58s err %.2e  tol %.0e  %s\n", what.c_str(), err, tol, ok ? "ok" : "FAIL");
+    ok ? g_pass++ : g_fail++;
+}
+void result_bool(const std::string& what, bool ok) {
+    std::printf("  %-58s %s\n", what.c_str(), ok ? "ok" : "FAIL");
     ok ? g_pass++ : g_fail++;
 }
 // max |a-b| / max(1, max|b|)
@@ -131,7 +140,7 @@ void backend_check(Op op, double tol, const std::vector<Vec>& ref, std::function
         if (!g_backend_filter.empty() && name != g_backend_filter) continue;
         auto be = open_backend(name);
         if (!be) continue;
-        if (!be->supports_op(op)) {
+        if (!be->supports_op(op, DType::F32)) {
             std::printf("  %-58s skipped (not supported)\n", (std::string(op_name(op)) + " [" + name + "]").c_str());
             g_skip++;
             continue;
@@ -153,7 +162,7 @@ void perf(Op op, const char* shape, double flops, F run) {
     for (auto& name : backend_names()) {
         if (!g_backend_filter.empty() && name != g_backend_filter) continue;
         auto be = open_backend(name);
-        if (!be || !be->supports_op(op)) continue;
+        if (!be || !be->supports_op(op, DType::F32)) continue;
         run(*be);  // warm-up
         int reps = 0;
         auto t0 = std::chrono::steady_clock::now();
@@ -229,18 +238,19 @@ void test_matmul_tiles() {
     Vec ref = o0, dref = dx0;
     ops::matmul_forward(ref.data(), x.data(), W.data(), N, I, O, alpha, beta);
     ops::matmul_backward_input(dref.data(), R.data(), W.data(), N, I, O, alpha, beta);
+    const std::vector<float> Wf = tof(W);  // the frozen tensor: host memory, as the model has it
     for (bool frozen : {false, true}) {
         std::printf("  W %s:\n", frozen ? "a frozen tensor (kept panels, used twice)" : "a plain buffer");
         backend_check(Op::MatmulForward, 1e-6, {ref, dref}, [&](Backend& be) {
             Buf bx(be, x), bW(be, W), bo(be, o0), bR(be, R), bd(be, dx0);
-            const float* w = frozen ? be.weights(bW.p, W.size()) : bW.p;
+            const float* w = frozen ? be.weights(Wf.data(), Wf.size()) : bW.p;
             for (int rep = 0; rep < (frozen ? 2 : 1); rep++) {
                 be.upload(bo.p, tof(o0).data(), o0.size());
                 be.upload(bd.p, tof(dx0).data(), dx0.size());
                 be.matmul_forward(bo.p, bx.p, w, N, I, O, (float)alpha, (float)beta);
                 be.matmul_backward_input(bd.p, bR.p, w, N, I, O, (float)alpha, (float)beta);
             }
-            if (frozen) be.release_weights(w);
+            if (frozen) be.release_weights(Wf.data());
             return std::vector<Vec>{bo.get(), bd.get()};
         });
     }
@@ -248,15 +258,15 @@ void test_matmul_tiles() {
     {
         auto be = make_backend("cpu");
         Buf bx(*be, x), bW(*be, W), bo(*be, N * O);
-        const float* w = be->weights(bW.p, W.size());
+        const float* w = be->weights(bW.p, W.size());  // the CPU backend's buffers are host memory
         be->matmul_forward(bo.p, bx.p, w, N, I, O, 1.0f, 0.0f);
-        be->release_weights(w);
+        be->release_weights(bW.p);
         Vec W2 = randv(O * I, 76), ref2(N * O, 0.0);
         be->upload(bW.p, tof(W2).data(), W2.size());
         ops::matmul_forward(ref2.data(), x.data(), W2.data(), N, I, O, 1.0, 0.0);
         w = be->weights(bW.p, W2.size());
         be->matmul_forward(bo.p, bx.p, w, N, I, O, 1.0f, 0.0f);
-        be->release_weights(w);
+        be->release_weights(bW.p);
         result("matmul after release: new weights, not the kept panels", rel_err(bo.get(), ref2), 1e-6);
     }
 }
@@ -579,6 +589,128 @@ void test_embedding() {
     });
 }
 
+// Frozen tensors stored as F16 and BF16, as a checkpoint holds them: each backend makes them
+// resident in its own form (the CPU: fp32; CUDA: the run's precision, the bytes as they are when
+// they match it, else converted on the device) and the ops read them. The reference uses the
+// stored values decoded (exact in fp32), so the CPU and an fp32 device run match it to fp32
+// rounding; a device keeping them in another 16-bit type rounds them once more (frozen_tol).
+void test_frozen_dtypes() {
+    if (!want_op(Op::MatmulForward) && !want_op(Op::Embedding)) return;
+    const int N = 5, I = 24, O = 7, V = 7;
+    Vec x = randv(N * I, 101), W = randv(O * I, 102);
+    std::vector<int> toks = {6, 0, 3, 3, 5};
+    for (DType d : {DType::F16, DType::BF16}) {
+        std::printf("frozen tensors stored as %s\n", dtype_name(d));
+        std::vector<uint16_t> bits(W.size());
+        Vec Wd(W.size());
+        for (size_t i = 0; i < W.size(); i++) {
+            bits[i] = d == DType::F16 ? f32_to_f16((float)W[i]) : f32_to_bf16((float)W[i]);
+            Wd[i] = d == DType::F16 ? f16_to_f32(bits[i]) : bf16_to_f32(bits[i]);
+        }
+        const FrozenTensor t{d, (int64_t)bits.size(), bits.data()};
+        if (want_op(Op::MatmulForward)) {
+            Vec ref(N * O, 0.0);
+            ops::matmul_forward(ref.data(), x.data(), Wd.data(), N, I, O, 1.0, 0.0);
+            backend_check(Op::MatmulForward, 1e-6, {ref}, [&](Backend& be) {
+                Buf bx(be, x), bo(be, (size_t)N * O);
+                const float* w = be.weights(t);
+                be.matmul_forward(bo.p, bx.p, w, N, I, O, 1.0f, 0.0f);
+                Vec out = bo.get();
+                be.release_weights(t.data);
+                return std::vector<Vec>{out};
+            });
+        }
+        if (want_op(Op::Embedding)) {  // W as a [V, I] table (its first V rows)
+            Vec ref((size_t)toks.size() * I);
+            for (size_t n = 0; n < toks.size(); n++)
+                for (int c = 0; c < I; c++) ref[n * I + c] = Wd[(size_t)toks[n] * I + c];
+            const FrozenTensor table{d, (int64_t)V * I, bits.data()};
+            backend_check(Op::Embedding, 0, {ref}, [&](Backend& be) {
+                Buf bo(be, ref.size());
+                const float* w = be.weights(table);
+                be.embedding(bo.p, toks.data(), w, (int)toks.size(), I);
+                Vec out = bo.get();
+                be.release_weights(table.data);
+                return std::vector<Vec>{out};
+            });
+        }
+    }
+}
+
+void test_scatter_rows() {
+    if (!want_op(Op::ScatterRows)) return;
+    std::printf("scatter_rows\n");
+    const int N = 7, C = 5, n = 3;
+    Vec x = randv(n * C, 92), out0 = randv(N * C, 93);
+    std::vector<int> rows = {5, 0, 3};
+    Vec ref(N * C);  // a copy: exact, in the buffers' fp32 values; rows not scattered to keep theirs
+    for (int i = 0; i < N * C; i++) ref[i] = (float)out0[i];
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < C; c++) ref[rows[i] * C + c] = (float)x[i * C + c];
+    backend_check(Op::ScatterRows, 0, {ref}, [&](Backend& be) {
+        Buf bx(be, x), bo(be, out0);
+        be.scatter_rows(bo.p, bx.p, rows.data(), n, C);
+        return std::vector<Vec>{bo.get()};
+    });
+}
+
+// zero, add, scale, sum_squares, all_finite: the step's gradient sum, clipping, norm and the
+// numerics check
+void test_elementwise() {
+    const int n = 1000;  // not a multiple of 8: the tails
+    Vec x = randv(n, 94), y = randv(n, 95);
+    if (want_op(Op::Zero)) {
+        std::printf("zero\n");
+        backend_check(Op::Zero, 0, {Vec(n, 0.0)}, [&](Backend& be) {
+            Buf by(be, y);
+            be.zero(by.p, n);
+            return std::vector<Vec>{by.get()};
+        });
+    }
+    if (want_op(Op::Add)) {
+        std::printf("add\n");
+        Vec ref(n);
+        for (int i = 0; i < n; i++) ref[i] = (double)(float)y[i] + (double)(float)x[i];
+        backend_check(Op::Add, 1.2e-7,  // one fp32 rounding of the exact result
+                      {ref}, [&](Backend& be) {
+            Buf bx(be, x), by(be, y);
+            be.add(by.p, bx.p, n);
+            return std::vector<Vec>{by.get()};
+        });
+    }
+    if (want_op(Op::Scale)) {
+        std::printf("scale\n");
+        const float a = 0.37f;
+        Vec ref(n);
+        for (int i = 0; i < n; i++) ref[i] = (double)(float)y[i] * a;
+        backend_check(Op::Scale, 1.2e-7, {ref}, [&](Backend& be) {
+            Buf by(be, y);
+            be.scale(by.p, a, n);
+            return std::vector<Vec>{by.get()};
+        });
+    }
+    if (want_op(Op::SumSquares)) {
+        std::printf("sum_squares\n");
+        double ref = 0;
+        for (int i = 0; i < n; i++) ref += (double)(float)x[i] * (double)(float)x[i];
+        backend_check(Op::SumSquares, 1e-12, {Vec{ref}}, [&](Backend& be) {
+            Buf bx(be, x);
+            return std::vector<Vec>{Vec{be.sum_squares(bx.p, n)}};
+        });
+    }
+    if (want_op(Op::AllFinite)) {
+        std::printf("all_finite\n");
+        Vec with_nan = x, with_inf = x;
+        with_nan[n - 1] = NAN;  // in the tail
+        with_inf[n / 2] = INFINITY;
+        backend_check(Op::AllFinite, 0, {Vec{1, 0, 0}}, [&](Backend& be) {
+            Buf b0(be, x), b1(be, with_nan), b2(be, with_inf);
+            return std::vector<Vec>{Vec{(double)be.all_finite(b0.p, n), (double)be.all_finite(b1.p, n),
+                                        (double)be.all_finite(b2.p, n)}};
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // generation ops (ops_decode.h): their f64 reference against the training ops they must agree
 // with, then every backend against that reference
@@ -731,6 +863,89 @@ double best_time(F f) {
     return best;
 }
 
+// ---------------------------------------------------------------------------------------------
+// supports_op: a pass refuses at start, naming the op, a backend that lacks one it needs
+
+// the CPU backend without one op (as a device backend may lack a kernel)
+class WithoutOp : public Backend {
+public:
+    WithoutOp(Op missing) : be_(make_cpu_backend()), missing_(missing) {}
+    std::string name() const override { return "cpu-without-" + std::string(op_name(missing_)); }
+    bool supports_op(Op op, DType w) const override { return op != missing_ && be_->supports_op(op, w); }
+    void set_threads(int n) override { be_->set_threads(n); }
+    int threads() const override { return be_->threads(); }
+    int replicas_for(int rows) const override { return be_->replicas_for(rows); }
+    void run_replicas(int P, const std::function<void(int p)>& body) override { be_->run_replicas(P, body); }
+    float* alloc(size_t n_floats) override { return be_->alloc(n_floats); }
+    void free(float* p) override { be_->free(p); }
+    const float* weights(const FrozenTensor& t) override { return be_->weights(t); }
+    void release_weights(const void* data) override { be_->release_weights(data); }
+    void upload(float* dst, const float* host, size_t n) override { be_->upload(dst, host, n); }
+    void download(float* host, const float* src, size_t n) override { be_->download(host, src, n); }
+    void zero(float* p, size_t n) override { be_->zero(p, n); }
+    void add(float* y, const float* x, size_t n) override { be_->add(y, x, n); }
+    void scale(float* y, float a, size_t n) override { be_->scale(y, a, n); }
+    double sum_squares(const float* x, size_t n) override { return be_->sum_squares(x, n); }
+    bool all_finite(const float* x, size_t n) override { return be_->all_finite(x, n); }
+    void embedding(float* out, const int* tokens, const float* table, int N, int C) override { be_->embedding(out, tokens, table, N, C); }
+    void scatter_rows(float* out, const float* x, const int* rows, int n, int C) override { be_->scatter_rows(out, x, rows, n, C); }
+    void matmul_forward(float* out, const float* x, const float* W, int N, int I, int O, float alpha, float beta) override { be_->matmul_forward(out, x, W, N, I, O, alpha, beta); }
+    void matmul_backward_input(float* dx, const float* dout, const float* W, int N, int I, int O, float alpha, float beta) override { be_->matmul_backward_input(dx, dout, W, N, I, O, alpha, beta); }
+    void matmul_backward_weight(float* dW, const float* dout, const float* x, int N, int I, int O, float alpha, float beta) override { be_->matmul_backward_weight(dW, dout, x, N, I, O, alpha, beta); }
+    void rmsnorm_forward(float* out, float* rstd, const float* x, const float* w, int N, int C, double eps) override { be_->rmsnorm_forward(out, rstd, x, w, N, C, eps); }
+    void rmsnorm_backward(float* dx, const float* dout, const float* x, const float* w, const float* rstd, int N, int C) override { be_->rmsnorm_backward(dx, dout, x, w, rstd, N, C); }
+    void rope_forward(float* x, const float* cos, const float* sin, int B, int T, int nh, int hd) override { be_->rope_forward(x, cos, sin, B, T, nh, hd); }
+    void rope_backward(float* dx, const float* cos, const float* sin, int B, int T, int nh, int hd) override { be_->rope_backward(dx, cos, sin, B, T, nh, hd); }
+    size_t attention_probs_floats(int B, int T, int H, int hd) const override { return be_->attention_probs_floats(B, T, H, hd); }
+    void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, const int* lens, int B, int T, int H, int KV, int hd, int window, float* probs) override { be_->attention_forward(out, lse, q, k, v, lens, B, T, H, KV, hd, window, probs); }
+    void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* lse, const float* q, const float* k, const float* v, const int* lens, int B, int T, int H, int KV, int hd, int window, const float* probs) override { be_->attention_backward(dq, dk, dv, dout, lse, q, k, v, lens, B, T, H, KV, hd, window, probs); }
+    void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override { be_->swiglu_forward(h, g, u, n); }
+    void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override { be_->swiglu_backward(dg, du, dh, g, u, n); }
+    double cross_entropy(float* dlogits, const float* logits, const int* targets, int N, int V, double grad_scale, double* row_loss) override { return be_->cross_entropy(dlogits, logits, targets, N, V, grad_scale, row_loss); }
+    void dropout_apply(float* out, const float* x, int64_t n, double p, uint64_t key) override { be_->dropout_apply(out, x, n, p, key); }
+    void dropout_backward(float* dx, const float* dout, int64_t n, double p, uint64_t key) override { be_->dropout_backward(dx, dout, n, p, key); }
+    void adamw(float* p, const float* g, float* m, float* v, int64_t n, double lr, double beta1, double beta2, double eps, double wd, int64_t step) override { be_->adamw(p, g, m, v, n, lr, beta1, beta2, eps, wd, step); }
+    void matmul_rows(float* out, const float* x, const float* W, int N, int I, int O) override { be_->matmul_rows(out, x, W, N, I, O); }
+    void rope_forward_at(float* x, const float* cos, const float* sin, const int* pos, int B, int n, int nh, int hd) override { be_->rope_forward_at(x, cos, sin, pos, B, n, nh, hd); }
+    void kv_cache_write(float* cache, const float* x, const int* pos, int B, int n, int Tcap, int width) override { be_->kv_cache_write(cache, x, pos, B, n, Tcap, width); }
+    void attention_cached(float* out, const float* q, const float* kc, const float* vc, const int* pos, int B, int n, int H, int KV, int hd, int Tcap, int window) override { be_->attention_cached(out, q, kc, vc, pos, B, n, H, KV, hd, Tcap, window); }
+private:
+    std::unique_ptr<Backend> be_;
+    Op missing_;
+};
+
+// the error require_ops throws, or "" when it does not throw
+std::string require_error(const Backend& be, const std::vector<Op>& ops, DType w, const char* what) {
+    try {
+        require_ops(be, ops, w, what);
+    } catch (const Error& e) {
+        return e.detail;
+    }
+    return "";
+}
+
+void test_supports_op() {
+    if (!g_op_filter.empty()) return;
+    auto cpu = make_cpu_backend();
+    bool ok = require_error(*cpu, training_ops(), DType::F32, "training").empty();
+    result_bool("supports_op: the cpu backend runs every training op with F32 weights", ok);
+    // every op a training step runs is asked for: take each away in turn
+    for (Op op : training_ops()) {
+        WithoutOp be(op);
+        const std::string e = require_error(be, training_ops(), DType::F32, "training");
+        const std::string want = std::string("has no ") + op_name(op) + " for F32 weights, which training needs";
+        result_bool(std::string("supports_op: a backend without ") + op_name(op) + " is refused for training, naming it",
+                    e.find(want) != std::string::npos);
+    }
+    for (DType d : {DType::F16, DType::BF16})
+        result_bool(std::string("supports_op: the cpu backend runs every training op with ") + dtype_name(d) + " weights",
+                    require_error(*cpu, training_ops(), d, "training").empty());
+    const std::string e = require_error(*cpu, training_ops(), DType::I8, "training");
+    result_bool("supports_op: the cpu backend refuses I8 weights (no int8 ops yet), naming the op",
+                e.find("has no embedding for I8 weights, which training needs") != std::string::npos);
+}
+
+
 // The CPU backend's own kernels against the sgemm paths they replace, same inputs, same run:
 // the measurements behind small_gemm_fits and the head sizes with an attention kernel.
 void run_kernel_perf() {
@@ -860,10 +1075,14 @@ int main(int argc, char** argv) {
     test_dropout();
     test_adamw();
     test_embedding();
+    test_frozen_dtypes();
+    test_scatter_rows();
+    test_elementwise();
     test_matmul_rows();
     test_decode_ops(0);
     test_decode_ops(3);
     test_vexp();
+    test_supports_op();
     std::printf("%d passed, %d failed, %d skipped\n", g_pass, g_fail, g_skip);
     return g_fail ? 1 : 0;
 }

@@ -1,7 +1,10 @@
 // The CUDA backend: the Backend table of ../backend.h on one GPU. Activations, gradients, LoRA
 // parameters and optimizer state are fp32 device buffers (the interface's float*); frozen
-// tensors handed to weights() are stored in the run's precision (fp32, fp16 or bf16), and every
-// op that reads one looks up its type, so a 7B model's base weights take 2 bytes a parameter.
+// tensors handed to weights() are stored in the run's precision (fp32, fp16 or bf16): copied as
+// they are when stored in it (a bf16 checkpoint in a bf16 run: no conversion anywhere), else
+// converted once on the device. Every op that reads one looks up its type, so a 7B model's base
+// weights take 2 bytes a parameter. One model replica (replicas_for's default): the whole
+// micro-batch runs on the backend's one stream.
 // GEMMs with a frozen operand run on tensor cores with fp32 accumulation (gemm.cu); the rest
 // are the kernels of elementwise.cu, cross_entropy.cu and attention.cu.
 //
@@ -40,8 +43,6 @@ namespace cuda {
                                                           : "";
     throw Error(EXIT_INTERNAL, strprintf("cuBLAS error %d in %s at %s:%d%s", (int)s, call, file, line, hint));
 }
-
-const char* dtype_name(DType t) { return t == DType::F16 ? "fp16" : t == DType::BF16 ? "bf16" : "fp32"; }
 
 void* Context::scratch_at_least(size_t bytes) {
     if (bytes > scratch_bytes) {
@@ -117,7 +118,11 @@ public:
     }
 
     std::string name() const override { return "cuda"; }
-    bool supports_op(Op op) const override { return true; }
+    // every op, with frozen weights stored as F32, F16 or BF16 (weights() brings them to the
+    // run's precision); not int8/nf4 yet
+    bool supports_op(Op, DType weights) const override {
+        return weights == DType::F32 || weights == DType::F16 || weights == DType::BF16;
+    }
     void set_threads(int) override {}
 
     // ---------------------------------------------------------------- memory
@@ -135,38 +140,47 @@ public:
     void free(float* p) override {
         if (p) LF_CUDA_CHECK(cudaFree(p));
     }
-    // the frozen tensor, uploaded once per host pointer and converted to the run's precision
-    const float* weights(const float* host, size_t n) override {
+    // the frozen tensor (host memory, t.data), uploaded once per tensor in the run's precision:
+    // its bytes as they are when it is stored in that type, else through a device staging copy
+    // converted there (F16/BF16 -> F32 is exact; F32 -> F16/BF16 rounds to nearest)
+    const float* weights(const FrozenTensor& t) override {
         std::lock_guard<std::mutex> lock(mu_);
-        auto it = by_host_.find(host);
-        if (it != by_host_.end()) {
+        auto it = by_data_.find(t.data);
+        if (it != by_data_.end()) {
             frozen_[it->second].refs++;
             return (const float*)it->second;
         }
-        const DType t = c_.compute;
-        float* staging = alloc(n);
-        upload(staging, host, n);
-        void* dev = staging;
-        if (t != DType::F32) {
-            LF_CUDA_CHECK(cudaMalloc(&dev, std::max<size_t>(n, 1) * 2));
-            convert_from_f32(c_, dev, t, staging, (int64_t)n);
+        if (!supports_op(Op::MatmulForward, t.dtype))
+            throw Error(EXIT_INTERNAL, std::string("cuda backend: frozen tensor of unsupported dtype ") + lf::dtype_name(t.dtype));
+        const DType keep = c_.compute;
+        const size_t n = (size_t)t.numel;
+        void* dev = nullptr;
+        LF_CUDA_CHECK(cudaMalloc(&dev, std::max<size_t>(n, 1) * dtype_size(keep)));
+        if (t.dtype == keep) {
+            if (n) LF_CUDA_CHECK(cudaMemcpyAsync(dev, t.data, n * dtype_size(keep), cudaMemcpyHostToDevice, c_.stream));
+            LF_CUDA_CHECK(cudaStreamSynchronize(c_.stream));  // the copy from pageable memory is done
+        } else {
+            void* staging = nullptr;
+            LF_CUDA_CHECK(cudaMalloc(&staging, std::max<size_t>(n, 1) * dtype_size(t.dtype)));
+            if (n) LF_CUDA_CHECK(cudaMemcpyAsync(staging, t.data, n * dtype_size(t.dtype), cudaMemcpyHostToDevice, c_.stream));
+            convert(c_, dev, keep, staging, t.dtype, (int64_t)n);
             LF_CUDA_CHECK(cudaStreamSynchronize(c_.stream));
-            free(staging);
+            LF_CUDA_CHECK(cudaFree(staging));
         }
-        frozen_[dev] = Frozen{dev, t, n, 1};
-        by_host_[host] = dev;
+        frozen_[dev] = Frozen{dev, keep, n, 1};
+        by_data_[t.data] = dev;
         return (const float*)dev;
     }
-    void release_weights(const float* host) override {
+    void release_weights(const void* data) override {
         std::lock_guard<std::mutex> lock(mu_);
-        auto it = by_host_.find(host);
-        if (it == by_host_.end()) return;
+        auto it = by_data_.find(data);
+        if (it == by_data_.end()) return;
         auto f = frozen_.find(it->second);
         if (--f->second.refs > 0) return;
         LF_CUDA_CHECK(cudaStreamSynchronize(c_.stream));
         LF_CUDA_CHECK(cudaFree(f->second.dev));
         frozen_.erase(f);
-        by_host_.erase(it);
+        by_data_.erase(it);
     }
     void upload(float* dst, const float* host, size_t n) override {
         LF_CUDA_CHECK(cudaMemcpyAsync(dst, host, n * 4, cudaMemcpyHostToDevice, c_.stream));
@@ -175,9 +189,6 @@ public:
     void download(float* host, const float* src, size_t n) override {
         LF_CUDA_CHECK(cudaMemcpyAsync(host, src, n * 4, cudaMemcpyDeviceToHost, c_.stream));
         LF_CUDA_CHECK(cudaStreamSynchronize(c_.stream));
-    }
-    void copy(float* dst, const float* src, size_t n) override {
-        if (n) LF_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * 4, cudaMemcpyDeviceToDevice, c_.stream));
     }
     void zero(float* p, size_t n) override { fill_zero(c_, p, (int64_t)n); }
     void add(float* y, const float* x, size_t n) override { add_inplace(c_, y, x, (int64_t)n); }
@@ -189,6 +200,9 @@ public:
     void embedding(float* out, const int* tokens, const float* table, int N, int C) override {
         const Frozen f = lookup(table);
         cuda::embedding(c_, out, ints(tokens, N), f.dev, f.type, N, C);
+    }
+    void scatter_rows(float* out, const float* x, const int* rows, int n, int C) override {
+        cuda::scatter_rows(c_, out, x, ints(rows, n), n, C);
     }
     void matmul_forward(float* out, const float* x, const float* W, int N, int I, int O, float a, float b) override {
         const Frozen f = lookup(W);
@@ -322,7 +336,7 @@ private:
     std::string device_name_;
     std::mutex mu_;
     std::map<void*, Frozen> frozen_;            // by device pointer
-    std::map<const float*, void*> by_host_;     // host tensor → device pointer
+    std::map<const void*, void*> by_data_;      // the tensor's host data (FrozenTensor::data) → device pointer
     int* d_ints_ = nullptr;
     size_t ints_n_ = 0;
     double* d_rowloss_ = nullptr;

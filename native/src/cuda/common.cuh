@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "../tensor.h"
+
 namespace lf {
 namespace cuda {
 
@@ -30,10 +32,8 @@ namespace cuda {
 // after a kernel launch: a bad launch configuration is a bug, reported where it happened
 #define LF_CUDA_LAUNCHED() LF_CUDA_CHECK(cudaGetLastError())
 
-// what frozen tensors (the base model's weights) are stored as on the device; activations,
-// gradients, LoRA parameters and optimizer state are fp32
-enum class DType { F32, F16, BF16 };
-const char* dtype_name(DType t);
+// Frozen tensors (the base model's weights) are stored on the device as lf::DType F32, F16 or
+// BF16 (../tensor.h); activations, gradients, LoRA parameters and optimizer state are fp32.
 
 struct Context {
     cudaStream_t stream = nullptr;

@@ -32,17 +32,29 @@ __device__ float block_sum(float v) {
 
 // ------------------------------------------------------------------------------ conversions
 
-template <class T>
-__global__ void convert_kernel(T* dst, const float* src, int64_t n) {
-    LF_GRID_STRIDE(i, n) dst[i] = from_f32<T>(src[i]);
+// through fp32, which holds every F16 and BF16 value exactly: one rounding, to D
+template <class D, class S>
+__global__ void convert_kernel(D* dst, const S* src, int64_t n) {
+    LF_GRID_STRIDE(i, n) dst[i] = from_f32<D>(to_f32(src[i]));
 }
-void convert_from_f32(Context& c, void* dst, DType t, const float* src, int64_t n) {
+template <class D>
+static void convert_to(Context& c, D* dst, const void* src, DType st, int64_t n) {
+    if (st == DType::F16) convert_kernel<<<grid_for(n), kThreads, 0, c.stream>>>(dst, (const __half*)src, n);
+    else if (st == DType::BF16) convert_kernel<<<grid_for(n), kThreads, 0, c.stream>>>(dst, (const __nv_bfloat16*)src, n);
+    else convert_kernel<<<grid_for(n), kThreads, 0, c.stream>>>(dst, (const float*)src, n);
+}
+void convert(Context& c, void* dst, DType dt, const void* src, DType st, int64_t n) {
     if (n == 0) return;
-    if (t == DType::F16) convert_kernel<<<grid_for(n), kThreads, 0, c.stream>>>((__half*)dst, src, n);
-    else if (t == DType::BF16) convert_kernel<<<grid_for(n), kThreads, 0, c.stream>>>((__nv_bfloat16*)dst, src, n);
-    else LF_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * 4, cudaMemcpyDeviceToDevice, c.stream));
+    if (dt == st) {
+        LF_CUDA_CHECK(cudaMemcpyAsync(dst, src, (size_t)n * dtype_size(dt), cudaMemcpyDeviceToDevice, c.stream));
+        return;
+    }
+    if (dt == DType::F16) convert_to(c, (__half*)dst, src, st, n);
+    else if (dt == DType::BF16) convert_to(c, (__nv_bfloat16*)dst, src, st, n);
+    else convert_to(c, (float*)dst, src, st, n);
     LF_CUDA_LAUNCHED();
 }
+void convert_from_f32(Context& c, void* dst, DType t, const float* src, int64_t n) { convert(c, dst, t, src, DType::F32, n); }
 
 void fill_zero(Context& c, float* p, int64_t n) {
     if (n > 0) LF_CUDA_CHECK(cudaMemsetAsync(p, 0, n * 4, c.stream));
@@ -99,6 +111,20 @@ void embedding(Context& c, float* out, const int* d_tokens, const void* table, D
     if (wt == DType::F16) embedding_kernel<<<grid_for(n), kThreads, 0, c.stream>>>(out, d_tokens, (const __half*)table, N, C);
     else if (wt == DType::BF16) embedding_kernel<<<grid_for(n), kThreads, 0, c.stream>>>(out, d_tokens, (const __nv_bfloat16*)table, N, C);
     else embedding_kernel<<<grid_for(n), kThreads, 0, c.stream>>>(out, d_tokens, (const float*)table, N, C);
+    LF_CUDA_LAUNCHED();
+}
+
+// the LM head's input gradient back into the rows its input was gathered from (embedding)
+__global__ void scatter_rows_kernel(float* out, const float* x, const int* rows, int n, int C) {
+    LF_GRID_STRIDE(i, (int64_t)n * C) {
+        const int64_t r = i / C, col = i % C;
+        out[(int64_t)rows[r] * C + col] = x[i];
+    }
+}
+void scatter_rows(Context& c, float* out, const float* x, const int* d_rows, int n, int C) {
+    const int64_t total = (int64_t)n * C;
+    if (total == 0) return;
+    scatter_rows_kernel<<<grid_for(total), kThreads, 0, c.stream>>>(out, x, d_rows, n, C);
     LF_CUDA_LAUNCHED();
 }
 

@@ -1,6 +1,6 @@
 // The CUDA ops, one launcher per op (shapes and semantics as in ../ops.h and ../ops_decode.h,
 // which the op tests compare these against). Pointers are device memory; `W` arguments typed
-// `const void*` are frozen tensors in `wt` (see common.cuh DType). All run on ctx.stream.
+// `const void*` are frozen tensors of type `wt` (F32, F16 or BF16). All run on ctx.stream.
 #pragma once
 #include "common.cuh"
 
@@ -23,6 +23,8 @@ void linear_backward_input(Context& c, float* dx, const float* dout, const void*
 void matmul_rows(Context& c, float* out, const float* x, const void* W, DType wt, int N, int I, int O);
 
 // elementwise.cu
+// dst[0..n) = src's elements (type st) rounded to type dt; F32, F16 and BF16 each way
+void convert(Context& c, void* dst, DType dt, const void* src, DType st, int64_t n);
 void convert_from_f32(Context& c, void* dst, DType t, const float* src, int64_t n);
 void fill_zero(Context& c, float* p, int64_t n);
 void add_inplace(Context& c, float* y, const float* x, int64_t n);
@@ -30,6 +32,8 @@ void scale_inplace(Context& c, float* y, float a, int64_t n);
 // sum of squares (double) and the count of non-finite elements, reduced on the device into d_out[0..1]
 void sum_squares_nonfinite(Context& c, double* d_out, const float* x, int64_t n);
 void embedding(Context& c, float* out, const int* d_tokens, const void* table, DType wt, int N, int C);
+// out[d_rows[i], :] = x[i, :] for i < n (rows distinct); other rows of out untouched
+void scatter_rows(Context& c, float* out, const float* x, const int* d_rows, int n, int C);
 void rmsnorm_forward(Context& c, float* out, float* rstd, const float* x, const void* w, DType wt, int N, int C,
                      double eps);
 void rmsnorm_backward(Context& c, float* dx, const float* dout, const float* x, const void* w, DType wt,

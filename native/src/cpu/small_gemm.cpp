@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels.h"
 #include "ops.h"
 
 namespace lf {

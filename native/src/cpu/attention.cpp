@@ -16,6 +16,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels.h"
 #include "ops.h"
 #include "simd_avx2.h"
 

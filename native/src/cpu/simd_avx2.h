@@ -7,7 +7,7 @@ namespace simd {
 
 // exp of 8 floats: Cephes expf (exp(x) = 2^n exp(r), r = x - n ln2, degree-6 polynomial), within
 // 2 ulp of expf; inputs below -87 give 0. Separate multiplies and adds in the same order as
-// ops::exp_scalar (backend_cpu.cpp), so a vector lane and the scalar tail give the same bits.
+// ops::exp_scalar (cpu/backend.cpp), so a vector lane and the scalar tail give the same bits.
 inline __m256 exp8(__m256 v0) {
     const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f), one = _mm256_set1_ps(1.0f);
     const __m256 keep = _mm256_and_ps(_mm256_cmp_ps(v0, lo, _CMP_GE_OQ), one);

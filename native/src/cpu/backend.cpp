@@ -1,10 +1,13 @@
-// The CPU backend: fp32, OpenBLAS sgemm for matmuls, OpenMP for the rest.
+// The CPU backend: fp32, OpenBLAS sgemm for matmuls (and the GEMM the reference ops of ops.h
+// call), its own kernels (kernels.h) where they beat the reference, OpenMP for the rest.
 #include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -14,24 +17,16 @@
 
 #include "backend.h"
 #include "error.h"
+#include "kernels.h"
 #include "ops.h"
 #include "ops_decode.h"
+#include "tensor.h"
 #include "simd_avx2.h"
 
 extern "C" void openblas_set_num_threads(int);
 
 namespace lf {
 static const int g_omp_default = omp_get_max_threads();  // before anything changes it
-
-const char* op_name(Op op) {
-    static const char* names[] = {"matmul_forward", "matmul_backward_input", "matmul_backward_weight",
-                                  "rmsnorm_forward", "rmsnorm_backward", "rope_forward", "rope_backward",
-                                  "attention_forward", "attention_backward", "swiglu_forward", "swiglu_backward",
-                                  "cross_entropy", "dropout_apply", "dropout_backward", "adamw", "embedding",
-                                  "rope_forward_at", "kv_cache_write", "attention_cached", "matmul_rows"};
-    static_assert(sizeof(names) / sizeof(names[0]) == (size_t)Op::Count, "op names");
-    return names[(int)op];
-}
 
 namespace ops {
 
@@ -86,19 +81,60 @@ void blas_threads_for(double mnk) {
         g_blas_current = want;
     }
 }
+
+void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+          float beta, float* C, int ldc) {
+    blas_threads_for((double)M * N * K);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                lda, B, ldb, beta, C, ldc);
+}
+void gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double* A, int lda, const double* B, int ldb,
+          double beta, double* C, int ldc) {
+    blas_threads_for((double)M * N * K);
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                lda, B, ldb, beta, C, ldc);
+}
 }  // namespace ops
 
 namespace {
 class CpuBackend : public Backend {
 public:
     std::string name() const override { return "cpu"; }
-    bool supports_op(Op) const override { return true; }
+    // every op, with F32, F16 or BF16 frozen weights (held as fp32: weights())
+    bool supports_op(Op, DType weights) const override {
+        return weights == DType::F32 || weights == DType::F16 || weights == DType::BF16;
+    }
     void set_threads(int n) override {
         if (n > 0) {
             omp_set_num_threads(n);
             ops::g_blas_threads = n;
             ops::g_blas_current = -1;
         }
+        threads_ = n > 0 ? n : omp_get_max_threads();
+    }
+    // Data parallelism: one model replica per thread, up to one per row. Each replica runs its
+    // ops on one OpenMP thread with one BLAS thread (the pthreads OpenBLAS would not know), one
+    // coarse parallel region per micro-batch instead of one per op.
+    int threads() const override { return threads_; }
+    int replicas_for(int rows) const override { return std::max(1, std::min(threads_, rows)); }
+    void run_replicas(int P, const std::function<void(int p)>& body) override {
+        if (P <= 1) {
+            if (P == 1) body(0);
+            return;
+        }
+        std::vector<std::unique_ptr<Error>> errors(P);  // the first one (by replica) is rethrown whole
+        ops::blas_threads_for(0);
+#pragma omp parallel num_threads(P)
+        {
+            const int p = omp_get_thread_num();
+            try {
+                body(p);
+            } catch (const Error& e) {  // an exception must not leave the parallel region
+                errors[p] = std::make_unique<Error>(e);
+            }
+        }
+        for (int p = 0; p < P; p++)
+            if (errors[p]) throw Error(*errors[p]);
     }
     float* alloc(size_t n) override {
         size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
@@ -109,21 +145,35 @@ public:
         return (float*)p;
     }
     void free(float* p) override { std::free(p); }
-    // Frozen tensors are used in place; the ones small_gemm takes also get packed copies (one per
-    // orientation), made on first use and dropped when the last user releases the tensor.
-    const float* weights(const float* host, size_t n) override {
+    // Frozen tensors: F32 ones (4-byte aligned) are used in place, F16/BF16 ones converted to
+    // fp32 once per backend; the ones small_gemm takes also get packed copies (one per
+    // orientation), made on first use. All dropped when the last holder releases the tensor.
+    const float* weights(const FrozenTensor& t) override {
         std::lock_guard<std::mutex> lock(frozen_mu_);
-        frozen_[host].refs++;
-        return host;
+        Frozen& f = frozen_[t.data];
+        if (f.refs++ == 0) {
+            if (t.dtype == DType::F32 && (uintptr_t)t.data % 4 == 0) {
+                f.view = (const float*)t.data;
+            } else {
+                f.fp32.resize((size_t)t.numel);
+                if (!frozen_to_f32(t, f.fp32.data()))
+                    throw Error(EXIT_INTERNAL, std::string("cpu backend: frozen tensor of unsupported dtype ") + dtype_name(t.dtype));
+                f.view = f.fp32.data();
+            }
+            by_view_[f.view] = t.data;
+        }
+        return f.view;
     }
-    void release_weights(const float* host) override {
+    void release_weights(const void* data) override {
         std::lock_guard<std::mutex> lock(frozen_mu_);
-        auto it = frozen_.find(host);
-        if (it != frozen_.end() && --it->second.refs <= 0) frozen_.erase(it);
+        auto it = frozen_.find(data);
+        if (it != frozen_.end() && --it->second.refs <= 0) {
+            by_view_.erase(it->second.view);
+            frozen_.erase(it);
+        }
     }
     void upload(float* dst, const float* host, size_t n) override { if (dst != host) std::memcpy(dst, host, n * 4); }
     void download(float* host, const float* src, size_t n) override { if (host != src) std::memcpy(host, src, n * 4); }
-    void copy(float* dst, const float* src, size_t n) override { std::memcpy(dst, src, n * 4); }
     void zero(float* p, size_t n) override { std::memset(p, 0, n * 4); }
     void add(float* y, const float* x, size_t n) override {
 #pragma omp parallel for schedule(static) if ((int64_t)n >= ops::kParallelMin)
@@ -141,6 +191,10 @@ public:
     void embedding(float* out, const int* tokens, const float* table, int N, int C) override {
 #pragma omp parallel for schedule(static) if ((int64_t)N * C >= ops::kParallelMin)
         for (int n = 0; n < N; n++) std::memcpy(out + (int64_t)n * C, table + (int64_t)tokens[n] * C, (size_t)C * 4);
+    }
+    void scatter_rows(float* out, const float* x, const int* rows, int n, int C) override {
+#pragma omp parallel for schedule(static) if ((int64_t)n * C >= ops::kParallelMin)
+        for (int i = 0; i < n; i++) std::memcpy(out + (int64_t)rows[i] * C, x + (int64_t)i * C, (size_t)C * 4);
     }
     // out[N,O] = a x W^T + b out
     void matmul_forward(float* out, const float* x, const float* W, int N, int I, int O, float a, float b) override {
@@ -242,6 +296,8 @@ public:
 private:
     struct Frozen {
         int refs = 0;
+        const float* view = nullptr;   // what the ops read: the tensor itself, or fp32
+        std::vector<float> fp32;       // the converted copy (F16/BF16, or unaligned F32)
         std::vector<float> packed[2];  // small_gemm panels of W^T (forward) and W (input gradient)
     };
     // W's panels for small_gemm as op(W) [K, N] (W^T when trans): the kept copy when W is a frozen
@@ -250,9 +306,9 @@ private:
         const size_t n = ops::small_gemm_packed_floats(N, K);
         {
             std::lock_guard<std::mutex> lock(frozen_mu_);
-            auto it = frozen_.find(W);
-            if (it != frozen_.end()) {
-                std::vector<float>& v = it->second.packed[trans ? 0 : 1];
+            auto src = by_view_.find(W);
+            if (src != by_view_.end()) {
+                std::vector<float>& v = frozen_.at(src->second).packed[trans ? 0 : 1];
                 if (v.size() != n) {  // first use (a tensor is always used with one shape)
                     v.resize(n);
                     ops::small_gemm_pack(v.data(), trans, N, K, W, trans ? K : N);
@@ -264,40 +320,16 @@ private:
         ops::small_gemm_pack(scratch->data(), trans, N, K, W, trans ? K : N);
         return scratch->data();
     }
+    int threads_ = omp_get_max_threads();
     std::mutex frozen_mu_;
-    std::map<const float*, Frozen> frozen_;
+    std::map<const void*, Frozen> frozen_;            // by the tensor's data (FrozenTensor::data)
+    std::map<const float*, const void*> by_view_;     // what ops get -> the tensor's data
 };
 }  // namespace
 
 std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
 
-#ifdef LORAFORGE_CUDA
-std::unique_ptr<Backend> make_cuda_backend(const BackendOptions& o);  // cuda/backend_cuda.cu
-BackendInfo probe_cuda_backend();
-#endif
-
-std::vector<std::string> backend_names() {
-    std::vector<std::string> v{"cpu"};
-#ifdef LORAFORGE_CUDA
-    v.push_back("cuda");
-#endif
-    return v;
-}
-std::unique_ptr<Backend> make_backend(const std::string& name, const BackendOptions& o) {
-    if (name == "cpu") return make_cpu_backend();
-#ifdef LORAFORGE_CUDA
-    if (name == "cuda") return make_cuda_backend(o);
-#endif
-    return nullptr;
-}
-std::vector<BackendInfo> probe_backends() {
-    std::vector<BackendInfo> v{{"cpu", true, true, strprintf("%d OpenMP threads", g_omp_default)}};
-#ifdef LORAFORGE_CUDA
-    v.push_back(probe_cuda_backend());
-#else
-    v.push_back({"cuda", false, false, "not compiled in (build with -DLORAFORGE_CUDA=ON)"});
-#endif
-    return v;
-}
+// the `backends` verb's line for the CPU (backend.cpp)
+BackendInfo probe_cpu_backend() { return {"cpu", true, true, strprintf("%d OpenMP threads", g_omp_default)}; }
 
 }  // namespace lf

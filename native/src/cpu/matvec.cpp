@@ -13,6 +13,7 @@
 
 #include <cmath>
 
+#include "kernels.h"
 #include "ops.h"
 #include "ops_decode.h"
 #include "simd_avx2.h"
