@@ -137,6 +137,32 @@ function makeInputs() {
       sh("nice", ["-n", "10", "cmake", "--build", buildDir, "--target", "loraforge-core", "-j2"]);
       return join(buildDir, "loraforge-core");
     }),
+    /**
+     * loraforge-core with the CUDA backend (sm_75, sm_80, sm_90), built with the pinned CUDA 13.0
+     * toolchain from PyPI wheels (native/cuda/toolchain.sh) in the folder and with the flags of
+     * CI's CUDA compile check (native/cuda/build_check.sh), so CI compiles the backend once.
+     */
+    cudaCore: once(async () => {
+      const flags = spawnSync("bash", [join(REPO, "native", "cuda", "toolchain.sh"), "13.0"], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      if (flags.status !== 0) throw new Error("native/cuda/toolchain.sh 13.0 failed (see above)");
+      const buildDir = join(REPO, "native", "build", "ci-cuda");
+      sh("cmake", [
+        "-S",
+        join(REPO, "native"),
+        "-B",
+        buildDir,
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DLORAFORGE_CUDA=ON",
+        "-DCMAKE_CUDA_ARCHITECTURES=75;80;90",
+        "-DCMAKE_CUDA_FLAGS=-Werror=all-warnings",
+        ...flags.stdout.trim().split("\n"),
+      ]);
+      sh("nice", ["-n", "10", "cmake", "--build", buildDir, "--target", "loraforge-core", "-j2"]);
+      return join(buildDir, "loraforge-core");
+    }),
     /** Shared libraries out of a PyPI wheel, downloaded once into ~/.cache/loraforge/wheels. */
     wheelLibs: once(async (name, version, libs) => {
       const dir = join(WHEEL_CACHE, `${name}-${version}`);

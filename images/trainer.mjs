@@ -14,8 +14,11 @@ export const TRAINER_BASE = {
   },
 };
 
-/** node, the cli bundle and its package.json, the `loraforge` command, the core. */
-export async function trainerFiles(inputs) {
+/**
+ * node, the cli bundle and its package.json, the `loraforge` command, the core (with the CUDA
+ * backend when `cuda`).
+ */
+export async function trainerFiles(inputs, { cuda = false } = {}) {
   const cli = await inputs.cliBundle();
   return [
     ...(await inputs.node()),
@@ -26,6 +29,10 @@ export async function trainerFiles(inputs) {
       content: '#!/bin/sh\nexec /usr/local/bin/node /app/cli/dist/loraforge.mjs "$@"\n',
       mode: 0o755,
     },
-    { path: "/usr/local/bin/loraforge-core", from: await inputs.core(), mode: 0o755 },
+    {
+      path: "/usr/local/bin/loraforge-core",
+      from: await (cuda ? inputs.cudaCore() : inputs.core()),
+      mode: 0o755,
+    },
   ];
 }

@@ -1,8 +1,8 @@
-// trainer-cuda: trainer-cpu plus the CUDA 13.0 runtime and cuBLAS shared libraries, taken from
-// NVIDIA's PyPI wheels (the ones CI's Python environment uses). The core's CUDA backend does not
-// exist yet (native/CMakeLists.txt refuses LORAFORGE_CUDA=ON without src/cuda/), so this image
-// ships the CPU core: the label dev.loraforge.core.backends says so, and `loraforge-core
-// --version` prints "backends: cpu". Once LORAFORGE_CUDA builds, the core input switches here.
+// trainer-cuda: the trainer with loraforge-core built with its CUDA backend (sm_75, sm_80, sm_90;
+// CUDA 13 cannot build for sm_70, see native/cuda/toolchain.sh), plus the CUDA 13.0 runtime and
+// cuBLAS shared libraries from NVIDIA's PyPI wheels. The driver (libcuda.so) comes from the node
+// at run time (NVIDIA container toolkit); without one, `loraforge-core backends` says so and a
+// GPU run fails naming why — it never trains on the CPU unasked.
 import { TRAINER_BASE, trainerFiles } from "../trainer.mjs";
 
 /** Wheels pinned by version; the libraries are copied from their nvidia/cu13/lib folder. */
@@ -16,7 +16,7 @@ const CUDA_LIB_DIR = "/usr/local/cuda/lib64";
 export default {
   name: "trainer-cuda",
   description:
-    "LoraForge trainer (CUDA 13 runtime + cuBLAS; core built for CPU until the CUDA backend lands)",
+    "LoraForge trainer (core with the CUDA backend for sm_75/80/90, CUDA 13 runtime + cuBLAS)",
   base: TRAINER_BASE,
   layers: async (inputs) => [
     // the big, rarely changing layer first, so a new cli or core changes only the small one
@@ -31,7 +31,7 @@ export default {
         )
       ).flat(),
     },
-    { name: "loraforge", files: await trainerFiles(inputs) },
+    { name: "loraforge", files: await trainerFiles(inputs, { cuda: true }) },
   ],
   config: {
     entrypoint: ["/usr/local/bin/loraforge"],
@@ -43,7 +43,8 @@ export default {
       NVIDIA_DRIVER_CAPABILITIES: "compute,utility",
     },
     labels: {
-      "dev.loraforge.core.backends": "cpu",
+      "dev.loraforge.core.backends": "cpu,cuda",
+      "dev.loraforge.cuda.architectures": "sm_75,sm_80,sm_90",
       "dev.loraforge.cuda.runtime": CUDA_WHEELS.map((w) => `${w.name}==${w.version}`).join(","),
     },
   },
