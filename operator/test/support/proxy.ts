@@ -17,8 +17,17 @@ export class TcpProxy {
       const upstream = connect(this.target.port, this.target.host);
       const pair = { client, upstream };
       this.pairs.add(pair);
-      for (const s of [client, upstream]) {
-        s.on("close", () => this.pairs.delete(pair));
+      // One side closing closes the other: `pipe` only ends its destination when the source
+      // ends, not when it is destroyed, and an upstream left open (a watch streaming into a
+      // dead pipe) would hold this test process until the API server ends the watch, minutes.
+      for (const [s, other] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        s.on("close", () => {
+          this.pairs.delete(pair);
+          other.destroy();
+        });
         s.on("error", () => {});
       }
       client.pipe(upstream).pipe(client);
