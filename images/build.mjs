@@ -26,6 +26,8 @@ import {
   realpathSync,
   renameSync,
   rmSync,
+  statSync,
+  utimesSync,
   writeFileSync,
 } from "node:fs";
 import { homedir, tmpdir } from "node:os";
@@ -372,8 +374,11 @@ export async function buildImage(name, inputs = makeInputs()) {
   const ref = `${REGISTRY}/${def.name}:${hash.slice(0, 12)}`;
   const tar = join(CACHE_DIR, `${hash}.tar`);
   const meta = join(CACHE_DIR, `${hash}.json`);
-  if (existsSync(tar) && existsSync(meta))
+  if (existsSync(tar) && existsSync(meta)) {
+    const now = new Date();
+    utimesSync(meta, now, now); // in use: pruneOlder leaves it for a day
     return { ...JSON.parse(readFileSync(meta, "utf8")), tar, cached: true };
+  }
 
   const base = debianBase(def.base);
   const work = mkdtempSync(join(tmpdir(), `lf-image-${name}-`));
@@ -464,11 +469,21 @@ export async function buildImage(name, inputs = makeInputs()) {
   }
 }
 
-/** A new build of an image replaces the cached tars of its older inputs (hundreds of MB each). */
+/**
+ * A new build of an image removes the cached tars (hundreds of MB each) of its other inputs that
+ * nothing built or used for a day. Not sooner: another checkout sharing the cache (a second
+ * worktree, a test run in progress) may be about to import the one it just built.
+ */
+const PRUNE_AFTER_MS = 24 * 3600 * 1000;
 function pruneOlder(name, keep) {
   for (const f of readdirSync(CACHE_DIR)) {
     const m = /^([0-9a-f]{64})\.json$/.exec(f);
     if (!m || m[1] === keep) continue;
+    try {
+      if (Date.now() - statSync(join(CACHE_DIR, f)).mtimeMs < PRUNE_AFTER_MS) continue;
+    } catch {
+      continue; // removed meanwhile
+    }
     let other;
     try {
       other = JSON.parse(readFileSync(join(CACHE_DIR, f), "utf8"));
