@@ -38,17 +38,22 @@ function snapshot() {
   return { cwd: process.cwd(), env: { ...process.env } };
 }
 
-/** What differs from `was`, e.g. "process.env.HOME (was /root, now /tmp)". */
+/**
+ * What differs from `was`, e.g. "process.env.HOME (changed)" — names only: a value may be a
+ * token, and this goes to CI logs.
+ */
 function changedSince(was) {
   const now = snapshot();
   const changes = [];
   for (const key of new Set([...Object.keys(was.env), ...Object.keys(now.env)]))
-    if (was.env[key] !== now.env[key])
-      changes.push(`process.env.${key} (was ${show(was.env[key])}, now ${show(now.env[key])})`);
+    if (was.env[key] !== now.env[key]) {
+      const how =
+        was.env[key] === undefined ? "set" : now.env[key] === undefined ? "unset" : "changed";
+      changes.push(`process.env.${key} (${how})`);
+    }
   if (was.cwd !== now.cwd) changes.push(`the working directory (was ${was.cwd}, now ${now.cwd})`);
   return changes;
 }
-const show = (value) => (value === undefined ? "unset" : JSON.stringify(value));
 
 /** Puts back what `changedSince(was)` reports, so one file's slip does not fail the others. */
 function restore(was) {
