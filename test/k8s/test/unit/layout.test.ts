@@ -2,6 +2,7 @@
 //
 //   <workspace>/test/unit/*.test.ts         no cluster, no built loraforge-core, no Chromium, no
 //                                           Python venv: `npm run test:unit`, `npm test -- --unit`
+//                                           (all of a workspace's unit files in one process)
 //   <workspace>/test/integration/*.test.ts  needs one of those
 //   <workspace>/test/support/*.ts           helpers both import
 //
@@ -104,10 +105,11 @@ test("every workspace runs both with `test` and unit tests alone with `test:unit
       `tsx --test ${globs.join(" ")}`,
       `${dir}/package.json scripts.test`,
     );
+    // unit files share one process (scripts/unit-tests.mjs: start-up paid once, not per file)
     if (has("unit"))
       assert.equal(
         manifest.scripts?.["test:unit"],
-        "tsx --test test/unit/*.test.ts",
+        `tsx ${relative(join(repo, dir), join(repo, "scripts", "unit-tests.mjs"))} test/unit/*.test.ts`,
         `${dir}/package.json scripts["test:unit"]`,
       );
   }
