@@ -13,7 +13,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { API_VERSION } from "@loraforge/crds";
+import { eventually, NODE_IP, startS3Server } from "@loraforge/test-k8s";
 import { stringify } from "yaml";
 import { z } from "zod";
 import { REPO } from "../../../../scripts/bundle.mjs";
@@ -49,6 +51,8 @@ const Lft = z.object({
 type Lft = z.infer<typeof Lft>;
 
 let env: E2eEnv;
+/** The adapter digest of the first, uninterrupted run: every interrupted run must end there. */
+let uninterrupted: string | undefined;
 const lftPath = (name: string) => `/apis/${API_VERSION}/namespaces/${NS}/lorafinetunes/${name}`;
 const getLft = async (name: string): Promise<Lft> =>
   Lft.parse(await env.cluster.client.get(lftPath(name)));
@@ -82,6 +86,76 @@ async function watchRun(
   }
 }
 
+/**
+ * `kubectl apply` of a run. The first request after a long quiet spell (a local run, PEFT) may
+ * go out on a keep-alive socket the API server has just closed ("socket hang up", seen here):
+ * the create is sent again, and AlreadyExists then means the first one got through.
+ */
+async function createRun(lft: { metadata: { name: string } }) {
+  const path = `/apis/${API_VERSION}/namespaces/${NS}/lorafinetunes`;
+  try {
+    await env.cluster.client.create(path, lft);
+  } catch (e) {
+    if ((e as { code?: string }).code !== "ECONNRESET") throw e;
+    log(`create ${lft.metadata.name}: ${(e as Error).message}; sending it again`);
+    const res = await env.cluster.client.request("POST", path, lft);
+    if (res.status !== 201 && res.status !== 409)
+      throw new Error(`create ${lft.metadata.name}: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+}
+
+/** Waits until the run trains with progress shown and steps left. */
+function watchUntilMidRun(name: string) {
+  return watchRun(name, (l) => {
+    if (l.status?.phase === "Evaluating" || l.status?.phase === "Succeeded")
+      throw new Error(`run ${name} reached ${l.status.phase} before the test could act mid-run`);
+    return l.status?.phase === "Running" && (l.status?.progress?.step ?? 0) > 0;
+  });
+}
+
+/** Names of the run's pods that are not being deleted, oldest first. */
+async function runPods(name: string): Promise<string[]> {
+  const Pods = z.object({
+    metadata: z.object({
+      name: z.string(),
+      creationTimestamp: z.string(),
+      deletionTimestamp: z.string().optional(),
+    }),
+    status: z.object({ phase: z.string().optional() }).optional(),
+  });
+  const { items } = await env.cluster.client.list(
+    `/api/v1/namespaces/${NS}/pods`,
+    `loraforge.dev/run=${name}`,
+  );
+  return items
+    .map((i) => Pods.parse(i))
+    .filter((p) => !p.metadata.deletionTimestamp && p.status?.phase !== "Failed")
+    .sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp))
+    .map((p) => p.metadata.name);
+}
+
+/**
+ * An interrupted run resumed from its checkpoint (the core's log on the volume says from which)
+ * and its final weights (final/) equal, byte for byte, those of the uninterrupted run.
+ */
+async function assertResumedToSameWeights(name: string, finished: Lft) {
+  const runDir = (n: string, uid: string) => join(env.volumes.runs, n, `${n}-${uid}`);
+  const dir = runDir(name, finished.metadata.uid);
+  const coreLog = readFileSync(join(dir, "core.log"), "utf8");
+  const resumed = /resuming from \S+ \(step \d+\)/.exec(coreLog)?.[0];
+  log(`${name}: core.log says ${resumed ?? "(no resume)"}`);
+  assert.ok(resumed, `${name} resumed from a checkpoint; core.log:\n${coreLog}`);
+  const reference = await getLft("stories");
+  const refDir = runDir("stories", reference.metadata.uid);
+  const same = readFileSync(join(dir, "final", "adapter_model.safetensors")).equals(
+    readFileSync(join(refDir, "final", "adapter_model.safetensors")),
+  );
+  log(
+    `${name}: final weights ${same ? "IDENTICAL to" : "DIFFERENT from"} the uninterrupted run's; status.adapter.digest ${finished.status?.adapter?.digest} (uninterrupted ${uninterrupted}); selection ${readFileSync(join(dir, "selection.json"), "utf8").replace(/\s+/g, " ")} vs ${readFileSync(join(refDir, "selection.json"), "utf8").replace(/\s+/g, " ")}`,
+  );
+  assert.ok(same, `${name}: final/adapter_model.safetensors equals the uninterrupted run's`);
+}
+
 describe("end to end on a real node", { timeout: 1_800_000 }, () => {
   before(async () => {
     env = await setUp();
@@ -93,16 +167,10 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
   test("kubectl apply of the stories260K example trains in a pod; the adapter equals a local run byte for byte and PEFT loads it", async () => {
     const t0 = Date.now();
     const lft = storiesRun("stories");
-    await env.cluster.client.create(`/apis/${API_VERSION}/namespaces/${NS}/lorafinetunes`, lft);
+    await createRun(lft);
 
     // mid-run: the Table shows progress (step n of N) while the pod trains
-    const running = await watchRun("stories", (l) => {
-      if (l.status?.phase === "Evaluating" || l.status?.phase === "Succeeded")
-        throw new Error(
-          `run stories reached ${l.status.phase} and no progress was shown while Running`,
-        );
-      return l.status?.phase === "Running" && (l.status?.progress?.step ?? 0) > 0;
-    });
+    const running = await watchUntilMidRun("stories");
     const midTable = await getLftTable(env.cluster);
     log(`mid-run, $ kubectl get lft -n ${NS}\n${midTable}`);
     assert.match(midTable, /stories\s+Running/);
@@ -115,6 +183,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
     const adapter = finished.status?.adapter;
     assert.ok(adapter, "status.adapter is set");
     assert.match(adapter.digest, /^sha256:[0-9a-f]{64}$/);
+    uninterrupted = adapter.digest;
 
     // the adapter on the volume: runs/<path>/<name>-<uid>/adapter
     const runDir = join(env.volumes.runs, "stories", `stories-${finished.metadata.uid}`);
@@ -171,5 +240,165 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
       .parse(JSON.parse(peft.stdout));
     assert.equal(loaded.loraTensors, 2 * 7 * 5, "lora_A and lora_B of 7 modules in 5 layers");
     assert.ok(loaded.maxLogitChange > 0, "the adapter changes the logits");
+  });
+
+  test("a pod evicted mid-run: the Job starts another, which resumes from the checkpoint and ends at the same adapter", async () => {
+    assert.ok(uninterrupted, "needs the uninterrupted run of the first test");
+    await createRun(storiesRun("evicted"));
+    const mid = await watchUntilMidRun("evicted");
+    const [pod] = await runPods("evicted");
+    assert.ok(pod, "the run has a pod");
+    log(`evicting pod ${pod} at step ${mid.status?.progress?.step}`);
+    await env.cluster.client.create(`/api/v1/namespaces/${NS}/pods/${pod}/eviction`, {
+      apiVersion: "policy/v1",
+      kind: "Eviction",
+      metadata: { name: pod, namespace: NS },
+    });
+    // a second pod of the same Job takes over
+    const second = await eventually(
+      "a new trainer pod",
+      async () => (await runPods("evicted")).find((p) => p !== pod),
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    const finished = await watchRun("evicted", (l) => l.status?.phase === "Succeeded");
+    log(`pod ${second} took over`);
+    await assertResumedToSameWeights("evicted", finished);
+  });
+
+  test("suspend mid-run stops the pod; resuming continues from the checkpoint to the same adapter", async () => {
+    assert.ok(uninterrupted, "needs the uninterrupted run of the first test");
+    await createRun(storiesRun("suspended"));
+    await watchUntilMidRun("suspended");
+    await env.cluster.client.mergePatch(lftPath("suspended"), { spec: { suspend: true } });
+    await watchRun("suspended", (l) => l.status?.phase === "Suspended", 120_000);
+    await eventually(
+      "the suspended run's pods gone",
+      async () => ((await runPods("suspended")).length === 0 ? true : undefined),
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    await env.cluster.client.mergePatch(lftPath("suspended"), { spec: { suspend: false } });
+    const finished = await watchRun("suspended", (l) => l.status?.phase === "Succeeded");
+    await assertResumedToSameWeights("suspended", finished);
+  });
+
+  test("delete mid-run: the pod, the Job and the run's other objects are gone", async () => {
+    await createRun(storiesRun("deleted"));
+    await watchUntilMidRun("deleted");
+    const selector = "loraforge.dev/run=deleted";
+    const kinds = {
+      jobs: `/apis/batch/v1/namespaces/${NS}/jobs`,
+      pods: `/api/v1/namespaces/${NS}/pods`,
+      serviceaccounts: `/api/v1/namespaces/${NS}/serviceaccounts`,
+      roles: `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`,
+      rolebindings: `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`,
+    };
+    const owned = async () => {
+      const found: string[] = [];
+      for (const [kind, path] of Object.entries(kinds))
+        for (const o of (await env.cluster.client.list(path, selector)).items)
+          found.push(
+            `${kind}/${z.object({ metadata: z.object({ name: z.string() }) }).parse(o).metadata.name}`,
+          );
+      return found;
+    };
+    const before = await owned();
+    log(`the run's objects mid-run: ${before.join(", ")}`);
+    for (const kind of ["jobs", "pods", "serviceaccounts"])
+      assert.ok(
+        before.some((o) => o.startsWith(`${kind}/`)),
+        `a ${kind} object mid-run`,
+      );
+    await env.cluster.client.delete(lftPath("deleted"));
+    await eventually(
+      "the deleted run's objects gone",
+      async () => {
+        const left = await owned();
+        if (left.length === 0) return true;
+        throw new Error(`still there: ${left.join(", ")}`);
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+  });
+
+  test("s3 output: the adapter, eval.json and the completion marker land in the bucket, and status gives the s3 location", async () => {
+    // the S3-compatible server listens on the node's IP: the pod reaches it, nothing leaves the machine
+    const s3 = await startS3Server({ host: NODE_IP });
+    try {
+      const client = new S3Client({
+        endpoint: s3.endpoint,
+        region: s3.region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+      });
+      await client.send(new CreateBucketCommand({ Bucket: "runs" }));
+      client.destroy();
+      await env.cluster.client.create(`/api/v1/namespaces/${NS}/secrets`, {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "s3-output", namespace: NS },
+        stringData: {
+          accessKeyId: s3.accessKeyId,
+          secretAccessKey: s3.secretAccessKey,
+          region: s3.region,
+          endpoint: s3.endpoint,
+        },
+      });
+      await createRun(
+        storiesRun("to-s3", (spec) => {
+          spec.output = { uri: "s3://runs/e2e", secretName: "s3-output" };
+        }),
+      );
+      const finished = await watchRun("to-s3", (l) => l.status?.phase === "Succeeded");
+      const prefix = `e2e/to-s3-${finished.metadata.uid}`;
+      log(`status.adapter: ${JSON.stringify(finished.status?.adapter)}`);
+      assert.equal(finished.status?.adapter?.path, `s3://runs/${prefix}/adapter`);
+      const bucket = join(s3.root, "runs", prefix);
+      const marker = z
+        .object({
+          adapter: z.object({ path: z.string(), digest: z.string() }),
+          files: z.array(z.object({ key: z.string(), bytes: z.number() })),
+        })
+        .parse(JSON.parse(readFileSync(join(bucket, "loraforge-complete.json"), "utf8")));
+      log(
+        `s3://runs/${prefix}/loraforge-complete.json lists ${marker.files.map((f) => f.key).join(", ")}`,
+      );
+      assert.equal(
+        `sha256:${sha256(join(bucket, "adapter", "adapter_model.safetensors"))}`,
+        finished.status?.adapter?.digest,
+      );
+      assert.equal(marker.adapter.digest, finished.status?.adapter?.digest);
+      if (uninterrupted) assert.equal(finished.status?.adapter?.digest, uninterrupted);
+      const evaluation = z
+        .object({})
+        .passthrough()
+        .parse(JSON.parse(readFileSync(join(bucket, "eval.json"), "utf8")));
+      assert.ok(Object.keys(evaluation).length > 0, "eval.json in the bucket");
+      for (const key of [
+        "adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+        "eval.json",
+      ])
+        assert.ok(
+          marker.files.some((f) => f.key.endsWith(key)),
+          `the marker lists ${key}`,
+        );
+    } finally {
+      await s3.stop();
+    }
+  });
+
+  test("an unreachable dataset source fails the run with the URL and the reason in status", async () => {
+    // a port on the node's IP where nothing listens
+    const url = `https://${NODE_IP}:1/stories.jsonl`;
+    await createRun(
+      storiesRun("unreachable", (spec) => {
+        spec.dataset.source = { uri: url };
+      }),
+    );
+    const failed = await watchRun("unreachable", (l) => l.status?.phase === "Failed", 300_000);
+    log(`final status.failure: ${JSON.stringify(failed.status?.failure)}`);
+    const message = failed.status?.failure?.message ?? "";
+    assert.ok(message.includes(url), `status.failure.message names ${url}: ${message}`);
+    assert.match(message, /ECONNREFUSED|refused|connect/i);
   });
 });

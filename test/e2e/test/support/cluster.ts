@@ -69,6 +69,10 @@ async function installChart(cluster: TestCluster, operatorRef: string, trainerRe
       // a CPU run of a 260K model: the default 8Gi would not fit beside the others here
       "trainer.defaultMemory": "2Gi",
       "trainer.terminationGracePeriodSeconds": "30",
+      // one retry after a retryable failure (an unreachable source): a failing run ends soon
+      "trainer.backoffLimit": "1",
+      // the admin's policy that lets https sources and s3 endpoints point at the node's network
+      "policy.allowedSourceNetworks": "{198.18.0.0/15}",
       "leaderElection.enabled": "false",
       // no DNS add-on on the test node: the chart's egress rule names kube-dns
       "networkPolicy.enabled": "false",
