@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -53,6 +53,8 @@ type Lft = z.infer<typeof Lft>;
 let env: E2eEnv;
 /** The adapter digest of the first, uninterrupted run: every interrupted run must end there. */
 let uninterrupted: string | undefined;
+/** Each run's phases in the order the polls saw them. */
+const phasesSeen = new Map<string, string[]>();
 const lftPath = (name: string) => `/apis/${API_VERSION}/namespaces/${NS}/lorafinetunes/${name}`;
 const getLft = async (name: string): Promise<Lft> =>
   Lft.parse(await env.cluster.client.get(lftPath(name)));
@@ -71,6 +73,9 @@ async function watchRun(
   let last = "";
   for (;;) {
     const lft = await getLft(name);
+    const seen = phasesSeen.get(name) ?? [];
+    if (lft.status?.phase && seen.at(-1) !== lft.status.phase) seen.push(lft.status.phase);
+    phasesSeen.set(name, seen);
     // print the table when the run moves (not each second its AGE grows)
     const key = JSON.stringify([lft.status?.phase, lft.status?.reason, lft.status?.progress?.step]);
     if (key !== last) log(`$ kubectl get lft -n ${NS}\n${await getLftTable(env.cluster)}`);
@@ -111,6 +116,25 @@ function watchUntilMidRun(name: string) {
       throw new Error(`run ${name} reached ${l.status.phase} before the test could act mid-run`);
     return l.status?.phase === "Running" && (l.status?.progress?.step ?? 0) > 0;
   });
+}
+
+/**
+ * Waits until the run's pod trains and has written a checkpoint to the volume (checkpoints/
+ * checkpoint-N in runs/<name>/<name>-<uid>): the moment to interrupt it. Progress in status
+ * comes every 10 s, longer than stories260K needs for most of its 63 steps.
+ */
+async function watchUntilCheckpoint(name: string): Promise<Lft> {
+  return watchRun(
+    name,
+    (l) => {
+      if (l.status?.phase === "Evaluating" || l.status?.phase === "Succeeded")
+        throw new Error(`run ${name} reached ${l.status.phase} before the test could act mid-run`);
+      if (l.status?.phase !== "Running") return false;
+      const dir = join(env.volumes.runs, name, `${name}-${l.metadata.uid}`, "checkpoints");
+      return existsSync(dir) && readdirSync(dir).some((d) => /^checkpoint-\d+$/.test(d));
+    },
+    300_000,
+  );
 }
 
 /** Names of the run's pods that are not being deleted, oldest first. */
@@ -180,6 +204,12 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
     const clusterSeconds = (Date.now() - t0) / 1000;
     log(`final, $ kubectl get lft -n ${NS}\n${await getLftTable(env.cluster)}`);
     log(`final status:\n${stringify(finished.status)}`);
+    const phases = phasesSeen.get("stories") ?? [];
+    log(`phases seen: ${phases.join(" → ")}`);
+    assert.ok(
+      !phases.slice(phases.indexOf("Running")).includes("Pending"),
+      `once Running, the run never shows Pending again: ${phases.join(" → ")}`,
+    );
     const adapter = finished.status?.adapter;
     assert.ok(adapter, "status.adapter is set");
     assert.match(adapter.digest, /^sha256:[0-9a-f]{64}$/);
@@ -245,7 +275,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
   test("a pod evicted mid-run: the Job starts another, which resumes from the checkpoint and ends at the same adapter", async () => {
     assert.ok(uninterrupted, "needs the uninterrupted run of the first test");
     await createRun(storiesRun("evicted"));
-    const mid = await watchUntilMidRun("evicted");
+    const mid = await watchUntilCheckpoint("evicted");
     const [pod] = await runPods("evicted");
     assert.ok(pod, "the run has a pod");
     log(`evicting pod ${pod} at step ${mid.status?.progress?.step}`);
@@ -268,7 +298,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
   test("suspend mid-run stops the pod; resuming continues from the checkpoint to the same adapter", async () => {
     assert.ok(uninterrupted, "needs the uninterrupted run of the first test");
     await createRun(storiesRun("suspended"));
-    await watchUntilMidRun("suspended");
+    await watchUntilCheckpoint("suspended");
     await env.cluster.client.mergePatch(lftPath("suspended"), { spec: { suspend: true } });
     await watchRun("suspended", (l) => l.status?.phase === "Suspended", 120_000);
     await eventually(
@@ -283,7 +313,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
 
   test("delete mid-run: the pod, the Job and the run's other objects are gone", async () => {
     await createRun(storiesRun("deleted"));
-    await watchUntilMidRun("deleted");
+    await watchUntilCheckpoint("deleted");
     const selector = "loraforge.dev/run=deleted";
     const kinds = {
       jobs: `/apis/batch/v1/namespaces/${NS}/jobs`,
