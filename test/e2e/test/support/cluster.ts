@@ -183,7 +183,7 @@ export async function setUp(): Promise<E2eEnv> {
 
 /**
  * The stories260K example (examples/stories260k-demo.yaml) as a test would `kubectl apply` it:
- * the dataset on the `datasets` claim, a checkpoint every 6 of its 63 steps, a short evaluation.
+ * the dataset on the `datasets` claim, 10 epochs with a checkpoint every 10 steps, a short evaluation.
  */
 // biome-ignore lint/suspicious/noExplicitAny: a manifest edited the way a user edits YAML
 export function storiesRun(name: string, edit: (spec: Record<string, any>) => void = () => {}) {
@@ -194,8 +194,11 @@ export function storiesRun(name: string, edit: (spec: Record<string, any>) => vo
   lft.spec.dataset.source = {
     pvc: { claimName: "datasets", path: "stories-instruct/stories.jsonl" },
   };
-  lft.spec.training.saveSteps = 6;
-  lft.spec.training.evalSteps = 6;
+  // 10 epochs (210 steps, ~20 s on an idle core): status progress comes every 10 s, and a
+  // 63-step run could finish before `kubectl get lft` ever showed it mid-run
+  lft.spec.training.epochs = 10;
+  lft.spec.training.saveSteps = 10;
+  lft.spec.training.evalSteps = 30;
   lft.spec.evaluation = { ...(lft.spec.evaluation ?? {}), maxNewTokens: 32 };
   lft.spec.output = { pvc: { claimName: "runs", path: name } };
   edit(lft.spec);
