@@ -261,6 +261,31 @@ export class KubeClient implements Kube {
     await this.kc.applyToHTTPSOptions(opts);
     opts.agent = url.protocol === "https:" ? this.agent : undefined;
     const send = url.protocol === "https:" ? httpsRequest : httpRequest;
+    const started = Date.now();
+    try {
+      return await this.exchange(send, url, opts, method, path, payload, timeoutMs);
+    } catch (error) {
+      // A pooled keep-alive socket the server closed while idle fails the next request with
+      // ECONNRESET before any answer ("socket hang up"); the request never reached the server,
+      // so sending it once more on a fresh socket is safe for any method (Node's documented
+      // pattern: request.reusedSocket).
+      const e = error as NodeJS.ErrnoException & { reusedSocket?: boolean };
+      if (e.code !== "ECONNRESET" || !e.reusedSocket) throw error;
+      const left = timeoutMs - (Date.now() - started);
+      if (left <= 0) throw error;
+      return this.exchange(send, url, opts, method, path, payload, left);
+    }
+  }
+
+  private exchange(
+    send: typeof httpsRequest | typeof httpRequest,
+    url: URL,
+    opts: RequestOptions,
+    method: string,
+    path: string,
+    payload: string | undefined,
+    timeoutMs: number,
+  ): Promise<KubeResponse> {
     return new Promise((resolve, reject) => {
       // A deadline for the whole exchange, not an idle timeout: a server that accepts the
       // connection and then trickles or says nothing still ends the request in time.
@@ -272,7 +297,9 @@ export class KubeClient implements Kube {
         clearTimeout(deadline);
         reject(e);
       };
+      let answered = false;
       const req = send(url, opts, (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
@@ -289,7 +316,10 @@ export class KubeClient implements Kube {
         res.on("error", fail);
         res.on("aborted", () => fail(new Error(`${method} ${path}: response aborted`)));
       });
-      req.on("error", fail);
+      // before any answer, on a socket taken from the pool: the caller may resend
+      req.on("error", (e) =>
+        fail(Object.assign(e, { reusedSocket: req.reusedSocket && !answered })),
+      );
       if (payload !== undefined) req.write(payload);
       req.end();
     });

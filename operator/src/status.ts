@@ -88,6 +88,14 @@ function isPodRunning(pods: readonly Pod[]) {
   return pods.some((p) => p.status?.phase === "Running" && !p.metadata.deletionTimestamp);
 }
 
+/**
+ * The trainer exited 0 and the Job controller has not yet marked the Job Complete (a second or
+ * so on a real node): the run is finishing, not waiting for a pod to start.
+ */
+function isPodSucceeded(pods: readonly Pod[]) {
+  return pods.some((p) => p.status?.phase === "Succeeded");
+}
+
 export function decideStatus(o: Observation): Decision {
   const { lft, validation, job, pods } = o;
   const prev = lft.status;
@@ -147,7 +155,8 @@ export function decideStatus(o: Observation): Decision {
       };
     }
     conds.Suspended = suspended;
-  } else if (conditionOf(job, "Complete")) {
+  } else if (conditionOf(job, "Complete") || conditionOf(job, "SuccessCriteriaMet")) {
+    // SuccessCriteriaMet (Kubernetes >= 1.31) comes first and is final, as FailureTarget is below
     phase = "Succeeded";
     conds.Admitted = { status: "True", reason: Reason.JobCreated, message: `Job ${o.jobName}` };
     conds.Progressing = {
@@ -195,7 +204,7 @@ export function decideStatus(o: Observation): Decision {
         reason: Reason.JobCreated,
         message: admittedBy ? `Job ${o.jobName}; ${admittedBy}${fit}` : `Job ${o.jobName}`,
       };
-      if (isPodRunning(pods)) {
+      if (isPodRunning(pods) || isPodSucceeded(pods)) {
         const p = prev?.progress;
         const trainingDone =
           p !== undefined &&

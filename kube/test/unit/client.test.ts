@@ -177,3 +177,35 @@ test("a deadline for the whole exchange: a server that trickles still ends the r
   assert.equal(quick.fieldManager, "loraforge-test", "the same options but the deadline");
   quick.close();
 });
+
+test("a pooled socket the server closed while idle: the request is sent once more on a new one", async () => {
+  // The server answers each connection's first request and drops the connection on the second
+  // without a word, as an API server does with a keep-alive socket it timed out just as the
+  // client reused it.
+  const served = new WeakMap<object, number>();
+  answer = (req, res) => {
+    const n = (served.get(req.socket) ?? 0) + 1;
+    served.set(req.socket, n);
+    if (n === 1) json(res, 201, { kind: "ConfigMap", metadata: { name: `cm${seen.length}` } });
+    else req.socket.destroy();
+  };
+  seen.length = 0;
+  await kube.create("/api/v1/namespaces/ml/configmaps", { metadata: { name: "a" } });
+  // the next create goes out on the pooled socket, which the server drops: sent again, once
+  const made = (await kube.create("/api/v1/namespaces/ml/configmaps", {
+    metadata: { name: "b" },
+  })) as { kind: string };
+  assert.equal(made.kind, "ConfigMap");
+  assert.deepEqual(
+    seen.map((s) => JSON.parse(s.body).metadata.name),
+    ["a", "b", "b"],
+    "one resend of the dropped request, nothing more",
+  );
+  // a fresh connection dropped before any answer is a real failure: never resent
+  answer = (req) => req.socket.destroy();
+  server.closeAllConnections(); // the pool empties: the next request opens a connection
+  await new Promise((r) => setTimeout(r, 50));
+  seen.length = 0;
+  await assert.rejects(kube.get("/api/v1/namespaces/ml/configmaps/c"), /socket hang up|ECONNRESET/);
+  assert.equal(seen.length, 1);
+});

@@ -80,6 +80,24 @@ test("training done with evaluation enabled is Evaluating; a retry is Resumed", 
   assert.equal(cond(retry, "Progressing")?.reason, Reason.Resumed);
 });
 
+test("a pod that succeeded before the Job is Complete keeps the run Evaluating, never Pending; SuccessCriteriaMet is Succeeded", () => {
+  // seen on the real node (test/e2e): Evaluating → Pending/PodPending → Succeeded
+  const l = lft();
+  l.status = { phase: "Evaluating", progress: { step: 300, totalSteps: 300 } };
+  const finishing = decideStatus(
+    observe({ lft: l, job: job({ active: 0 }), pods: [pod("p", "1", { phase: "Succeeded" })] }),
+  );
+  assert.equal(finishing.status.phase, "Evaluating");
+  const met = decideStatus(
+    observe({
+      lft: l,
+      job: job({ succeeded: 1, conditions: [{ type: "SuccessCriteriaMet", status: "True" }] }),
+      pods: [pod("p", "1", { phase: "Succeeded" })],
+    }),
+  );
+  assert.equal(met.status.phase, "Succeeded");
+});
+
 test("a complete Job is Succeeded with its completion time", () => {
   const d = decideStatus(
     observe({

@@ -226,6 +226,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
                   "pod-garbage-collector-controller",
                   // Lifts the not-ready taint the kubelet registers with once the node is Ready.
                   "node-lifecycle-controller",
+                  // A Deployment (the operator installed by the Helm chart) gets its pods.
+                  "deployment-controller",
+                  "replicaset-controller",
                 ]
               : []),
           ].join(",")}`,

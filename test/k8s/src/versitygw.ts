@@ -21,7 +21,7 @@ export const VERSITYGW: GoTool = {
 };
 
 export interface S3Server {
-  /** http://127.0.0.1:PORT */
+  /** http://HOST:PORT (127.0.0.1 unless started with another host) */
   endpoint: string;
   accessKeyId: string;
   secretAccessKey: string;
@@ -31,20 +31,20 @@ export interface S3Server {
   stop: () => Promise<void>;
 }
 
-function freePort(): Promise<number> {
+function freePort(host: string): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
     s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
+    s.listen(0, host, () => {
       const port = (s.address() as { port: number }).port;
       s.close(() => res(port));
     });
   });
 }
 
-function reachable(port: number): Promise<boolean> {
+function reachable(host: string, port: number): Promise<boolean> {
   return new Promise((res) => {
-    const c = connect(port, "127.0.0.1");
+    const c = connect(port, host);
     c.once("connect", () => {
       c.destroy();
       res(true);
@@ -53,12 +53,20 @@ function reachable(port: number): Promise<boolean> {
   });
 }
 
-export async function startS3Server(): Promise<S3Server> {
+/**
+ * `host`: the address to listen on (default loopback); a test whose pods upload to it passes
+ * the node's IP (NODE_IP), which pods reach and which stays on this machine.
+ */
+export async function startS3Server({
+  host = "127.0.0.1",
+}: {
+  host?: string;
+} = {}): Promise<S3Server> {
   const binary = await ensureGoTool(VERSITYGW);
   const root = mkdtempSync(join(tmpdir(), "lf-s3-"));
   const accessKeyId = `lf${randomBytes(6).toString("hex")}`;
   const secretAccessKey = randomBytes(20).toString("hex");
-  const port = await freePort();
+  const port = await freePort(host);
   let output = "";
   const child: ChildProcess = spawn(
     binary,
@@ -68,7 +76,7 @@ export async function startS3Server(): Promise<S3Server> {
       "--secret",
       secretAccessKey,
       "--port",
-      `127.0.0.1:${port}`,
+      `${host}:${port}`,
       "posix",
       root,
     ],
@@ -81,15 +89,15 @@ export async function startS3Server(): Promise<S3Server> {
     output = (output + d).slice(-4000);
   });
   const deadline = Date.now() + 20_000;
-  while (!(await reachable(port))) {
+  while (!(await reachable(host, port))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`versitygw did not start on 127.0.0.1:${port}: ${output}`);
+      throw new Error(`versitygw did not start on ${host}:${port}: ${output}`);
     }
     await new Promise((r) => setTimeout(r, 25));
   }
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `http://${host}:${port}`,
     accessKeyId,
     secretAccessKey,
     region: "us-east-1",
