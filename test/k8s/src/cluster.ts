@@ -6,13 +6,12 @@
 // --cert-dir. The processes are killed on stop(), on the parent's exit, and by a
 // watchdog process if the parent dies without running its exit handlers.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { KubeClient } from "@loraforge/kube";
 import { ensureBinaries } from "./binaries.ts";
 import { restoreFromFile } from "./host.mjs";
@@ -27,7 +26,14 @@ import {
   startNode,
   type TestNode,
 } from "./node.ts";
-import { type Component, freePort, launch, terminate, waitReady } from "./processes.ts";
+import {
+  type Component,
+  freePort,
+  launch,
+  startWatchdog,
+  terminate,
+  waitReady,
+} from "./processes.ts";
 
 export interface ClusterOptions {
   /** Also run kube-controller-manager with the Job and garbage-collector controllers. */
@@ -58,7 +64,6 @@ export interface TestCluster extends Connection {
   stop(): Promise<void>;
 }
 
-const WATCHDOG = join(dirname(fileURLToPath(import.meta.url)), "watchdog.mjs");
 export async function startCluster(options: ClusterOptions = {}): Promise<TestCluster> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const timeoutMs = options.startTimeoutMs ?? 180_000;
@@ -265,18 +270,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
 
     const spawnWatchdog = () => {
       watchdog?.kill("SIGKILL");
-      watchdog = spawn(
-        process.execPath,
-        [
-          WATCHDOG,
-          String(process.pid),
-          process.env.LORAFORGE_K8S_KEEP ? "-" : dir,
-          host?.restorePath ?? "-",
-          ...components.map((c) => String(c.child.pid)),
-        ],
-        { detached: true, stdio: "ignore" },
-      );
-      watchdog.unref();
+      const keep = Boolean(process.env.LORAFORGE_K8S_KEEP);
+      watchdog = startWatchdog(keep ? undefined : dir, components, host?.restorePath);
     };
     spawnWatchdog();
 

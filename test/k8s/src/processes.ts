@@ -115,12 +115,22 @@ export async function terminate(component: Component, graceMs = 10_000) {
 
 /**
  * A detached process that kills `components` (and removes `dir`) if this process dies without
- * stopping them (see watchdog.mjs; no host restore plan).
+ * stopping them, and puts the host back from `restorePlan` when a node ran (see watchdog.mjs).
  */
-export function startWatchdog(dir: string | undefined, components: Component[]): ChildProcess {
+export function startWatchdog(
+  dir: string | undefined,
+  components: Component[],
+  restorePlan?: string,
+): ChildProcess {
   const watchdog = spawn(
     process.execPath,
-    [WATCHDOG, String(process.pid), dir ?? "-", "-", ...components.map((c) => String(c.child.pid))],
+    [
+      WATCHDOG,
+      String(process.pid),
+      dir ?? "-",
+      restorePlan ?? "-",
+      ...components.map((c) => String(c.child.pid)),
+    ],
     { detached: true, stdio: "ignore" },
   );
   watchdog.unref();
