@@ -329,7 +329,7 @@ export async function run(deps: Deps): Promise<Outcome> {
     if (record.phase === "Failed") {
       failed = true;
       reporter.error(
-        `${record.dataset}: LoraFineTune ${namespace}/${record.run} failed: ${view.status?.failure?.reason ?? "no reason given"}`,
+        `${record.dataset}: LoraFineTune ${namespace}/${record.run} failed: ${view.status?.failure?.reason ?? "no reason given"}${view.status?.failure?.message ? ` — ${view.status.failure.message}` : ""}`,
       );
     }
   }

@@ -35,8 +35,9 @@ export function pullRequestSelector(target: PullRequestTarget, datasetPath: stri
 
 /**
  * The run for one dataset of the target: the base spec with the dataset replaced by a git
- * source pinned to the head commit. Everything else (image, resources, hyperparameters, output)
- * is the base branch's.
+ * source pinned to the head commit (keeping the base spec's source `secretName`, the
+ * credentials of a private repository). Everything else (image, resources, hyperparameters,
+ * output) is the base branch's.
  */
 export function buildRun(
   base: LoraFineTune,
@@ -80,7 +81,13 @@ export function buildRun(
       ...base.spec,
       dataset: {
         ...base.spec.dataset,
-        source: { git: { repo: target.headCloneUrl, ref: target.headSha, path: datasetPath } },
+        source: {
+          git: { repo: target.headCloneUrl, ref: target.headSha, path: datasetPath },
+          // A private repository: the base spec names the Secret with its credentials.
+          ...(base.spec.dataset.source.secretName
+            ? { secretName: base.spec.dataset.source.secretName }
+            : {}),
+        },
       },
       suspend: false,
     },

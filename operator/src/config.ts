@@ -104,6 +104,19 @@ const EnvSchema = z.object({
     .transform((s) => s.split(","))
     .default([]),
   /**
+   * A ConfigMap (in each run's namespace, e.g. distributed by trust-manager) whose key
+   * LORAFORGE_TRAINER_CA_KEY holds extra CA certificates (PEM) the trainer trusts for https,
+   * git and hf sources: an internal git server or mirror. Empty: the image's CAs only.
+   */
+  LORAFORGE_TRAINER_CA_CONFIGMAP: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "must be a ConfigMap name")
+    .optional(),
+  LORAFORGE_TRAINER_CA_KEY: z
+    .string()
+    .regex(/^[-._a-zA-Z0-9]{1,253}$/, "must be a ConfigMap key")
+    .default("ca.crt"),
+  /**
    * Non-public networks sources may point into, comma-separated CIDRs (chart value
    * policy.allowedSourceNetworks), e.g. "198.18.0.0/15,fd00:10::/32". Empty: none.
    */
@@ -161,6 +174,8 @@ export interface TrainerPodSettings {
   /** The sources volume (fetched uri/git sources, an image model's copy); absent: 100Gi. */
   sourcesSizeLimit?: string;
   imagePullSecrets: string[];
+  /** Extra CAs for the trainer's https/git/hf fetches: a ConfigMap of the run's namespace. */
+  caBundle?: { configMap: string; key: string };
   /** Absent: DEFAULT_TRAINER_POD_SECURITY_CONTEXT (securityContext.ts). */
   podSecurityContext?: PodSecurityContext;
   /** Absent: DEFAULT_TRAINER_SECURITY_CONTEXT. */
@@ -225,6 +240,14 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
       outputSizeLimit: e.LORAFORGE_OUTPUT_SIZE,
       sourcesSizeLimit: e.LORAFORGE_SOURCES_SIZE,
       imagePullSecrets: e.LORAFORGE_IMAGE_PULL_SECRETS,
+      ...(e.LORAFORGE_TRAINER_CA_CONFIGMAP
+        ? {
+            caBundle: {
+              configMap: e.LORAFORGE_TRAINER_CA_CONFIGMAP,
+              key: e.LORAFORGE_TRAINER_CA_KEY,
+            },
+          }
+        : {}),
       podSecurityContext: e.LORAFORGE_TRAINER_POD_SECURITY_CONTEXT,
       securityContext: e.LORAFORGE_TRAINER_SECURITY_CONTEXT,
     },

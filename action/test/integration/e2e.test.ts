@@ -3,12 +3,9 @@
 // real API server (status driven by the test while the action waits).
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { eventually } from "@loraforge/test-k8s";
 import { LABEL } from "../../src/labels.ts";
 import { type ActionCluster, actionCluster } from "../support/cluster.ts";
@@ -24,81 +21,7 @@ import {
   validDataset,
   writeEvent,
 } from "../support/helpers.ts";
-
-const DIST = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "dist", "index.js");
-
-interface RunnerResult {
-  code: number;
-  stdout: string;
-  outputs: Record<string, string>;
-  summary: string;
-  runnerTemp: string;
-}
-
-/** Parses $GITHUB_OUTPUT (name<<DELIMITER ... DELIMITER blocks, as @actions/core writes them). */
-function readOutputs(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^([^<=]+)<<(.+)$/.exec(lines[i] ?? "");
-    if (!m?.[1] || !m[2]) continue;
-    const value: string[] = [];
-    for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i] ?? "");
-    out[m[1]] = value.join("\n");
-  }
-  return out;
-}
-
-function runAction(
-  env: Record<string, string>,
-  eventPath: string,
-  apiUrl: string,
-): Promise<RunnerResult> {
-  const dir = mkdtempSync(join(tmpdir(), "lf-runner-"));
-  const outputFile = join(dir, "output");
-  const summaryFile = join(dir, "summary");
-  const runnerTemp = mkdtempSync(join(dir, "temp-"));
-  writeFileSync(outputFile, "");
-  writeFileSync(summaryFile, "");
-  const inputs = Object.fromEntries(
-    Object.entries(env).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v]),
-  );
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [DIST], {
-      env: {
-        PATH: process.env.PATH ?? "",
-        HOME: dir,
-        GITHUB_ACTIONS: "true",
-        GITHUB_EVENT_NAME: "pull_request",
-        GITHUB_EVENT_PATH: eventPath,
-        GITHUB_REPOSITORY: REPO,
-        GITHUB_API_URL: apiUrl,
-        GITHUB_OUTPUT: outputFile,
-        GITHUB_STEP_SUMMARY: summaryFile,
-        RUNNER_TEMP: runnerTemp,
-        ...inputs,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stdout += d;
-    });
-    child.on("error", reject);
-    child.on("close", (code) =>
-      resolve({
-        code: code ?? -1,
-        stdout,
-        outputs: readOutputs(readFileSync(outputFile, "utf8")),
-        summary: readFileSync(summaryFile, "utf8"),
-        runnerTemp,
-      }),
-    );
-  });
-}
+import { runAction } from "../support/runner.ts";
 
 describe("dist/index.js as a runner runs it", () => {
   const servers: FakeGitHub[] = [];

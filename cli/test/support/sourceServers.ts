@@ -19,8 +19,8 @@ export interface Tls {
   caFile: string;
 }
 
-/** A self-signed certificate for 127.0.0.1 (openssl). */
-export function makeTls(): Tls {
+/** A self-signed certificate for `host` (an IP address; openssl). */
+export function makeTls(host = "127.0.0.1"): Tls {
   const dir = mkdtempSync(join(tmpdir(), "lf-tls-"));
   const r = spawnSync(
     "openssl",
@@ -39,9 +39,9 @@ export function makeTls(): Tls {
       "-days",
       "1",
       "-subj",
-      "/CN=127.0.0.1",
+      `/CN=${host}`,
       "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      `subjectAltName=IP:${host},DNS:localhost`,
     ],
     { encoding: "utf8" },
   );
@@ -63,6 +63,7 @@ export interface Running {
 async function listen(
   tls: Tls,
   handler: (req: IncomingMessage, res: ServerResponse, base: string) => void,
+  host = "127.0.0.1",
 ): Promise<Running> {
   const requests: Running["requests"] = [];
   let base = "";
@@ -74,8 +75,8 @@ async function listen(
     });
     handler(req, res, base);
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await new Promise<void>((r) => server.listen(0, host, r));
+  base = `https://${host}:${(server.address() as AddressInfo).port}`;
   return {
     url: base,
     server,
@@ -130,62 +131,70 @@ export function makeRepo(
   return shas;
 }
 
-/** `git http-backend` for every repository under `root`, behind basic auth user:password. */
+/**
+ * `git http-backend` for every repository under `root`, behind basic auth user:password, on
+ * `host` (the certificate's address).
+ */
 export function startGitServer(
   tls: Tls,
   root: string,
   auth: { user: string; password: string },
+  host = "127.0.0.1",
 ): Promise<Running> {
   const expected = `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString("base64")}`;
-  return listen(tls, (req, res) => {
-    if (req.headers.authorization !== expected) {
-      res.writeHead(401, { "www-authenticate": 'Basic realm="git"' }).end();
-      return;
-    }
-    const url = new URL(req.url ?? "/", "https://x");
-    const cgi = spawn("git", ["http-backend"], {
-      env: {
-        PATH: process.env.PATH,
-        GIT_PROJECT_ROOT: root,
-        GIT_HTTP_EXPORT_ALL: "1",
-        GIT_CONFIG_NOSYSTEM: "1",
-        HOME: root,
-        REQUEST_METHOD: req.method ?? "GET",
-        PATH_INFO: decodeURIComponent(url.pathname),
-        QUERY_STRING: url.search.slice(1),
-        CONTENT_TYPE: req.headers["content-type"] ?? "",
-        REMOTE_USER: auth.user,
-        REMOTE_ADDR: "127.0.0.1",
-        GIT_PROTOCOL: String(req.headers["git-protocol"] ?? ""),
-        HTTP_CONTENT_ENCODING: String(req.headers["content-encoding"] ?? ""),
-      },
-    });
-    req.pipe(cgi.stdin);
-    let head = Buffer.alloc(0);
-    let headerDone = false;
-    cgi.stdout.on("data", (chunk: Buffer) => {
-      if (headerDone) {
-        res.write(chunk);
+  return listen(
+    tls,
+    (req, res) => {
+      if (req.headers.authorization !== expected) {
+        res.writeHead(401, { "www-authenticate": 'Basic realm="git"' }).end();
         return;
       }
-      head = Buffer.concat([head, chunk]);
-      const end = head.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      headerDone = true;
-      let status = 200;
-      const headers: Record<string, string> = {};
-      for (const line of head.subarray(0, end).toString("latin1").split("\r\n")) {
-        const i = line.indexOf(":");
-        const k = line.slice(0, i).trim();
-        const v = line.slice(i + 1).trim();
-        if (k.toLowerCase() === "status") status = Number(v.split(" ")[0]);
-        else headers[k] = v;
-      }
-      res.writeHead(status, headers);
-      res.write(head.subarray(end + 4));
-    });
-    cgi.on("close", () => res.end());
-  });
+      const url = new URL(req.url ?? "/", "https://x");
+      const cgi = spawn("git", ["http-backend"], {
+        env: {
+          PATH: process.env.PATH,
+          GIT_PROJECT_ROOT: root,
+          GIT_HTTP_EXPORT_ALL: "1",
+          GIT_CONFIG_NOSYSTEM: "1",
+          HOME: root,
+          REQUEST_METHOD: req.method ?? "GET",
+          PATH_INFO: decodeURIComponent(url.pathname),
+          QUERY_STRING: url.search.slice(1),
+          CONTENT_TYPE: req.headers["content-type"] ?? "",
+          REMOTE_USER: auth.user,
+          REMOTE_ADDR: "127.0.0.1",
+          GIT_PROTOCOL: String(req.headers["git-protocol"] ?? ""),
+          HTTP_CONTENT_ENCODING: String(req.headers["content-encoding"] ?? ""),
+        },
+      });
+      req.pipe(cgi.stdin);
+      let head = Buffer.alloc(0);
+      let headerDone = false;
+      cgi.stdout.on("data", (chunk: Buffer) => {
+        if (headerDone) {
+          res.write(chunk);
+          return;
+        }
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        headerDone = true;
+        let status = 200;
+        const headers: Record<string, string> = {};
+        for (const line of head.subarray(0, end).toString("latin1").split("\r\n")) {
+          const i = line.indexOf(":");
+          const k = line.slice(0, i).trim();
+          const v = line.slice(i + 1).trim();
+          if (k.toLowerCase() === "status") status = Number(v.split(" ")[0]);
+          else headers[k] = v;
+        }
+        res.writeHead(status, headers);
+        res.write(head.subarray(end + 4));
+      });
+      cgi.on("close", () => res.end());
+    },
+    host,
+  );
 }
 
 /** A static file server: `files` maps a path to bytes. */

@@ -45,6 +45,8 @@ export const SPEC_FILE = `${SPEC_DIR}/spec.yaml`;
 export const PVC_ROOT = "/mnt/pvc";
 /** The emptyDir fetched sources go to (uri and git sources, an image model's copy). */
 export const SOURCES_DIR = "/mnt/sources";
+/** The admin's extra CA bundle (trainer.caBundle) is mounted here as ca.crt. */
+export const CA_DIR = "/etc/loraforge-ca";
 /** Credentials Secrets are mounted at <root>/<model|dataset|output>. */
 export const CREDENTIALS_ROOT = "/var/run/secrets/loraforge";
 const DEFAULT_SOURCES_SIZE_LIMIT = "100Gi";
@@ -59,6 +61,7 @@ export const ENV = {
   outputSecretDir: "LORAFORGE_OUTPUT_SECRET_DIR",
   runName: "LORAFORGE_RUN_NAME",
   runNamespace: "LORAFORGE_RUN_NAMESPACE",
+  caFile: "LORAFORGE_CA_FILE",
 } as const;
 
 /** Kueue owns suspend, nodeSelector and tolerations of Jobs it manages. */
@@ -176,6 +179,19 @@ function mountsFor(spec: LoraFineTuneSpec, runFolder: string, pod: TrainerPodSet
       readOnly: true,
     });
     env.push({ name: variable, value: `${CREDENTIALS_ROOT}/${role}` });
+  }
+  if (pod.caBundle) {
+    // Not optional: a run told to trust an internal CA fails to start (the pod's waiting
+    // reason names the ConfigMap) rather than fetch without it and fail on the certificate.
+    volumes.push({
+      name: "ca-bundle",
+      configMap: {
+        name: pod.caBundle.configMap,
+        items: [{ key: pod.caBundle.key, path: "ca.crt" }],
+      },
+    });
+    volumeMounts.push({ name: "ca-bundle", mountPath: CA_DIR, readOnly: true });
+    env.push({ name: ENV.caFile, value: `${CA_DIR}/ca.crt` });
   }
   return mounts;
 }

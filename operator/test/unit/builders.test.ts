@@ -202,6 +202,34 @@ test("imagePullSecrets from the operator's settings reach the trainer pod", () =
   assert.deepEqual(pod.imagePullSecrets, [{ name: "ghcr" }, { name: "quay" }]);
 });
 
+test("the admin's CA bundle is mounted read-only and named by LORAFORGE_CA_FILE; none without it", () => {
+  const plain = podOf(buildJob(run(), settings));
+  assert.ok(!plain.volumes.some((v: { name: string }) => v.name === "ca-bundle"));
+  assert.ok(!plain.containers[0].env.some((e: { name: string }) => e.name === "LORAFORGE_CA_FILE"));
+  const pod = podOf(
+    buildJob(run(), {
+      ...settings,
+      pod: { ...settings.pod, caBundle: { configMap: "internal-ca", key: "bundle.pem" } },
+    }),
+  );
+  assert.deepEqual(
+    pod.volumes.find((v: { name: string }) => v.name === "ca-bundle"),
+    {
+      name: "ca-bundle",
+      configMap: { name: "internal-ca", items: [{ key: "bundle.pem", path: "ca.crt" }] },
+    },
+  );
+  const trainer = pod.containers[0];
+  assert.deepEqual(
+    trainer.volumeMounts.find((m: { name: string }) => m.name === "ca-bundle"),
+    { name: "ca-bundle", mountPath: "/etc/loraforge-ca", readOnly: true },
+  );
+  assert.deepEqual(
+    trainer.env.find((e: { name: string }) => e.name === "LORAFORGE_CA_FILE"),
+    { name: "LORAFORGE_CA_FILE", value: "/etc/loraforge-ca/ca.crt" },
+  );
+});
+
 test("builders are deterministic and suspend follows the spec", () => {
   assert.deepEqual(buildJob(run(), settings), buildJob(run(), settings));
   assert.equal(buildJob(run({ suspend: true }), settings).spec.suspend, true);

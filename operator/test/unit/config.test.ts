@@ -95,6 +95,13 @@ test("the policy and trainer settings the chart passes are parsed", () => {
   assert.equal(c.trainer.terminationGracePeriodSeconds, 300);
   assert.equal(c.trainer.defaultMemory, "48Gi");
   assert.deepEqual(c.trainer.imagePullSecrets, ["ghcr", "quay"]);
+  assert.equal(c.trainer.caBundle, undefined);
+  const withCa = configFromEnv(env({ LORAFORGE_TRAINER_CA_CONFIGMAP: "internal-ca" }), "id");
+  assert.deepEqual(withCa.trainer.caBundle, { configMap: "internal-ca", key: "ca.crt" });
+  assert.throws(
+    () => configFromEnv(env({ LORAFORGE_TRAINER_CA_CONFIGMAP: "Internal CA" }), "id"),
+    /LORAFORGE_TRAINER_CA_CONFIGMAP: must be a ConfigMap name/,
+  );
 });
 
 test("a bad policy or trainer setting names the variable and the key", () => {

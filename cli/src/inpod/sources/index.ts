@@ -6,7 +6,7 @@
 // fetched fails the run with its location and the reason (SourceFailure: exit 3, or 6 when a
 // retry may help).
 
-import { access, stat } from "node:fs/promises";
+import { access, mkdir, stat, writeFile } from "node:fs/promises";
 import { dirname, join, posix } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
 import { z } from "zod";
@@ -143,13 +143,20 @@ export async function resolveSources(
   if (data.git) {
     const dir = join(env.LORAFORGE_SOURCES_DIR, "dataset-repo");
     const creds = await readCredentials(env.LORAFORGE_DATASET_SECRET_DIR);
+    // git's http.sslCAInfo replaces the system's CAs: give it the defaults plus the extra ones.
+    let caFile: string | undefined;
+    if (ca) {
+      await mkdir(env.LORAFORGE_SOURCES_DIR, { recursive: true });
+      caFile = join(env.LORAFORGE_SOURCES_DIR, "ca-bundle.pem");
+      await writeFile(caFile, ca);
+    }
     const head = await fetchGit({
       repo: data.git.repo,
       ref: data.git.ref,
       dir,
       maxBytes,
       credentials: creds,
-      caFile: env.LORAFORGE_CA_FILE,
+      caFile,
       signal: ctx.signal,
       log: ctx.log,
     });

@@ -53,7 +53,12 @@ async function waitFor(
 }
 
 /** `helm template` of charts/loraforge with the local images, applied object by object. */
-async function installChart(cluster: TestCluster, operatorRef: string, trainerRef: string) {
+async function installChart(
+  cluster: TestCluster,
+  operatorRef: string,
+  trainerRef: string,
+  values: Record<string, string>,
+) {
   const [repository, tag] = operatorRef.split(/:(?=[^:]+$)/);
   const rendered = helmTemplate(
     ensureHelm(log),
@@ -76,6 +81,7 @@ async function installChart(cluster: TestCluster, operatorRef: string, trainerRe
       "leaderElection.enabled": "false",
       // no DNS add-on on the test node: the chart's egress rule names kube-dns
       "networkPolicy.enabled": "false",
+      ...values,
     },
     ["--include-crds", "--kube-version", cluster.version],
   );
@@ -123,7 +129,8 @@ export async function tearDown() {
   started = undefined;
 }
 
-export async function setUp(): Promise<E2eEnv> {
+/** `values`: more chart values (helm --set), over the ones every e2e file uses. */
+export async function setUp(values: Record<string, string> = {}): Promise<E2eEnv> {
   const t0 = Date.now();
   const images = await ensureImages(["operator", "trainer-cpu"]);
   const ref = (name: string) => {
@@ -159,7 +166,7 @@ export async function setUp(): Promise<E2eEnv> {
   );
   chownSync(volumes.runs, TRAINER_UID, TRAINER_UID);
 
-  await installChart(cluster, ref("operator").ref, ref("trainer-cpu").ref);
+  await installChart(cluster, ref("operator").ref, ref("trainer-cpu").ref, values);
   await cluster.client.create("/api/v1/namespaces", {
     apiVersion: "v1",
     kind: "Namespace",
