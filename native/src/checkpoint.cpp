@@ -75,6 +75,10 @@ void save_checkpoint(Backend& be, const RunConfig& c, const LlamaConfig& mc, Lor
     Json losses = Json::object();
     losses.set("sum", Json::of(st.loss_sum_all));
     losses.set("count", Json::of(st.loss_count_all));
+    // the window of the next scheduled checkpoint so far (a stop checkpoint's partial window):
+    // a resumed run reports that checkpoint's train loss as an uninterrupted run does
+    losses.set("since_sum", Json::of(st.loss_sum_since));
+    losses.set("since_count", Json::of(st.loss_count_since));
     j.set("losses", losses);
     j.set("val_loss", st.has_val ? Json::of(st.val_loss) : Json::null());
     j.set("config_digest", Json::of(c.digest));
@@ -83,10 +87,26 @@ void save_checkpoint(Backend& be, const RunConfig& c, const LlamaConfig& mc, Lor
     remove_tree(dir);
     rename_path(tmp, dir);
     fsync_dir(root);
-    // keep the newest save_total_limit
+    prune_checkpoints(c, false);
+}
+
+bool scheduled_checkpoint(const RunConfig& c, int64_t step) { return c.save_steps > 0 && step % c.save_steps == 0; }
+
+void prune_checkpoints(const RunConfig& c, bool finished) {
+    const std::string root = checkpoint_root(c);
     std::vector<int64_t> all = list_checkpoints(root);
-    for (size_t i = 0; i + (size_t)c.save_total_limit < all.size(); i++)
-        remove_tree(root + "/checkpoint-" + std::to_string(all[i]));
+    // A stop checkpoint (SIGTERM between saves, off the save_steps schedule) exists only to resume
+    // from: it goes once a newer checkpoint exists or the run has finished, and it never counts
+    // against save_total_limit, so an interrupted run keeps the same checkpoints as an
+    // uninterrupted one.
+    std::vector<int64_t> scheduled;
+    for (int64_t s : all) {
+        if (scheduled_checkpoint(c, s)) scheduled.push_back(s);
+        else if (finished || s != all.back()) remove_tree(root + "/checkpoint-" + std::to_string(s));
+    }
+    // keep the newest save_total_limit
+    for (size_t i = 0; i + (size_t)c.save_total_limit < scheduled.size(); i++)
+        remove_tree(root + "/checkpoint-" + std::to_string(scheduled[i]));
 }
 
 bool load_checkpoint(Backend& be, const RunConfig& c, Lora& lora, AdamW& opt, TrainState* st, std::string* path_out) {
@@ -117,6 +137,10 @@ bool load_checkpoint(Backend& be, const RunConfig& c, Lora& lora, AdamW& opt, Tr
     if (!ls || !ls->is_number()) throw invalid_input(sp, "missing", "", "losses.sum");
     st->loss_sum_all = ls->number;
     st->loss_count_all = geti(losses->find("count"), "losses.count");
+    // absent in checkpoints written before the field existed: the window starts empty
+    const Json* ss = losses->find("since_sum");
+    st->loss_sum_since = ss && ss->is_number() ? ss->number : 0.0;
+    st->loss_count_since = losses->find("since_count") ? geti(losses->find("since_count"), "losses.since_count") : 0;
     const Json* vl = j.find("val_loss");
     st->has_val = vl && vl->is_number();
     if (st->has_val) st->val_loss = vl->number;

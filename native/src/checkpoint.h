@@ -34,6 +34,11 @@ std::vector<int64_t> list_checkpoints(const std::string& root);  // steps, ascen
 // `be` holds the optimizer state (copied to the host to be written)
 void save_checkpoint(Backend& be, const RunConfig& c, const LlamaConfig& mc, Lora& lora, AdamW& opt,
                      const TrainState& st, int64_t total_steps, int64_t steps_per_epoch, const Rng& shuffle_rng);
+// on the save_steps schedule (a checkpoint written at a stop between saves is not)
+bool scheduled_checkpoint(const RunConfig& c, int64_t step);
+// keeps the newest save_total_limit scheduled checkpoints and the newest stop checkpoint while it
+// is the newest of all (it is for resuming); `finished`: the run is done, no stop checkpoint stays
+void prune_checkpoints(const RunConfig& c, bool finished);
 // loads the newest checkpoint into lora, opt and *st; false when there is none
 bool load_checkpoint(Backend& be, const RunConfig& c, Lora& lora, AdamW& opt, TrainState* st, std::string* path_out);
 

@@ -218,18 +218,27 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     };
     int64_t last_saved = resumed_from.empty() ? -1 : st.step;
     Rng shuffle_rng_at_step = r.batches->shuffle_rng();  // as it was after the last completed step
-    auto checkpoint = [&]() {
-        save_checkpoint(be, cfg, mc, *r.lora, *r.opt, st, total, spe, shuffle_rng_at_step);
+    // A scheduled checkpoint closes its train-loss window; a stop checkpoint keeps the window open
+    // in its saved state, so the resumed run's next checkpoint reports the whole window.
+    auto checkpoint = [&](bool scheduled) {
+        TrainState saved = st;
+        if (scheduled) {
+            saved.loss_sum_since = 0;
+            saved.loss_count_since = 0;
+        }
+        save_checkpoint(be, cfg, mc, *r.lora, *r.opt, saved, total, spe, shuffle_rng_at_step);
         last_saved = st.step;
         emit(CheckpointEvent{st.step, checkpoint_dir(cfg, st.step),
                              st.loss_count_since ? st.loss_sum_since / st.loss_count_since : 0.0, st.has_val, st.val_loss});
-        st.loss_sum_since = 0;
-        st.loss_count_since = 0;
+        if (scheduled) {
+            st.loss_sum_since = 0;
+            st.loss_count_since = 0;
+        }
     };
     // SIGTERM/SIGINT: the state to keep is the one after the last completed optimizer step (a step
     // stopped between micro-batches applied nothing); save it unless just saved, exit 130
     auto stopped = [&]() {
-        if (last_saved != st.step) checkpoint();
+        if (last_saved != st.step) checkpoint(scheduled_checkpoint(cfg, st.step));
         return Error(EXIT_INTERRUPTED, strprintf("stopped by signal %d after saving checkpoint-%lld", g_stop_signal.load(),
                                                  (long long)st.step));
     };
@@ -256,7 +265,7 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
                            dt > 0 ? ss.n_tokens / dt : 0.0, now_s() - t_start, per_step * (double)(total - st.step)});
         }
         if (cfg.eval_steps > 0 && st.step % cfg.eval_steps == 0 && st.step != total) run_eval(st.step);
-        if (cfg.save_steps > 0 && st.step % cfg.save_steps == 0) checkpoint();
+        if (scheduled_checkpoint(cfg, st.step)) checkpoint(true);
         if (g_stop_signal.load() != 0) throw stopped();
     }
     run_eval(st.step);
@@ -275,6 +284,7 @@ int run_train(const RunConfig& cfg, const TrainOptions& topt) {
     remove_tree(fin);
     rename_path(tmp, fin);
     fsync_dir(cfg.output_dir);
+    prune_checkpoints(cfg, true);  // a stop checkpoint of an interrupted, resumed run
     emit(DoneEvent{st.step, fin, st.loss_count_all ? st.loss_sum_all / st.loss_count_all : 0.0, st.has_val, st.val_loss,
                    now_s() - t_start});
     return EXIT_OK;

@@ -118,6 +118,28 @@ LORAFORGE_TEST_SIGTERM_AFTER_MICRO_BATCH=16 "$CORE" train --config "$cfg" > "$W/
 cmp -s "$W/mref1/final/adapter_model.safetensors" "$W/last/final/adapter_model.safetensors" || fail "stop after a step's last micro-batch + resume: adapter differs"
 echo "ok: SIGTERM after the last micro-batch of step 2 -> that step completes, checkpoint-2; resumed -> bit-identical"
 
+# 3c. a stop between scheduled saves (save_steps 5; the stop after step 7 writes checkpoint-7, off
+# the schedule): the resumed run reports checkpoint-10's train loss over its whole window (steps
+# 6-10, as uninterrupted), the stop checkpoint goes once checkpoint-10 exists and never counts
+# against save_total_limit, so the run ends with the uninterrupted run's checkpoints, bit for bit.
+cfg=$(run_json "$W/sref" 7 5)
+"$CORE" train --config "$cfg" > "$W/sref.log" 2>&1 || fail "run sref"
+cfg=$(run_json "$W/s" 7 5)
+LORAFORGE_TEST_SIGTERM_AFTER_MICRO_BATCH=14 "$CORE" train --config "$cfg" > "$W/s1.log" 2>&1; rc=$?
+[ "$rc" = 130 ] || fail "SIGTERM after micro-batch 14: exit $rc, expected 130"
+[ "$(ls "$W/s/checkpoints" | tr '\n' ' ')" = "checkpoint-5 checkpoint-7 " ] || fail "after the stop: checkpoints $(ls "$W/s/checkpoints" | tr '\n' ' '), expected checkpoint-5 checkpoint-7"
+"$CORE" train --config "$cfg" > "$W/s2.log" 2>&1 || fail "resume from the stop checkpoint failed: $(tail -3 "$W/s2.log")"
+grep -q '"resumed_from_step":7' "$W/s2.log" || fail "did not resume from checkpoint-7"
+loss10() { grep -o '"event":"checkpoint","time":"[^"]*","step":10,[^}]*' "$1" | grep -o '"train_loss":[^,}]*'; }
+[ -n "$(loss10 "$W/sref.log")" ] && [ "$(loss10 "$W/sref.log")" = "$(loss10 "$W/s2.log")" ] ||
+  fail "checkpoint-10 train loss: uninterrupted $(loss10 "$W/sref.log"), resumed $(loss10 "$W/s2.log")"
+[ "$(ls "$W/s/checkpoints")" = "$(ls "$W/sref/checkpoints")" ] || fail "checkpoints at the end: $(ls "$W/s/checkpoints" | tr '\n' ' ') vs uninterrupted $(ls "$W/sref/checkpoints" | tr '\n' ' ')"
+for c in $(ls "$W/sref/checkpoints"); do
+  cmp -s "$W/sref/checkpoints/$c/adapter_model.safetensors" "$W/s/checkpoints/$c/adapter_model.safetensors" || fail "$c differs from the uninterrupted run's"
+done
+cmp -s "$W/sref/final/adapter_model.safetensors" "$W/s/final/adapter_model.safetensors" || fail "stop between saves + resume: final adapter differs"
+echo "ok: SIGTERM between scheduled saves -> checkpoint-7 kept only until checkpoint-10; checkpoint-10's train loss, the kept checkpoints ($(ls "$W/s/checkpoints" | tr '\n' ' ')) and the final adapter equal the uninterrupted run's"
+
 # 4. a checkpoint from another run.json is refused
 sed -e 's/"learning_rate":0.003/"learning_rate":0.004/' "$cfg" > "$W/other.json"
 "$CORE" train --config "$W/other.json" > "$W/o.log" 2>&1; rc=$?
