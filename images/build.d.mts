@@ -1,6 +1,6 @@
 // Types of images/build.mjs for TypeScript callers (test/k8s).
 export interface BuiltImage {
-  name: "operator" | "trainer-cpu" | "trainer-cuda";
+  name: "operator" | "trainer-cpu" | "trainer-cuda" | "model-stories260k";
   /** ghcr.io/loraforge/<name>:<12 hex of the inputs hash>; the name the tar imports under */
   ref: string;
   /** docker-archive for `ctr -n k8s.io images import` */
@@ -16,6 +16,7 @@ export interface BuiltImage {
   cached?: boolean;
 }
 export const IMAGE_NAMES: BuiltImage["name"][];
+export const EXAMPLE_IMAGE_NAMES: BuiltImage["name"][];
 export const CACHE_DIR: string;
 export const EPOCH: number;
 export const USER_ID: number;

@@ -38,6 +38,8 @@ import { BUNDLES, bundle } from "../scripts/bundle.mjs";
 const IMAGES_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(IMAGES_DIR, "..");
 export const IMAGE_NAMES = ["operator", "trainer-cpu", "trainer-cuda"];
+/** Images built only when named: examples the end-to-end tests use (a model shipped as an image). */
+export const EXAMPLE_IMAGE_NAMES = ["model-stories260k"];
 export const CACHE_DIR = join(homedir(), ".cache", "loraforge", "images");
 const WHEEL_CACHE = join(homedir(), ".cache", "loraforge", "wheels");
 /** Every timestamp in every image (2026-01-01T00:00:00Z): same inputs → same digest. */
@@ -340,8 +342,9 @@ function* walkDirs(dir) {
 
 async function loadDefinition(name) {
   const file = join(IMAGES_DIR, name, "image.mjs");
-  if (!IMAGE_NAMES.includes(name) || !existsSync(file))
-    throw new Error(`images: unknown image "${name}" (known: ${IMAGE_NAMES.join(", ")})`);
+  const known = [...IMAGE_NAMES, ...EXAMPLE_IMAGE_NAMES];
+  if (!known.includes(name) || !existsSync(file))
+    throw new Error(`images: unknown image "${name}" (known: ${known.join(", ")})`);
   return /** @type {ImageDefinition} */ ((await import(pathToFileURL(file).href)).default);
 }
 

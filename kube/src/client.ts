@@ -266,11 +266,12 @@ export class KubeClient implements Kube {
       return await this.exchange(send, url, opts, method, path, payload, timeoutMs);
     } catch (error) {
       // A pooled keep-alive socket the server closed while idle fails the next request with
-      // ECONNRESET before any answer ("socket hang up"); the request never reached the server,
-      // so sending it once more on a fresh socket is safe for any method (Node's documented
-      // pattern: request.reusedSocket).
+      // ECONNRESET before any answer ("socket hang up"), or EPIPE when the close lands while
+      // the body is being written (seen on the real node after a minute idle); the request
+      // never reached the server, so sending it once more on a fresh socket is safe for any
+      // method (Node's documented pattern: request.reusedSocket).
       const e = error as NodeJS.ErrnoException & { reusedSocket?: boolean };
-      if (e.code !== "ECONNRESET" || !e.reusedSocket) throw error;
+      if ((e.code !== "ECONNRESET" && e.code !== "EPIPE") || !e.reusedSocket) throw error;
       const left = timeoutMs - (Date.now() - started);
       if (left <= 0) throw error;
       return this.exchange(send, url, opts, method, path, payload, left);

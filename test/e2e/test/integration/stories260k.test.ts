@@ -2,7 +2,8 @@
 // `kubectl apply` of the stories260K example → the operator (installed by the Helm chart,
 // running from its image) makes a Job → the trainer-cpu pod trains → `kubectl get lft`
 // shows progress → Succeeded with the adapter digest; the adapter equals a local
-// `loraforge train` of the same spec byte for byte, and PEFT loads it.
+// `loraforge train` of the same spec byte for byte, and PEFT loads it. Then: eviction, suspend
+// and delete mid-run; the model from an image (init container); s3 output; an unreachable source.
 //
 // Needs root, the node's apt packages, the images' tools and the Python venv (docs/TESTING.md).
 
@@ -178,11 +179,20 @@ async function assertResumedToSameWeights(name: string, finished: Lft) {
     `${name}: final weights ${same ? "IDENTICAL to" : "DIFFERENT from"} the uninterrupted run's; status.adapter.digest ${finished.status?.adapter?.digest} (uninterrupted ${uninterrupted}); selection ${readFileSync(join(dir, "selection.json"), "utf8").replace(/\s+/g, " ")} vs ${readFileSync(join(refDir, "selection.json"), "utf8").replace(/\s+/g, " ")}`,
   );
   assert.ok(same, `${name}: final/adapter_model.safetensors equals the uninterrupted run's`);
+  // and the delivered adapter: the same checkpoints and losses, so the same selection
+  assert.equal(
+    finished.status?.adapter?.digest,
+    uninterrupted,
+    `${name}: status.adapter.digest equals the uninterrupted run's`,
+  );
 }
 
 describe("end to end on a real node", { timeout: 1_800_000 }, () => {
   before(async () => {
-    env = await setUp();
+    // the model image's registry allowed by the admin's policy (images/model-stories260k)
+    env = await setUp({ "policy.allowedImageRegistries": "{ghcr.io/loraforge}" }, [
+      "model-stories260k",
+    ]);
   });
   after(async () => {
     await tearDown();
@@ -415,6 +425,51 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
     } finally {
       await s3.stop();
     }
+  });
+
+  test("a model shipped as an image: an init container copies it out, and the run ends at the same adapter as from the volume", async () => {
+    assert.ok(uninterrupted, "needs the uninterrupted run of the first test");
+    const reference = env.images["model-stories260k"];
+    assert.ok(reference, "the model image was imported");
+    await createRun(
+      storiesRun("from-image", (spec) => {
+        spec.baseModel.source = { image: { reference, path: "models/stories260K" } };
+      }),
+    );
+    const finished = await watchRun("from-image", (l) => l.status?.phase === "Succeeded");
+    const Pod = z.object({
+      spec: z.object({
+        initContainers: z.array(z.object({ name: z.string(), image: z.string() })).optional(),
+      }),
+      status: z
+        .object({
+          initContainerStatuses: z
+            .array(
+              z.object({
+                name: z.string(),
+                state: z
+                  .object({ terminated: z.object({ exitCode: z.number() }).optional() })
+                  .optional(),
+              }),
+            )
+            .optional(),
+        })
+        .optional(),
+    });
+    const pods = (
+      await env.cluster.client.list(`/api/v1/namespaces/${NS}/pods`, "loraforge.dev/run=from-image")
+    ).items.map((p) => Pod.parse(p));
+    const init = pods[0]?.status?.initContainerStatuses?.[0];
+    log(
+      `from-image: init containers ${JSON.stringify(pods[0]?.spec.initContainers)}, status ${JSON.stringify(init)}; adapter ${finished.status?.adapter?.digest}`,
+    );
+    assert.equal(pods[0]?.spec.initContainers?.[0]?.image, reference);
+    assert.equal(init?.state?.terminated?.exitCode, 0, "the copy out of the image succeeded");
+    assert.equal(
+      finished.status?.adapter?.digest,
+      uninterrupted,
+      "the same model bytes from an image train to the same adapter as from the volume",
+    );
   });
 
   test("an unreachable dataset source fails the run with the URL and the reason in status", async () => {

@@ -9,7 +9,7 @@ import { API_VERSION, KIND } from "@loraforge/crds";
 import { connectTestCluster, eventually, type TestCluster } from "@loraforge/test-k8s";
 import { parse } from "yaml";
 import { z } from "zod";
-import { ensureImages } from "../../../../images/build.mjs";
+import { type BuiltImage, ensureImages } from "../../../../images/build.mjs";
 import { docs, ensureHelm, helmTemplate, pathOf } from "../../../../operator/test/support/helm.ts";
 import { cliBundle, REPO } from "../../../../scripts/bundle.mjs";
 
@@ -24,6 +24,8 @@ export interface E2eEnv {
   /** node cli/dist/loraforge.mjs */
   cli: string;
   trainerImage: string;
+  /** every imported image's reference by name */
+  images: Record<string, string>;
   volumes: { models: string; datasets: string; runs: string };
 }
 
@@ -129,10 +131,16 @@ export async function tearDown() {
   started = undefined;
 }
 
-/** `values`: more chart values (helm --set), over the ones every e2e file uses. */
-export async function setUp(values: Record<string, string> = {}): Promise<E2eEnv> {
+/**
+ * `values`: more chart values (helm --set), over the ones every e2e file uses; `extraImages`:
+ * more images to build and import into the node (a model image).
+ */
+export async function setUp(
+  values: Record<string, string> = {},
+  extraImages: BuiltImage["name"][] = [],
+): Promise<E2eEnv> {
   const t0 = Date.now();
-  const images = await ensureImages(["operator", "trainer-cpu"]);
+  const images = await ensureImages(["operator", "trainer-cpu", ...extraImages]);
   const ref = (name: string) => {
     const image = images.find((i) => i.name === name);
     if (!image) throw new Error(`ensureImages gave no ${name}`);
@@ -185,7 +193,13 @@ export async function setUp(values: Record<string, string> = {}): Promise<E2eEnv
     });
   }
   log(`set-up done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  return { cluster, cli, trainerImage: ref("trainer-cpu").ref, volumes };
+  return {
+    cluster,
+    cli,
+    trainerImage: ref("trainer-cpu").ref,
+    images: Object.fromEntries(images.map((i) => [i.name, i.ref])),
+    volumes,
+  };
 }
 
 /**
