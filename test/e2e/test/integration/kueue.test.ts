@@ -189,7 +189,7 @@ describe("GPU pools through Kueue on a real node", { timeout: 1_200_000 }, () =>
     // Admitted by Kueue to the flavor; the memory fit is named against the flavor's GPU.
     assert.match(
       conditionOf(firstRunning, "Admitted")?.message ?? "",
-      new RegExp(`ClusterQueue gpu with flavor ${FLAVOR} .*; flavor ${FLAVOR} \\(${PRODUCT}\\)`),
+      new RegExp(`ClusterQueue gpu with flavor ${FLAVOR} .*; flavor ${FLAVOR} \\(${PRODUCT}[,)]`),
     );
     const [firstPod] = await podsOf("first");
     assert.equal(firstPod?.spec.nodeName, env.cluster.node?.name, "the GPU pod runs on the node");
