@@ -52,7 +52,7 @@ const kueueValues = {
  * evaluation: the file is about scheduling, and the trainer's eval is tested elsewhere.
  */
 function gpuRun(name: string, priorityClass?: string, epochs = 10) {
-  return storiesRun(name, (spec) => {
+  const lft = storiesRun(name, (spec) => {
     spec.resources = { gpus: 1, gpuProduct: PRODUCT };
     spec.queueName = QUEUE;
     if (priorityClass) spec.priorityClass = priorityClass;
@@ -60,6 +60,9 @@ function gpuRun(name: string, priorityClass?: string, epochs = 10) {
     spec.evaluation = { enabled: false };
     spec.training.epochs = epochs;
   });
+  // the model's size, so the memory fit is checked against the flavor Kueue picks
+  lft.metadata.annotations = { "loraforge.dev/model-params": "260K" };
+  return lft;
 }
 
 let env: E2eEnv;
@@ -189,7 +192,9 @@ describe("GPU pools through Kueue on a real node", { timeout: 1_200_000 }, () =>
     // Admitted by Kueue to the flavor; the memory fit is named against the flavor's GPU.
     assert.match(
       conditionOf(firstRunning, "Admitted")?.message ?? "",
-      new RegExp(`ClusterQueue gpu with flavor ${FLAVOR} .*; flavor ${FLAVOR} \\(${PRODUCT}[,)]`),
+      new RegExp(
+        `ClusterQueue gpu with flavor ${FLAVOR} .*; flavor ${FLAVOR} \\(${PRODUCT}\\): fits, about [\\d.]+ of 32 GiB`,
+      ),
     );
     const [firstPod] = await podsOf("first");
     assert.equal(firstPod?.spec.nodeName, env.cluster.node?.name, "the GPU pod runs on the node");
