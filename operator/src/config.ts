@@ -97,6 +97,11 @@ const EnvSchema = z.object({
   LORAFORGE_OUTPUT_SIZE: quantity.default("20Gi"),
   /** sizeLimit of the emptyDir that fetched sources (uri, git, image models) are written to. */
   LORAFORGE_SOURCES_SIZE: quantity.default("100Gi"),
+  /**
+   * TEST ONLY (chart value testing.cpuTrainerForGpuRuns): trainer pods of runs with
+   * resources.gpus > 0 still request the GPUs but train on the CPU backend, and status says so.
+   */
+  LORAFORGE_TEST_CPU_TRAINER_FOR_GPU_RUNS: bool.default(false),
   /** Comma-separated Secret names, given to trainer pods as imagePullSecrets. */
   LORAFORGE_IMAGE_PULL_SECRETS: z
     .string()
@@ -180,6 +185,11 @@ export interface TrainerPodSettings {
   podSecurityContext?: PodSecurityContext;
   /** Absent: DEFAULT_TRAINER_SECURITY_CONTEXT. */
   securityContext?: ContainerSecurityContext;
+  /**
+   * TEST ONLY: GPU runs train on the CPU trainer (a test node that advertises nvidia.com/gpu
+   * without having one). Absent or false: a GPU run needs the CUDA backend, or fails.
+   */
+  cpuTrainerForGpuRuns?: boolean;
 }
 
 export class ConfigError extends Error {
@@ -250,6 +260,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv, fallbackIdentity: string):
         : {}),
       podSecurityContext: e.LORAFORGE_TRAINER_POD_SECURITY_CONTEXT,
       securityContext: e.LORAFORGE_TRAINER_SECURITY_CONTEXT,
+      cpuTrainerForGpuRuns: e.LORAFORGE_TEST_CPU_TRAINER_FOR_GPU_RUNS,
     },
   };
 }

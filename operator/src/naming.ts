@@ -14,6 +14,11 @@ export const KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name";
 export const KUEUE_PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class";
 export const GPU_PRODUCT_LABEL = "nvidia.com/gpu.product";
 export const GPU_RESOURCE = "nvidia.com/gpu";
+/**
+ * The chart value of the test-only setting that runs GPU-requesting trainer pods on the CPU
+ * trainer (a node that only advertises nvidia.com/gpu). Named in status and in the pod's env.
+ */
+export const CPU_TRAINER_TEST_SETTING = "testing.cpuTrainerForGpuRuns";
 /** Parameter count of the base model, e.g. "7e9" or "13B" (see docs in operator/README.md). */
 export const MODEL_PARAMS_ANNOTATION = "loraforge.dev/model-params";
 

@@ -164,6 +164,7 @@ export class Reconciler {
       validation = validateForCluster(lft, {
         defaultGpuProduct: this.settings.defaultGpuProduct,
         allowedSourceNetworks: this.settings.allowedSourceNetworks,
+        cpuTrainerForGpuRuns: this.settings.trainer.cpuTrainerForGpuRuns,
         ...(admitting
           ? {
               policy: this.settings.policy,

@@ -310,7 +310,8 @@ function columns(
   if (gpus === 0) out.gpu = "cpu";
   else if (gpus !== undefined) {
     const product = validation.gpuProduct;
-    out.gpu = (product ? `${gpus}x ${product}` : `${gpus}x`).slice(0, 160);
+    const gpu = product ? `${gpus}x ${product}` : `${gpus}x`;
+    out.gpu = (validation.trainsOnCpu ? `${gpu}, ${validation.trainsOnCpu}` : gpu).slice(0, 160);
   }
   return out;
 }

@@ -12,7 +12,7 @@ import {
 } from "@loraforge/crds";
 import { describeEstimate, estimateMemory, GiB, gib } from "./memoryFit.ts";
 import { modelSizeOf } from "./modelSize.ts";
-import { GPU_PRODUCT_LABEL, MODEL_PARAMS_ANNOTATION } from "./naming.ts";
+import { CPU_TRAINER_TEST_SETTING, GPU_PRODUCT_LABEL, MODEL_PARAMS_ANNOTATION } from "./naming.ts";
 import { checkPolicy, type Policy } from "./policy.ts";
 import { sourceNetworkProblem } from "./sourceNetworks.ts";
 
@@ -26,6 +26,11 @@ export interface ValidationOutcome {
   gpuProduct: string | undefined;
   /** The memory estimate in bytes, when the model size is known (see memoryFit.ts). */
   memoryEstimate?: number | undefined;
+  /**
+   * Set when a GPU run trains on the CPU under the test-only setting: the words status shows
+   * ("training on CPU: test setting testing.cpuTrainerForGpuRuns").
+   */
+  trainsOnCpu?: string | undefined;
 }
 
 export interface ValidationContext {
@@ -40,6 +45,8 @@ export interface ValidationContext {
   memory?: { default: string | undefined } | undefined;
   /** Non-public networks that sources may point into (operator policy). */
   allowedSourceNetworks?: readonly Cidr[];
+  /** TEST ONLY (chart testing.cpuTrainerForGpuRuns): GPU runs train on the CPU trainer. */
+  cpuTrainerForGpuRuns?: boolean | undefined;
 }
 
 /** spec.resources.gpuProduct, else a nvidia.com/gpu.product node selector, else the pool default. */
@@ -53,6 +60,18 @@ export function validateForCluster(
   lft: LoraFineTune,
   ctx: ValidationContext = {},
 ): ValidationOutcome {
+  const outcome = checkForCluster(lft, ctx);
+  if (!outcome.ok || !ctx.cpuTrainerForGpuRuns || lft.spec.resources.gpus === 0) return outcome;
+  // Never silent: the Validated condition and the GPU column say the GPUs are not used.
+  const trainsOnCpu = `training on CPU: test setting ${CPU_TRAINER_TEST_SETTING}`;
+  return {
+    ...outcome,
+    trainsOnCpu,
+    message: `${trainsOnCpu} (the pod requests ${lft.spec.resources.gpus} nvidia.com/gpu but runs the CPU backend; never set on a real GPU pool)${outcome.message ? `; ${outcome.message}` : ""}`,
+  };
+}
+
+function checkForCluster(lft: LoraFineTune, ctx: ValidationContext): ValidationOutcome {
   const { spec } = lft;
   const product = effectiveGpuProduct(lft, ctx);
   const warnings: string[] = [];

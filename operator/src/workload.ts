@@ -39,9 +39,11 @@ export function queuedState(
   // back in the queue.
   if (evicted?.status === "True") {
     const back = requeued?.status === "True" ? "back in the queue" : "being requeued";
+    // Right after an eviction Kueue copies its message into QuotaReserved: say it once.
+    const why = quota?.message === evicted.message ? "" : waiting;
     return {
       reason: Reason.EvictedByKueue,
-      message: `Kueue evicted the run (${evicted.reason ?? "Evicted"}: ${evicted.message ?? ""}); ${back} in LocalQueue ${queueName}${waiting}`,
+      message: `Kueue evicted the run (${evicted.reason ?? "Evicted"}: ${evicted.message ?? ""}); ${back} in LocalQueue ${queueName}${why}`,
     };
   }
   return {

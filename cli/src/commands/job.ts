@@ -27,6 +27,8 @@ termination log, where the operator reads the failure reason.`,
   LORAFORGE_RUN_NAMESPACE      namespace of the LoraFineTune (default: the manifest's)
   LORAFORGE_STATUS_INTERVAL_S  seconds between status patches (default 10)
   LORAFORGE_TERMINATION_LOG    where the failure message goes (default /dev/termination-log)
+  LORAFORGE_CPU_TRAINER_SETTING  TEST ONLY: a GPU run trains on the CPU backend; the value names
+                               the cluster setting that asked for it (testing.cpuTrainerForGpuRuns)
 
 Example: what the operator's Job runs
   loraforge job --spec /etc/loraforge/spec.yaml`,

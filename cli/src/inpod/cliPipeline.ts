@@ -7,7 +7,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { TRAINER_EXIT_CODES } from "@loraforge/crds";
 import { classifyError } from "../errors.ts";
-import { chooseBackend, probeBackends } from "../train/backendChoice.ts";
+import { CPU_TRAINER_SETTING_ENV, jobBackend, probeBackends } from "../train/backendChoice.ts";
 import { findCore } from "../train/core.ts";
 import type { LocalPaths } from "../train/resolve.ts";
 import { runTraining } from "../train/run.ts";
@@ -47,13 +47,13 @@ export function cliPipeline(log: (line: string) => void): TrainingPipeline {
     };
     let summary: Awaited<ReturnType<typeof runTraining>>;
     try {
-      // a GPU Job trains on the GPU or fails saying why; it never falls back to the CPU
+      // a GPU Job trains on the GPU or fails saying why; it never falls back to the CPU (only
+      // the cluster's test-only setting, named in the log, switches it there)
       const corePath = findCore();
-      const gpus = spec.resources.gpus;
-      const choice = chooseBackend(
-        gpus > 0 ? "cuda" : "cpu",
+      const choice = jobBackend(
+        spec.resources.gpus,
         probeBackends(corePath),
-        `resources.gpus ${gpus}`,
+        env[CPU_TRAINER_SETTING_ENV] || undefined,
       );
       log(choice.reason);
       summary = await runTraining(spec, {

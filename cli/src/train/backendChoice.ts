@@ -82,3 +82,31 @@ export function chooseBackend(
   const whyNot = cuda?.compiled ? cuda.detail : "cuda is not compiled into this loraforge-core";
   return { backend: "cpu", reason: `backend cpu (auto: ${whyNot})` };
 }
+
+/** The variable the operator sets under its test-only setting (operator ENV.cpuTrainerSetting). */
+export const CPU_TRAINER_SETTING_ENV = "LORAFORGE_CPU_TRAINER_SETTING";
+
+/**
+ * The backend of a trainer Job: cuda for a run with GPUs (or it fails, see chooseBackend), cpu
+ * without. `cpuTrainerSetting` is the name of the cluster's TEST-ONLY setting (the operator
+ * passes it in CPU_TRAINER_SETTING_ENV) under which a GPU run trains on the CPU backend; the
+ * reason names it, so the switch is never silent.
+ */
+export function jobBackend(
+  gpus: number,
+  infos: BackendInfo[],
+  cpuTrainerSetting: string | undefined,
+): BackendChoice {
+  if (gpus > 0 && cpuTrainerSetting !== undefined) {
+    if (!/^[A-Za-z][A-Za-z0-9_.-]{0,127}$/.test(cpuTrainerSetting))
+      throw new CliError(
+        `environment: ${CPU_TRAINER_SETTING_ENV}: "${cpuTrainerSetting.slice(0, 80)}" is not a setting name (the operator sets it to its chart value's name)`,
+        2,
+      );
+    return {
+      backend: "cpu",
+      reason: `backend cpu for resources.gpus ${gpus}: training on CPU under the cluster's test-only setting ${cpuTrainerSetting} (the GPUs are requested, not used)`,
+    };
+  }
+  return chooseBackend(gpus > 0 ? "cuda" : "cpu", infos, `resources.gpus ${gpus}`);
+}

@@ -6,7 +6,9 @@ import { describe, test } from "node:test";
 import {
   type BackendInfo,
   BackendUnavailableError,
+  CPU_TRAINER_SETTING_ENV,
   chooseBackend,
+  jobBackend,
   probeBackends,
 } from "../../src/train/backendChoice.ts";
 
@@ -91,5 +93,40 @@ describe("probeBackends", () => {
   test("a malformed reply names the field", () => {
     const p = fake("bad", `echo '{"version":"0.1.0","backends":[{"name":"cpu"}]}'`);
     assert.throws(() => probeBackends(p), /bad backends: unexpected reply: backends\.0\.compiled/);
+  });
+});
+
+describe("the trainer Job's backend (jobBackend)", () => {
+  test("a GPU Job without the test setting needs cuda, as before: a cpu-only core fails it", () => {
+    assert.throws(
+      () => jobBackend(1, [cpu, cudaMissing], undefined),
+      (e: unknown) =>
+        e instanceof BackendUnavailableError &&
+        /resources\.gpus 1 needs the cuda backend/.test(e.message),
+    );
+    assert.equal(jobBackend(1, [cpu, cudaGpu], undefined).backend, "cuda");
+    assert.equal(jobBackend(0, [cpu, cudaGpu], undefined).backend, "cpu");
+  });
+
+  test("under the test-only setting a GPU Job trains on the CPU, and the reason names the setting", () => {
+    const choice = jobBackend(1, [cpu, cudaMissing], "testing.cpuTrainerForGpuRuns");
+    assert.equal(choice.backend, "cpu");
+    assert.match(
+      choice.reason,
+      /resources\.gpus 1: training on CPU under the cluster's test-only setting testing\.cpuTrainerForGpuRuns/,
+    );
+    // the setting switches GPU runs only; even with a GPU present it is the CPU (what the test asks)
+    assert.equal(jobBackend(2, [cpu, cudaGpu], "testing.cpuTrainerForGpuRuns").backend, "cpu");
+    assert.match(
+      jobBackend(0, [cpu], "testing.cpuTrainerForGpuRuns").reason,
+      /^backend cpu \(resources\.gpus 0\)$/,
+    );
+  });
+
+  test("a value that is not a setting name is refused, naming the variable", () => {
+    assert.throws(
+      () => jobBackend(1, [cpu], "yes; rm -rf /"),
+      new RegExp(`${CPU_TRAINER_SETTING_ENV}: "yes; rm -rf /" is not a setting name`),
+    );
   });
 });

@@ -12,6 +12,7 @@ import {
 import { stringify } from "yaml";
 import type { TrainerPodSettings } from "../config.ts";
 import {
+  CPU_TRAINER_TEST_SETTING,
   GPU_PRODUCT_LABEL,
   GPU_RESOURCE,
   jobName,
@@ -62,6 +63,8 @@ export const ENV = {
   runName: "LORAFORGE_RUN_NAME",
   runNamespace: "LORAFORGE_RUN_NAMESPACE",
   caFile: "LORAFORGE_CA_FILE",
+  /** TEST ONLY: the name of the setting under which a GPU run trains on the CPU backend. */
+  cpuTrainerSetting: "LORAFORGE_CPU_TRAINER_SETTING",
 } as const;
 
 /** Kueue owns suspend, nodeSelector and tolerations of Jobs it manages. */
@@ -274,6 +277,11 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
           { name: ENV.runName, value: name },
           { name: ENV.runNamespace, value: run.namespace },
           ...mounts.env,
+          // The pod still requests its GPUs (so quota, Kueue and the scheduler see a GPU run);
+          // only the backend changes, and the trainer logs why.
+          ...(settings.pod.cpuTrainerForGpuRuns && spec.resources.gpus > 0
+            ? [{ name: ENV.cpuTrainerSetting, value: CPU_TRAINER_TEST_SETTING }]
+            : []),
         ],
         resources,
         volumeMounts: [

@@ -407,3 +407,20 @@ test("two runs of one spec (different uids) write into different output folders"
   assert.notEqual(a.LORAFORGE_OUTPUT_DIR, b.LORAFORGE_OUTPUT_DIR);
   assert.equal(b.LORAFORGE_OUTPUT_DIR, "/mnt/pvc/runs/alpaca-7b/alpaca-7b-uid-b");
 });
+
+test("the test-only CPU trainer setting: a GPU run's pod still requests the GPU and is told the setting's name; off, or without GPUs, nothing changes", () => {
+  const envOf = (job: ReturnType<typeof buildJob>) =>
+    Object.fromEntries(
+      podOf(job).containers[0].env.map((e: { name: string; value: string }) => [e.name, e.value]),
+    );
+  const on = { ...settings, pod: { ...settings.pod, cpuTrainerForGpuRuns: true } };
+  const gpuJob = buildJob(run(), on);
+  assert.equal(envOf(gpuJob).LORAFORGE_CPU_TRAINER_SETTING, "testing.cpuTrainerForGpuRuns");
+  assert.equal(podOf(gpuJob).containers[0].resources.limits["nvidia.com/gpu"], "1");
+  assert.equal(envOf(buildJob(run(), settings)).LORAFORGE_CPU_TRAINER_SETTING, undefined);
+  const cpuRun = run({
+    resources: { gpus: 0, gpuProduct: undefined },
+    training: { precision: "fp32" },
+  });
+  assert.equal(envOf(buildJob(cpuRun, on)).LORAFORGE_CPU_TRAINER_SETTING, undefined);
+});

@@ -24,7 +24,22 @@ test("defaults: the chart's policy, 120 s grace, no default memory, sized scratc
     imagePullSecrets: [],
     podSecurityContext: DEFAULT_TRAINER_POD_SECURITY_CONTEXT,
     securityContext: DEFAULT_TRAINER_SECURITY_CONTEXT,
+    cpuTrainerForGpuRuns: false,
   });
+});
+
+test("the test-only CPU trainer for GPU runs is off unless the chart turns it on; a typo names the variable", () => {
+  assert.equal(configFromEnv(env(), "id").trainer.cpuTrainerForGpuRuns, false);
+  assert.equal(
+    configFromEnv(env({ LORAFORGE_TEST_CPU_TRAINER_FOR_GPU_RUNS: "true" }), "id").trainer
+      .cpuTrainerForGpuRuns,
+    true,
+  );
+  assert.throws(
+    () => configFromEnv(env({ LORAFORGE_TEST_CPU_TRAINER_FOR_GPU_RUNS: "yes" }), "id"),
+    (e: unknown) =>
+      e instanceof ConfigError && /LORAFORGE_TEST_CPU_TRAINER_FOR_GPU_RUNS/.test(e.message),
+  );
 });
 
 test("the trainer's security contexts the chart passes replace the defaults; a typo names the field", () => {

@@ -316,3 +316,46 @@ test("status.model and status.gpu (the wide columns) come from the spec and the 
   ).status;
   assert.equal(cpu.gpu, "cpu");
 });
+
+test("a GPU run under the test-only CPU trainer setting says so in the GPU column and the Validated condition; off, it does not", () => {
+  const l = lft();
+  const on = decideStatus(
+    observe({ lft: l, validation: validateForCluster(l, { cpuTrainerForGpuRuns: true }) }),
+  );
+  assert.equal(
+    on.status.gpu,
+    "1x Tesla-V100-SXM2-32GB, training on CPU: test setting testing.cpuTrainerForGpuRuns",
+  );
+  assert.equal(cond(on, "Validated")?.status, "True");
+  assert.match(
+    cond(on, "Validated")?.message ?? "",
+    /^training on CPU: test setting testing\.cpuTrainerForGpuRuns \(the pod requests 1 nvidia\.com\/gpu but runs the CPU backend; never set on a real GPU pool\); /,
+  );
+  const off = decideStatus(observe({ lft: l }));
+  assert.equal(off.status.gpu, "1x Tesla-V100-SXM2-32GB");
+  assert.doesNotMatch(cond(off, "Validated")?.message ?? "", /CPU/);
+  // a CPU run is a CPU run: the setting adds nothing
+  const cpuRun = lft({
+    resources: { gpus: 0, gpuProduct: undefined },
+    training: { precision: "fp32" },
+  });
+  const cpu = decideStatus(
+    observe({
+      lft: cpuRun,
+      validation: validateForCluster(cpuRun, { cpuTrainerForGpuRuns: true }),
+    }),
+  );
+  assert.equal(cpu.status.gpu, "cpu");
+  assert.equal(cond(cpu, "Validated")?.message, "CPU run: no GPU checks apply");
+  // an invalid GPU run still fails for its own reason
+  const bf16 = lft({
+    training: { precision: "bf16" },
+    resources: {
+      gpuProduct: undefined,
+      nodeSelector: { "nvidia.com/gpu.product": "Tesla-V100-PCIE-16GB" },
+    },
+  });
+  const refused = validateForCluster(bf16, { cpuTrainerForGpuRuns: true });
+  assert.equal(refused.ok, false);
+  assert.equal(refused.trainsOnCpu, undefined);
+});

@@ -86,3 +86,42 @@ test("the admission names the ClusterQueue and flavor, and the fit is checked ag
   );
   assert.match(flavorFit("cpu-pool", undefined, 1), /names no GPU product/);
 });
+
+test("right after a preemption Kueue's message is said once, then what the run waits for", () => {
+  const preempted =
+    "Preempted to accommodate a workload (UID: u, JobUID: j) due to prioritization in the ClusterQueue";
+  const evicted = { type: "Evicted", status: "True", reason: "Preempted", message: preempted };
+  const requeued = { type: "Requeued", status: "True", reason: "Preempted" };
+  const justNow = queuedState(
+    "q",
+    "r-train",
+    workload([
+      evicted,
+      requeued,
+      { type: "QuotaReserved", status: "False", reason: "Preempted", message: preempted },
+    ]),
+  );
+  assert.equal(
+    justNow.message,
+    `Kueue evicted the run (Preempted: ${preempted}); back in the queue in LocalQueue q`,
+  );
+  const waiting = queuedState(
+    "q",
+    "r-train",
+    workload([
+      evicted,
+      requeued,
+      {
+        type: "QuotaReserved",
+        status: "False",
+        reason: "Pending",
+        message:
+          "couldn't assign flavors to pod set main: insufficient unused quota for nvidia.com/gpu in flavor f, 1 more needed",
+      },
+    ]),
+  );
+  assert.match(
+    waiting.message,
+    /; back in the queue in LocalQueue q: couldn't assign flavors .* 1 more needed$/,
+  );
+});

@@ -22,6 +22,13 @@ export {
 } from "./cluster.ts";
 export { eventually } from "./eventually.ts";
 export { ensureGoTool, type GoTool, goToolDir } from "./goTool.ts";
+export {
+  type AdvertisedGpus,
+  advertiseGpus,
+  GPU_PRODUCT_LABEL,
+  GPU_RESOURCE,
+  nodeGpus,
+} from "./gpus.ts";
 export { type HostSnapshot, hostDifferences, snapshotHost } from "./host.mjs";
 export { BUSYBOX_IMAGE, PAUSE_IMAGE } from "./images.ts";
 export { type Connection, readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";

@@ -226,7 +226,48 @@ async function applyCrds(client: KubeClient, crdDir: string) {
       return r.status === 200 ? true : undefined;
     });
   }
+  // Served is not yet discoverable: Kueue maps kinds through the aggregated discovery document,
+  // which the API server updates a moment later, and exits at start-up ("no matches for kind
+  // Workload") if one is missing there (seen on this machine).
+  const wanted = crds.map(({ crd }) => ({
+    group: crd.spec.group,
+    version: crd.spec.versions.find((v) => v.storage)?.name,
+    plural: crd.spec.names.plural,
+  }));
+  await eventually("Kueue's kinds in the API server's aggregated discovery", async () => {
+    const doc = AggregatedDiscovery.parse(
+      await client.getAs(
+        "/apis",
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+      ),
+    );
+    const missing = wanted.filter(
+      (w) =>
+        !doc.items
+          .find((g) => g.metadata.name === w.group)
+          ?.versions.find((v) => v.version === w.version)
+          ?.resources.some((r) => r.resource === w.plural),
+    );
+    if (missing.length === 0) return true;
+    throw new Error(
+      `not yet listed: ${missing.map((m) => `${m.plural}.${m.group}/${m.version}`).join(", ")}`,
+    );
+  });
 }
+
+const AggregatedDiscovery = z.object({
+  items: z.array(
+    z.object({
+      metadata: z.object({ name: z.string() }),
+      versions: z.array(
+        z.object({
+          version: z.string(),
+          resources: z.array(z.object({ resource: z.string() })).default([]),
+        }),
+      ),
+    }),
+  ),
+});
 
 const Webhook = z
   .object({

@@ -85,24 +85,25 @@ export async function waitReady(
   void component.exited.then((code) => {
     exitCode = code;
   });
-  await eventually(
+  // An exit ends the wait at once (a probe that throws would only be retried until the timeout).
+  const outcome = await eventually(
     `${component.name} to become ready`,
     async () => {
-      if (exitCode !== undefined) {
-        throw new Error(
-          `${component.name} exited (${exitCode}) during startup; last lines of ` +
-            `${component.logPath}:\n${tail(component.logPath)}`,
-        );
-      }
-      return (await ready()) ? true : undefined;
+      if (exitCode !== undefined) return "exited" as const;
+      return (await ready()) ? ("ready" as const) : undefined;
     },
     { timeoutMs, intervalMs: 200 },
   ).catch((error: Error) => {
-    if (exitCode !== undefined) throw error;
     throw new Error(
       `${error.message}\nlast lines of ${component.logPath}:\n${tail(component.logPath)}`,
     );
   });
+  if (outcome === "exited") {
+    throw new Error(
+      `${component.name} exited (${exitCode}) during startup; last lines of ` +
+        `${component.logPath}:\n${tail(component.logPath)}`,
+    );
+  }
 }
 
 export async function terminate(component: Component, graceMs = 10_000) {

@@ -164,7 +164,7 @@ function pullRequest(action: "opened" | "synchronize", head: string, before?: st
 
 describe("the PR flow on a real node", { timeout: 1_800_000 }, () => {
   before(async () => {
-    env = await setUp({ "trainer.caBundle.configMap": CA_CONFIGMAP });
+    env = await setUp({ chart: { values: { "trainer.caBundle.configMap": CA_CONFIGMAP } } });
     const client = env.cluster.client;
     work = mkdtempSync(join(tmpdir(), "lf-e2e-pr-"));
 

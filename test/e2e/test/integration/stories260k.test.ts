@@ -190,9 +190,10 @@ async function assertResumedToSameWeights(name: string, finished: Lft) {
 describe("end to end on a real node", { timeout: 1_800_000 }, () => {
   before(async () => {
     // the model image's registry allowed by the admin's policy (images/model-stories260k)
-    env = await setUp({ "policy.allowedImageRegistries": "{ghcr.io/loraforge}" }, [
-      "model-stories260k",
-    ]);
+    env = await setUp({
+      chart: { values: { "policy.allowedImageRegistries": "{ghcr.io/loraforge}" } },
+      extraImages: ["model-stories260k"],
+    });
   });
   after(async () => {
     await tearDown();

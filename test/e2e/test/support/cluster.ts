@@ -6,7 +6,13 @@ import { spawnSync } from "node:child_process";
 import { chownSync, copyFileSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { API_VERSION, KIND } from "@loraforge/crds";
-import { connectTestCluster, eventually, type TestCluster } from "@loraforge/test-k8s";
+import {
+  connectTestCluster,
+  eventually,
+  type RunningKueue,
+  startKueue,
+  type TestCluster,
+} from "@loraforge/test-k8s";
 import { parse } from "yaml";
 import { z } from "zod";
 import { type BuiltImage, ensureImages } from "../../../../images/build.mjs";
@@ -54,12 +60,31 @@ async function waitFor(
   );
 }
 
+/** What a test file adds to the chart's values (as an admin's values file would). */
+export interface ChartExtras {
+  /** `--set key=value` */
+  values?: Record<string, string>;
+  /** `--set-json key=<JSON>`, e.g. the admin's Kueue setup under `kueue` */
+  json?: Record<string, unknown>;
+}
+
+/** Apply order: CRDs (established before use), then what the rest names. */
+const APPLY_ORDER = [
+  "CustomResourceDefinition",
+  "ResourceFlavor",
+  "WorkloadPriorityClass",
+  "ClusterQueue",
+  "LocalQueue",
+];
+const applyRank = (kind: string) =>
+  APPLY_ORDER.includes(kind) ? APPLY_ORDER.indexOf(kind) : APPLY_ORDER.length;
+
 /** `helm template` of charts/loraforge with the local images, applied object by object. */
 async function installChart(
   cluster: TestCluster,
   operatorRef: string,
   trainerRef: string,
-  values: Record<string, string>,
+  extras: ChartExtras,
 ) {
   const [repository, tag] = operatorRef.split(/:(?=[^:]+$)/);
   const rendered = helmTemplate(
@@ -83,9 +108,17 @@ async function installChart(
       "leaderElection.enabled": "false",
       // no DNS add-on on the test node: the chart's egress rule names kube-dns
       "networkPolicy.enabled": "false",
-      ...values,
+      ...extras.values,
     },
-    ["--include-crds", "--kube-version", cluster.version],
+    [
+      "--include-crds",
+      "--kube-version",
+      cluster.version,
+      ...Object.entries(extras.json ?? {}).flatMap(([k, v]) => [
+        "--set-json",
+        `${k}=${JSON.stringify(v)}`,
+      ]),
+    ],
   );
   await cluster.client.create("/api/v1/namespaces", {
     apiVersion: "v1",
@@ -93,11 +126,9 @@ async function installChart(
     metadata: { name: OPERATOR_NS },
   });
   const objects = docs(rendered);
-  // CRDs first, and established, before anything names them
-  objects.sort(
-    (a, b) =>
-      Number(b.kind === "CustomResourceDefinition") - Number(a.kind === "CustomResourceDefinition"),
-  );
+  // CRDs first, and established, before anything names them; Kueue's queues after the
+  // flavors and priority classes they name (a stable sort keeps the chart's order otherwise)
+  objects.sort((a, b) => applyRank(a.kind) - applyRank(b.kind));
   for (const o of objects) {
     await cluster.client.patch(`${pathOf(o)}?fieldManager=e2e&force=true`, o, "apply");
     if (o.kind === "CustomResourceDefinition")
@@ -125,22 +156,29 @@ async function installChart(
 
 /** The cluster of this file, kept where `tearDown` finds it even when set-up fails half-way. */
 let started: TestCluster | undefined;
+let kueue: RunningKueue | undefined;
 
 export async function tearDown() {
+  // Kueue first: its webhooks would refuse Jobs once it is gone
+  await kueue?.stop();
+  kueue = undefined;
   await started?.stop();
   started = undefined;
 }
 
-/**
- * `values`: more chart values (helm --set), over the ones every e2e file uses; `extraImages`:
- * more images to build and import into the node (a model image).
- */
-export async function setUp(
-  values: Record<string, string> = {},
-  extraImages: BuiltImage["name"][] = [],
-): Promise<E2eEnv> {
+export interface SetUpOptions {
+  /** Start a real Kueue against the cluster before the chart (whose Kueue objects need its CRDs). */
+  kueue?: boolean;
+  /** Hook between the node being up and the chart being applied (e.g. advertise GPUs). */
+  beforeChart?: (cluster: TestCluster) => Promise<void>;
+  chart?: ChartExtras;
+  /** More images to build and import into the node (a model image). */
+  extraImages?: BuiltImage["name"][];
+}
+
+export async function setUp(options: SetUpOptions = {}): Promise<E2eEnv> {
   const t0 = Date.now();
-  const images = await ensureImages(["operator", "trainer-cpu", ...extraImages]);
+  const images = await ensureImages(["operator", "trainer-cpu", ...(options.extraImages ?? [])]);
   const ref = (name: string) => {
     const image = images.find((i) => i.name === name);
     if (!image) throw new Error(`ensureImages gave no ${name}`);
@@ -174,12 +212,15 @@ export async function setUp(
   );
   chownSync(volumes.runs, TRAINER_UID, TRAINER_UID);
 
-  await installChart(cluster, ref("operator").ref, ref("trainer-cpu").ref, values);
+  if (options.kueue) kueue = await startKueue(cluster, { log });
+  await options.beforeChart?.(cluster);
+  // the runs' namespace before the chart: the admin's LocalQueues live there
   await cluster.client.create("/api/v1/namespaces", {
     apiVersion: "v1",
     kind: "Namespace",
     metadata: { name: NS },
   });
+  await installChart(cluster, ref("operator").ref, ref("trainer-cpu").ref, options.chart ?? {});
   for (const claim of ["models", "datasets", "runs"]) {
     await cluster.client.create(`/api/v1/namespaces/${NS}/persistentvolumeclaims`, {
       apiVersion: "v1",
