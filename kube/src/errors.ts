@@ -48,9 +48,20 @@ export const isForbidden = (e: unknown): e is KubeApiError =>
 export const isAlreadyExists = (e: unknown): e is KubeApiError =>
   e instanceof KubeApiError && e.status === 409 && e.reason === "AlreadyExists";
 /**
- * The API server refused the object itself (400 BadRequest, 413, 415, 422 Invalid or an
- * admission policy's denial): sending it again cannot succeed. 401/403 (credentials, RBAC,
- * quota), 404, 408, 409 and 429 can pass with time or an admin's fix, so they are retried.
+ * The denial of an admission policy or webhook, which the API server sends as 403 Forbidden:
+ * "ValidatingAdmissionPolicy 'p' with binding 'b' denied request: …" or "admission webhook
+ * \"w\" denied the request: …". It judges the object, not the caller's rights.
+ */
+const ADMISSION_DENIAL =
+  /ValidatingAdmissionPolicy '[^']*' with binding '[^']*' denied request|admission webhook "[^"]*" denied the request/;
+
+/**
+ * The API server refused the object itself (400 BadRequest, 413, 415, 422 Invalid, or a 403
+ * that is an admission policy's or webhook's denial): sending it again cannot succeed. Other
+ * 401/403 (credentials, RBAC, quota), 404, 408, 409 and 429 can pass with time or an admin's
+ * fix, so they are retried.
  */
 export const isPermanentRejection = (e: unknown): e is KubeApiError =>
-  e instanceof KubeApiError && [400, 413, 415, 422].includes(e.status);
+  e instanceof KubeApiError &&
+  ([400, 413, 415, 422].includes(e.status) ||
+    (e.status === 403 && ADMISSION_DENIAL.test(e.serverMessage)));

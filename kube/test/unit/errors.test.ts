@@ -54,6 +54,27 @@ test("predicates: not found, conflict, already exists, permanent rejection", () 
   for (const code of [400, 413, 415, 422]) assert.ok(isPermanentRejection(e(code)), `${code}`);
   for (const code of [401, 403, 404, 408, 409, 429, 500])
     assert.ok(!isPermanentRejection(e(code)), `${code}`);
+  // 403 from an admission policy or webhook judges the object: permanent; from RBAC: retried
+  const forbidden = (message: string) => new KubeApiError("PATCH", "/x", 403, "Forbidden", message);
+  assert.ok(
+    isPermanentRejection(
+      forbidden(
+        `jobs.batch "r-train" is forbidden: ValidatingAdmissionPolicy 'loraforge-trainer-jobs' with binding 'loraforge-trainer-jobs' denied request: the operator may only create Jobs that run the trainer image x`,
+      ),
+    ),
+  );
+  assert.ok(
+    isPermanentRejection(
+      forbidden(`admission webhook "vjob.kb.io" denied the request: spec.suspend is immutable`),
+    ),
+  );
+  assert.ok(
+    !isPermanentRejection(
+      forbidden(
+        `jobs.batch is forbidden: User "system:serviceaccount:x:y" cannot create resource "jobs" in API group "batch" in the namespace "ml"`,
+      ),
+    ),
+  );
   // Not an API answer at all (a refused connection): none of them.
   assert.ok(!isNotFound(new Error("404")) && !isPermanentRejection({ status: 400 }));
 });

@@ -22,6 +22,7 @@ import {
   runLabels,
   specConfigMapName,
 } from "../naming.ts";
+import { canonicalImage } from "../policy.ts";
 import {
   DEFAULT_TRAINER_POD_SECURITY_CONTEXT,
   DEFAULT_TRAINER_SECURITY_CONTEXT,
@@ -308,7 +309,9 @@ export function buildJob(run: OwnedRun, settings: JobSettings) {
     podSpec.initContainers = [
       {
         name: MODEL_IMAGE_CONTAINER,
-        image: reference,
+        // fully qualified (docker.io/library/… for a short name): the registry the admin's
+        // policy allowed is the one the admission policy sees
+        image: canonicalImage(reference),
         imagePullPolicy: "IfNotPresent",
         // The image's own cp (POSIX: -R recursive, -L follows links such as a Hugging Face
         // cache's blobs); the image needs one (FROM busybox or any distro base).

@@ -328,7 +328,10 @@ describe("chart guard rails against a real API server", () => {
 
   test("cluster mode: the operator's account may create only proper trainer Jobs (admission policy)", async () => {
     const release = `cm-${randomBytes(2).toString("hex")}`;
-    const objs = render(release, {});
+    // the trailing slash is trimmed as the operator trims it
+    const objs = render(release, {
+      "policy.allowedImageRegistries": "{registry.example.com/models/}",
+    });
     assert.ok(objs.some((o) => o.kind === "ClusterRole"));
     await apply(objs.filter((o) => o.kind !== "CustomResourceDefinition"));
     const op = await as(`${release}-loraforge`);
@@ -342,8 +345,30 @@ describe("chart guard rails against a real API server", () => {
     });
     assert.match(JSON.stringify(refused.body), /per-run '<run>-trainer' ServiceAccount/);
 
+    const copy = (
+      image: string,
+      command = ["cp", "-R", "-L", "/models/tiny", "/mnt/sources/model"],
+    ) => ({
+      initContainers: [{ name: "model-image", image, command }],
+    });
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ["image", { containers: [{ name: "trainer", image: "busybox" }] }, /trainer image/],
+      ["init-registry", copy("docker.io/library/busybox:1"), /only init container/],
+      ["init-prefix", copy("registry.example.com/modelsx/tiny:1"), /only init container/],
+      [
+        "init-command",
+        copy("registry.example.com/models/tiny:1", ["sh", "-c", "id", "x", "y"]),
+        /only init container/,
+      ],
+      [
+        "init-name",
+        {
+          initContainers: [
+            { ...copy("registry.example.com/models/tiny:1").initContainers[0], name: "setup" },
+          ],
+        },
+        /only init container/,
+      ],
       ["hostpath", { volumes: [{ name: "root", hostPath: { path: "/" } }] }, /hostPath volume/],
       ["hostnet", { hostNetwork: true }, /host's network/],
       [
@@ -429,6 +454,9 @@ describe("chart guard rails against a real API server", () => {
       }),
     );
     assert.equal(ok.status, 201, JSON.stringify(ok.body).slice(0, 400));
+    // a model image from the allowed registry, copied out as the operator builds it
+    const model = await create(job("model", copy("registry.example.com/models/tiny:1")));
+    assert.equal(model.status, 201, JSON.stringify(model.body).slice(0, 400));
     // Other accounts are not affected by this release's policy.
     const admin = await env.client.request(
       "POST",

@@ -357,6 +357,9 @@ test("an image model is copied by an init container (the image's own cp) into th
   const env = envOf(pod.containers[0]);
   assert.equal(env.LORAFORGE_MODEL_DIR, "/mnt/sources/model");
   assert.equal(env.LORAFORGE_SOURCES_DIR, "/mnt/sources");
+  // a short name is written fully qualified: the registry the admission policy checks
+  r.lft.spec.baseModel.source = { image: { reference: "acme/tiny:1", path: "m" } };
+  assert.equal(podOf(buildJob(r, settings)).initContainers[0].image, "docker.io/acme/tiny:1");
 });
 
 test("uri and git sources get the sources volume and their credentials Secrets as read-only files", () => {
