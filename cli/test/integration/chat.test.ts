@@ -1,7 +1,7 @@
 /**
  * `loraforge chat` end to end in headless Chromium: the page loads, an instruction is typed,
  * tokens stream in over server-sent events from the inference worker, and the finished page is
- * saved as a screenshot (test artifact: $LORAFORGE_TEST_ARTIFACTS or .cache/test-artifacts).
+ * saved as a screenshot (test artifact: $LORAFORGE_TEST_ARTIFACTS or test-results/artifacts).
  * Also: greedy generation on the exported model picks the core's greedy tokens, and the sampler.
  */
 import assert from "node:assert/strict";
@@ -20,7 +20,7 @@ import { importStories260K, REPO_ROOT, tempDir } from "../support/helpers.ts";
 import { randomAdapter } from "../support/loraFixture.ts";
 
 const ARTIFACTS = resolve(
-  process.env.LORAFORGE_TEST_ARTIFACTS ?? join(REPO_ROOT, ".cache", "test-artifacts"),
+  process.env.LORAFORGE_TEST_ARTIFACTS ?? join(REPO_ROOT, "test-results", "artifacts"),
 );
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const core = findCore();
@@ -99,7 +99,7 @@ describe("chat: generation on the exported model", () => {
 });
 
 describe("chat: the page in headless Chromium", () => {
-  test("type an instruction, tokens stream in, base/tuned switch, screenshot", async () => {
+  test("type an instruction, tokens stream in, base/tuned switch, screenshot", async (t) => {
     const adapter = await randomAdapter(model, join(tmp.dir, "adapter"), 0.1);
     const chat = await startChat({
       modelDir: model,
@@ -134,6 +134,7 @@ describe("chat: the page in headless Chromium", () => {
       assert.match(status ?? "", /done: \d+ tokens/);
       await mkdir(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: join(ARTIFACTS, "chat.png") });
+      t.diagnostic(`screenshot: ${join(ARTIFACTS, "chat.png")}; ${lengths.length} text updates`);
       // the base model answers the same instruction differently
       await page.check('input[name="variant"][value="base"]');
       await page.click("#generate");
