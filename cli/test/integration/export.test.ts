@@ -75,7 +75,7 @@ async function coreLogits(
   return toFloat32(bytes, e.dtype, "logits");
 }
 
-function coreGreedy(model: string, prompt: number[], n: number): number[] {
+function coreGreedy(model: string, prompt: number[], n: number, adapter?: string): number[] {
   const prompts = join(tmp.dir, "prompts.jsonl");
   writeFileSync(prompts, `${JSON.stringify({ id: "p", tokens: prompt })}\n`);
   const r = spawnSync(
@@ -84,6 +84,7 @@ function coreGreedy(model: string, prompt: number[], n: number): number[] {
       "generate",
       "--model",
       model,
+      ...(adapter ? ["--adapter", adapter] : []),
       "--prompts",
       prompts,
       "--max-new-tokens",
@@ -251,6 +252,19 @@ describe("export onnx: logits equal the core's", () => {
     assert.ok(diff <= FP32_TOL, `max |ort - core with adapter| = ${diff}`);
     const change = maxAbsDiff(withAdapter, await coreLogits(MHA, tokens));
     assert.ok(change > 100 * FP32_TOL, `the adapter changes the logits (by ${change})`);
+    // greedy decoding: the merged file in ONNX Runtime picks the tokens the core picks with the
+    // adapter unmerged (W x + s·B A x), and not the base model's
+    const session = await ort.InferenceSession.create(e.file);
+    const seq = [...tokens];
+    for (let k = 0; k < 12; k++) {
+      const pos = seq.map((_, i) => i);
+      const r = await step(session, s, [seq], [pos], [seq.map(() => 1)], emptyPast(s, 1));
+      seq.push(argmax(r.logits.subarray((seq.length - 1) * s.vocab)));
+    }
+    const greedy = seq.slice(tokens.length);
+    t.diagnostic(`greedy tokens with the adapter: ${greedy}`);
+    assert.deepEqual(greedy, coreGreedy(MHA, tokens, 12, adapter));
+    assert.notDeepEqual(greedy, coreGreedy(MHA, tokens, 12), "the adapter changes the tokens");
     assert.equal(
       existsSync(join(e.outDir, "merged")),
       false,
