@@ -3,7 +3,9 @@
 Runs `loraforge-core generate --variants base,adapter --stream` (one process, one model load, the
 adapter unmerged) on the golden prompts in one batch, so prompts of different lengths share a
 padded batch, and requires exactly transformers' greedy tokens and stop reasons for both variants
-(and `token` events that spell each sequence, in order, before its `sequence` event); then
+(and `token` events that spell each sequence, in order, before its `sequence` event); a list of
+stop tokens (any one ends a sequence; a finished sequence is reported at once, before the rest of
+its batch goes on); then
 `score` and requires each example's loss_sum within --tol (relative) of transformers'.
 Exits 1 on any mismatch, naming the config, variant and prompt.
 
@@ -85,6 +87,43 @@ def main() -> int:
             if e["tokens"] != w["tokens"] or e["stop"] != w["stop"] or e["stop_token"] != want_stop_token:
                 problems.append(f"{e['variant']} stop case: tokens {e['tokens']} stop {e['stop']} {e['stop_token']}, "
                                 f"transformers {w['tokens']} stop {w['stop']}")
+        # a list of stop tokens, all prompts in one streamed batch: each sequence ends at the first
+        # token of the list it chooses (here the stop case's id, listed second, behind an id that no
+        # golden sequence contains), so it is its full greedy sequence cut there; and a sequence that
+        # ends is reported then, before the others of its variant stream their next tokens
+        stop_id = sc["eos_token_id"]
+        vocab = json.loads((model / "config.json").read_text())["vocab_size"]
+        seen_ids = {t for w in g["variants"].values() for s in w["sequences"] for t in s["tokens"]}
+        unused = next(t for t in range(3, vocab) if t not in seen_ids and t != stop_id)
+        expect = {}  # (variant, id) -> (tokens, stop, stop_token)
+        for variant, want in g["variants"].items():
+            for i, w in enumerate(want["sequences"]):
+                t = w["tokens"]
+                cut = t.index(stop_id) if stop_id in t else None
+                expect[(variant, f"p{i}")] = (t[:cut], "stop_token", stop_id) if cut is not None else (t, "max_new_tokens", None)
+        events = run([a.core, "generate", "--model", str(model), "--adapter", str(adapter), "--variants", "base,adapter",
+                      "--prompts", str(prompts), "--max-new-tokens", str(g["settings"]["max_new_tokens"]),
+                      "--batch-size", str(len(g["prompts"])), "--stream", "--stop-tokens", f"{unused},{stop_id}"])
+        reported = set()
+        ordered = 0  # (a sequence that ended, a later token of another sequence of its variant) pairs seen
+        for e in events:
+            key = (e.get("variant"), e.get("id"))
+            if e["event"] == "sequence":
+                got = (e["tokens"], e["stop"], e["stop_token"])
+                if got != expect[key]:
+                    problems.append(f"{key} --stop-tokens {unused},{stop_id}: got {got}, expected {expect[key]}")
+                reported.add(key)
+            elif e["event"] == "token":
+                # token index k is chosen at decoding step k; a sequence that chose its stop token at
+                # step n is reported at that step, so before any token of index > n
+                for other, (toks, stop, _) in expect.items():
+                    if other[0] == key[0] and other != key and stop == "stop_token" and e["index"] > len(toks):
+                        ordered += 1
+                        if other not in reported:
+                            problems.append(f"{key} token {e['index']} streamed before {other}'s sequence event "
+                                            f"(it chose the stop token at step {len(toks)})")
+        if ordered == 0:
+            problems.append("stop list: no sequence ended while another of its variant went on (nothing checked)")
         # greedy with the repetition penalty
         pc = g["penalty_case"]
         one.write_text(json.dumps({"id": "pen", "tokens": g["prompts"][pc["prompt"]]}) + "\n")

@@ -2,7 +2,8 @@
 // trainer Job's pipeline (the base branch's dataset, then a pull request's edit of it), the
 // status each run's own reporter writes, and the comment rendered from the two statuses. The
 // numbers in it must be eval.json's, and the samples must be there and inert. The comment is
-// saved as a test artifact ($LORAFORGE_TEST_ARTIFACTS or .cache/test-artifacts/).
+// saved as a test artifact ($LORAFORGE_TEST_ARTIFACTS or test-results/artifacts/, beside the
+// suites' logs that `npm test` writes in CI) and printed into the test's output.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -24,7 +25,7 @@ import { renderResult } from "../../src/render.ts";
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const ASSETS = resolve(REPO_ROOT, "..", "shared", "assets");
 const ARTIFACTS =
-  process.env.LORAFORGE_TEST_ARTIFACTS ?? join(REPO_ROOT, ".cache", "test-artifacts");
+  process.env.LORAFORGE_TEST_ARTIFACTS ?? join(REPO_ROOT, "test-results", "artifacts");
 
 /** eval.json, the parts this test reads (docs/CONTRACTS.md §5). */
 interface EvalJson {
@@ -139,7 +140,7 @@ describe("the PR comment from real runs of the stories260K demo", () => {
   });
   after(() => rm(tmp, { recursive: true, force: true }));
 
-  test("the numbers are eval.json's and the samples are there, inert", async () => {
+  test("the numbers are eval.json's and the samples are there, inert", async (t) => {
     const ctx = {
       marker: "loraforge",
       datasetPath: "examples/stories-instruct/stories.jsonl",
@@ -163,7 +164,10 @@ describe("the PR comment from real runs of the stories260K demo", () => {
       { chart: true },
     );
     await mkdir(ARTIFACTS, { recursive: true });
-    await writeFile(join(ARTIFACTS, "pr-comment-stories260K.md"), text);
+    const saved = join(ARTIFACTS, "pr-comment-stories260K.md");
+    await writeFile(saved, text);
+    t.diagnostic(`the comment: ${saved}`);
+    console.log(`----- the pull-request comment (${saved}) -----\n${text}\n----- end -----`);
     assert.equal(truncated, false);
 
     // The table: the base branch's and this PR's fine-tuned metrics, as eval.json has them.

@@ -27,45 +27,78 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/**
+ * The scores transformers' processors leave, as the core's `process_logits` (native/src/sampling.cpp)
+ * computes them, in float32 like the torch ops on float32 logits: the repetition penalty on every
+ * distinct token seen (logit / p when positive, × p when negative); with temperature > 0, the
+ * logits / temperature, then top-k (tokens below the k-th largest removed, ties with it kept) and
+ * top-p (from the least likely up, tokens whose cumulative probability is <= 1 - top_p removed;
+ * the most likely always kept). Removed tokens are -Infinity. A new array; `logits` is untouched.
+ */
+export function processLogits(
+  logits: Float32Array,
+  seen: ReadonlySet<number>,
+  s: Sampling,
+): Float32Array {
+  const l = Float32Array.from(logits);
+  const V = l.length;
+  if (s.repetitionPenalty !== 1) {
+    const p = Math.fround(s.repetitionPenalty);
+    for (const id of seen) {
+      if (!(id >= 0 && id < V)) continue;
+      const v = l[id] as number;
+      l[id] = v < 0 ? v * p : v / p; // a Float32Array store rounds to float32
+    }
+  }
+  if (s.temperature <= 0) return l;
+  const t = Math.fround(s.temperature);
+  for (let i = 0; i < V; i++) l[i] = (l[i] as number) / t;
+  if (s.topK > 0 && s.topK < V) {
+    const kth = Float32Array.from(l).sort().reverse()[s.topK - 1] as number;
+    for (let i = 0; i < V; i++) if ((l[i] as number) < kth) l[i] = Number.NEGATIVE_INFINITY;
+  }
+  if (s.topP < 1) {
+    // ascending by score; a stable sort keeps lower ids first among ties, as the core's
+    const idx = Array.from(l.keys()).sort((a, b) => (l[a] as number) - (l[b] as number));
+    const mx = l[idx[V - 1] as number] as number;
+    const e = (v: number) => (v === Number.NEGATIVE_INFINITY ? 0 : Math.exp(v - mx));
+    let sum = 0;
+    for (let i = 0; i < V; i++) sum += e(l[i] as number);
+    let cum = 0;
+    for (let r = 0; r < V - 1; r++) {
+      const i = idx[r] as number;
+      cum += e(l[i] as number) / sum;
+      if (cum <= 1 - s.topP) l[i] = Number.NEGATIVE_INFINITY;
+      else break; // cumulative sums only grow
+    }
+  }
+  return l;
+}
+
+/**
+ * The next token: the first argmax after the penalty at temperature 0, else a draw from the
+ * softmax of `processLogits` (inverse CDF in token order with `random()` in [0, 1)).
+ */
 export function chooseToken(
   logits: Float32Array,
   seen: ReadonlySet<number>,
   s: Sampling,
   random: () => number,
 ): number {
-  const scores = Float64Array.from(logits);
-  if (s.repetitionPenalty !== 1)
-    for (const id of seen) {
-      const v = scores[id] as number;
-      scores[id] = v < 0 ? v * s.repetitionPenalty : v / s.repetitionPenalty;
-    }
-  if (s.temperature === 0) {
-    let best = 0;
-    for (let i = 1; i < scores.length; i++)
-      if ((scores[i] as number) > (scores[best] as number)) best = i;
-    return best;
+  const l = processLogits(logits, seen, s);
+  let best = 0;
+  for (let i = 1; i < l.length; i++) if ((l[i] as number) > (l[best] as number)) best = i;
+  if (s.temperature <= 0) return best;
+  const mx = l[best] as number;
+  const e = Float64Array.from(l, (v) => (v === Number.NEGATIVE_INFINITY ? 0 : Math.exp(v - mx)));
+  const u = random() * e.reduce((a, b) => a + b, 0);
+  let cum = 0;
+  let last = best;
+  for (let i = 0; i < e.length; i++) {
+    if (e[i] === 0) continue;
+    cum += e[i] as number;
+    last = i;
+    if (u < cum) return i;
   }
-  // candidates by score, highest first (a stable sort keeps lower ids first among ties)
-  let order = Array.from(scores.keys()).sort(
-    (a, b) => (scores[b] as number) - (scores[a] as number),
-  );
-  if (s.topK > 0) order = order.slice(0, s.topK);
-  const top = scores[order[0] as number] as number;
-  let probs = order.map((i) => Math.exp(((scores[i] as number) - top) / s.temperature));
-  let sum = probs.reduce((a, b) => a + b, 0);
-  if (s.topP < 1) {
-    // keep the smallest prefix whose probability reaches top_p (at least one token)
-    let mass = 0;
-    let keep = 0;
-    while (keep < probs.length && mass < s.topP * sum) mass += probs[keep++] as number;
-    order = order.slice(0, Math.max(1, keep));
-    probs = probs.slice(0, order.length);
-    sum = probs.reduce((a, b) => a + b, 0);
-  }
-  let r = random() * sum;
-  for (let k = 0; k < order.length; k++) {
-    r -= probs[k] as number;
-    if (r <= 0) return order[k] as number;
-  }
-  return order[order.length - 1] as number;
+  return last; // rounding at the top end
 }

@@ -22,7 +22,7 @@ model.onnx given with --onnx). Generation stops at EOS or BOS.`,
     adapter: flag.string("DIR", "PEFT adapter of the tuned model", "dir"),
     onnx: flag.string(
       "FILE",
-      "an exported tuned model (model.onnx with its config.json beside it)",
+      "an export of <model-dir> with the tuned weights (model.onnx, its config.json beside it)",
       "file",
     ),
     template: flag.string(

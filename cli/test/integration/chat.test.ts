@@ -1,7 +1,7 @@
 /**
  * `loraforge chat` end to end in headless Chromium: the page loads, an instruction is typed,
  * tokens stream in over server-sent events from the inference worker, and the finished page is
- * saved as a screenshot (test artifact: $LORAFORGE_TEST_ARTIFACTS or .cache/test-artifacts).
+ * saved as a screenshot (test artifact: $LORAFORGE_TEST_ARTIFACTS or test-results/artifacts).
  * Also: greedy generation on the exported model picks the core's greedy tokens, and the sampler.
  */
 import assert from "node:assert/strict";
@@ -14,12 +14,13 @@ import { OnnxDecoder } from "../../src/chat/decoder.ts";
 import { chooseToken, SamplingSchema, seededRandom } from "../../src/chat/sampling.ts";
 import { startChat } from "../../src/chat/start.ts";
 import { exportOnnx } from "../../src/export/exportOnnx.ts";
+import { ExportError } from "../../src/export/hfModel.ts";
 import { findCore } from "../../src/train/core.ts";
 import { importStories260K, REPO_ROOT, tempDir } from "../support/helpers.ts";
 import { randomAdapter } from "../support/loraFixture.ts";
 
 const ARTIFACTS = resolve(
-  process.env.LORAFORGE_TEST_ARTIFACTS ?? join(REPO_ROOT, ".cache", "test-artifacts"),
+  process.env.LORAFORGE_TEST_ARTIFACTS ?? join(REPO_ROOT, "test-results", "artifacts"),
 );
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const core = findCore();
@@ -98,7 +99,7 @@ describe("chat: generation on the exported model", () => {
 });
 
 describe("chat: the page in headless Chromium", () => {
-  test("type an instruction, tokens stream in, base/tuned switch, screenshot", async () => {
+  test("type an instruction, tokens stream in, base/tuned switch, screenshot", async (t) => {
     const adapter = await randomAdapter(model, join(tmp.dir, "adapter"), 0.1);
     const chat = await startChat({
       modelDir: model,
@@ -133,6 +134,7 @@ describe("chat: the page in headless Chromium", () => {
       assert.match(status ?? "", /done: \d+ tokens/);
       await mkdir(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: join(ARTIFACTS, "chat.png") });
+      t.diagnostic(`screenshot: ${join(ARTIFACTS, "chat.png")}; ${lengths.length} text updates`);
       // the base model answers the same instruction differently
       await page.check('input[name="variant"][value="base"]');
       await page.click("#generate");
@@ -145,5 +147,87 @@ describe("chat: the page in headless Chromium", () => {
       await browser.close();
       await chat.close();
     }
+  });
+});
+
+describe("chat --onnx: an exported tuned model", () => {
+  /** The whole server-sent event stream of one greedy answer. */
+  async function answer(url: string, variant: string): Promise<string> {
+    const q = new URLSearchParams({
+      instruction: "Write a story about Lily and a cat.",
+      variant,
+      temperature: "0",
+      maxNewTokens: "30",
+    });
+    const res = await fetch(`${url}api/generate?${q}`);
+    assert.equal(res.status, 200, await res.clone().text());
+    return res.text();
+  }
+
+  test("is the tuned variant and answers as --adapter does; an export of another model is refused", async () => {
+    const adapter = await randomAdapter(model, join(tmp.dir, "adapter-onnx"), 0.1);
+    const e = await exportOnnx({
+      modelDir: model,
+      adapterDir: adapter,
+      outDir: join(tmp.dir, "tuned-onnx"),
+      dtype: "fp32",
+      corePath: core,
+    });
+    const common = {
+      host: "127.0.0.1",
+      port: 0,
+      template: { name: "alpaca_short" as const },
+      threads: 1,
+    };
+    const fromFile = await startChat({
+      ...common,
+      modelDir: model,
+      onnxFile: join(e.outDir, "model.onnx"),
+      corePath: "",
+    });
+    const merged = await startChat({
+      ...common,
+      modelDir: model,
+      adapterDir: adapter,
+      corePath: core,
+    });
+    try {
+      const info = (await (await fetch(`${fromFile.url}api/info`)).json()) as {
+        variants: { name: string; label: string }[];
+      };
+      assert.deepEqual(info.variants, [
+        { name: "base", label: "base (stories260K)" },
+        { name: "tuned", label: "tuned (tuned-onnx)" },
+      ]);
+      const tuned = await answer(fromFile.url, "tuned");
+      assert.match(tuned, /event: token\n[\s\S]*event: done\n/);
+      assert.equal(tuned, await answer(merged.url, "tuned"), "the same tokens as --adapter");
+      assert.notEqual(tuned, await answer(fromFile.url, "base"), "the adapter is in the file");
+    } finally {
+      await fromFile.close();
+      await merged.close();
+    }
+    // an export of another model: the page would tokenize with stories260K's 512-token vocabulary
+    const other = await exportOnnx({
+      modelDir: join(REPO_ROOT, "native", "tests", "golden", "v1", "gqa_bf16_sharded", "model"),
+      outDir: join(tmp.dir, "other-onnx"),
+      dtype: "fp32",
+      corePath: "",
+    });
+    // (a page that starts anyway is closed, so a failure here cannot leave the test hanging)
+    const refused = await startChat({
+      ...common,
+      modelDir: model,
+      onnxFile: join(other.outDir, "model.onnx"),
+      corePath: "",
+    }).then(
+      (started) => started.close(),
+      (err: unknown) => err,
+    );
+    assert.ok(refused instanceof ExportError, `refused with an ExportError, got ${refused}`);
+    assert.match(
+      refused.message,
+      /other-onnx\/config\.json: field 'vocab_size': \d+, but the model's .*stories260K\/config\.json has 512: --onnx must be an export of/,
+    );
   });
 });

@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -14,6 +13,7 @@ import { parse, stringify } from "yaml";
 import type { EvalResult } from "../../src/eval/run.ts";
 import { main } from "../../src/main.ts";
 import { CLI_ROOT, importStories260K, REPO_ROOT, tempDir } from "../support/helpers.ts";
+import { referencePython } from "../support/python.ts";
 
 describe("the end token: what training appends and generation stops on", () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -26,13 +26,8 @@ describe("the end token: what training appends and generation stops on", () => {
   after(() => tmp.cleanup());
 
   // transformers reads the same files: its generate stops where ours does.
-  const python = process.env.LORAFORGE_PYTHON ?? join(REPO_ROOT, ".venv", "bin", "python");
-  const hasTransformers =
-    existsSync(python) &&
-    spawnSync(python, ["-c", "import transformers"], { stdio: "ignore" }).status === 0;
-  test("transformers loads the import and its greedy generate matches llama2.c's (stops on BOS)", {
-    skip: hasTransformers ? false : `${python} has no transformers`,
-  }, () => {
+  test("transformers loads the import and its greedy generate matches llama2.c's (stops on BOS)", () => {
+    const python = referencePython("transformers");
     const r = spawnSync(python, ["check_llama2c_import.py", stories], {
       cwd: join(CLI_ROOT, "test", "reference"),
       encoding: "utf8",

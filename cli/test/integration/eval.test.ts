@@ -241,4 +241,34 @@ describe("evaluation through loraforge-core generate and score", () => {
     assert.equal(r.data.split, "file");
     assert.equal(r.samples.length, 1);
   });
+
+  test("sampling options reach the core: a seed repeats its answers at another batch size; another seed differs", async () => {
+    const run = join(tmp.dir, "run");
+    const read = async () =>
+      JSON.parse(await readFile(join(run, "eval.json"), "utf8")) as EvalResult;
+    const greedy = await read();
+    const sampled = async (seed: number, batchSize: number) => {
+      const c = capture();
+      const args = ["eval", specFile, "--threads", "1", "--batch-size", String(batchSize)];
+      args.push("--temperature", "0.9", "--top-k", "40", "--top-p", "0.95");
+      args.push("--repetition-penalty", "1.1", "--sampling-seed", String(seed));
+      assert.equal(await main([...args, ...volumes()], c.out), 0, c.lines.join("\n"));
+      return read();
+    };
+    const a = await sampled(7, 8);
+    const again = await sampled(7, 2);
+    const other = await sampled(8, 8);
+    const { temperature, topK, topP, repetitionPenalty, seed } = a.settings;
+    assert.deepEqual(
+      { temperature, topK, topP, repetitionPenalty, seed },
+      { temperature: 0.9, topK: 40, topP: 0.95, repetitionPenalty: 1.1, seed: 7 },
+    );
+    const texts = (r: EvalResult) => r.samples.map((s) => [s.base.text, s.tuned?.text]);
+    assert.deepEqual(texts(again), texts(a), "seed 7 at batch 8 and at batch 2");
+    assert.notDeepEqual(texts(other), texts(a), "seed 8 samples other answers");
+    assert.notDeepEqual(texts(a), texts(greedy), "sampling is not greedy decoding");
+    // scoring does not sample: the eval losses are the greedy run's
+    assert.equal(a.metrics.base.evalLoss, greedy.metrics.base.evalLoss);
+    assert.equal(a.metrics.tuned?.evalLoss, greedy.metrics.tuned?.evalLoss);
+  });
 });

@@ -455,5 +455,18 @@ describe("loraforge job against a real API server", () => {
     );
     assert.equal(s.adapter.sizeBytes, readFileSync(adapterFile).length);
     assert.equal(s.selectedCheckpoint.policy, "lowestTrainLoss");
+    // spec.evaluation is on by default: the job evaluated base vs tuned after training, and
+    // status.evaluation is eval.json's summary (the metrics of spec.evaluation.metrics)
+    const evalJson = JSON.parse(readFileSync(join(out, "eval.json"), "utf8"));
+    assert.equal(s.evaluation.path, join(out, "eval.json"));
+    assert.equal(s.evaluation.samples, evalJson.data.examples);
+    for (const variant of ["base", "tuned"])
+      for (const key of ["evalLoss", "exactMatch", "rougeL", "promptRepetition"])
+        assert.equal(
+          s.evaluation[variant][key],
+          evalJson.metrics[variant][key],
+          `${variant}.${key}`,
+        );
+    assert.ok(s.evaluation.examples.length >= 1 && s.evaluation.examples.length <= 3);
   });
 });
