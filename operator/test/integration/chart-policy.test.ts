@@ -115,6 +115,17 @@ describe("chart guard rails against a real API server", () => {
     refused(["--set", "policy.allowedTolerationKeys=nvidia.com/gpu"], /allowedTolerationKeys/);
     refused(["--set", "trainer.defaultMemory=lots"], /defaultMemory/);
     refused(["--set", "resources.limits=null"], /resources/);
+    // The operator's own pod: security contexts, tolerations and scrape peers are closed too.
+    refused(
+      ["--set", "securityContext.readOnlyRootFilesytem=false"],
+      /at '\/securityContext': additional properties 'readOnlyRootFilesytem'/,
+    );
+    refused(["--set", "podSecurityContext.runAsUser=abc"], /\/podSecurityContext\/runAsUser/);
+    refused(["--set", "tolerations[0].kee=x"], /\/tolerations\/0': additional properties 'kee'/);
+    refused(
+      ["--set-json", 'networkPolicy.metricsFrom=[{"namespaceSelecter":{}}]'],
+      /\/networkPolicy\/metricsFrom\/0': additional properties 'namespaceSelecter'/,
+    );
   });
 
   test("leader-election timings that break the operator's invariant are refused at render time, naming the values", () => {
@@ -303,7 +314,12 @@ describe("chart guard rails against a real API server", () => {
       "podAnnotations.team": "ml",
     });
     const dep = objs.find((o) => o.kind === "Deployment") as Obj & {
-      spec: { template: { metadata: { annotations: Record<string, string> } } };
+      spec: {
+        template: {
+          metadata: { annotations: Record<string, string>; labels: Record<string, string> };
+          spec: { containers: { ports: { name: string; containerPort: number }[] }[] };
+        };
+      };
     };
     assert.deepEqual(dep.spec.template.metadata.annotations, {
       "prometheus.io/path": "/metrics",
@@ -312,11 +328,35 @@ describe("chart guard rails against a real API server", () => {
       team: "ml",
     });
     const sm = objs.find((o) => o.kind === "ServiceMonitor") as Obj & {
-      spec: { endpoints: { port: string }[] };
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        endpoints: { port: string; path: string }[];
+      };
     };
-    assert.equal(sm.spec.endpoints[0]?.port, "http");
-    const pdb = objs.find((o) => o.kind === "PodDisruptionBudget");
-    assert.ok(pdb);
+    // The ServiceMonitor finds the metrics Service by its labels and scrapes its named port,
+    // which leads to metricsPort on the pod.
+    const svc = objs.find((o) => o.kind === "Service") as Obj & {
+      metadata: { labels: Record<string, string> };
+      spec: {
+        selector: Record<string, string>;
+        ports: { name: string; port: number; targetPort: string }[];
+      };
+    };
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels))
+      assert.equal(svc.metadata.labels[k], v, `the Service has the ServiceMonitor's label ${k}`);
+    const scraped = svc.spec.ports.find((p) => p.name === sm.spec.endpoints[0]?.port);
+    assert.deepEqual([scraped?.port, scraped?.targetPort], [9300, "http"]);
+    assert.equal(sm.spec.endpoints[0]?.path, "/metrics");
+    const podLabels = dep.spec.template.metadata.labels;
+    const container = dep.spec.template.spec.containers[0];
+    assert.equal(container?.ports.find((p) => p.name === "http")?.containerPort, 9300);
+    for (const [k, v] of Object.entries(svc.spec.selector))
+      assert.equal(podLabels[k], v, `the Service selects the operator pod (${k})`);
+    const pdb = objs.find((o) => o.kind === "PodDisruptionBudget") as Obj & {
+      spec: { selector: { matchLabels: Record<string, string> } };
+    };
+    for (const [k, v] of Object.entries(pdb.spec.selector.matchLabels))
+      assert.equal(podLabels[k], v, `the PodDisruptionBudget selects the operator pod (${k})`);
     // What the test cluster can serve (no prometheus-operator CRD) is applied for real.
     await apply(objs.filter((o) => o.kind === "PodDisruptionBudget" || o.kind === "NetworkPolicy"));
     const np = objs.find((o) => o.kind === "NetworkPolicy") as Obj & {
