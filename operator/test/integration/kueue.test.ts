@@ -514,6 +514,7 @@ describe("the operator with a real Kueue", () => {
     const table = await getTable(cluster.client, lftPath(teamA));
     const ours = { ...table, rows: table.rows.filter((r) => names.includes(String(r.cells[0]))) };
     const wide = renderTable(ours, { wide: true });
+    console.log(`$ kubectl get lft -n ${teamA}\n${renderTable(ours)}`);
     console.log(`$ kubectl get lft -n ${teamA} -o wide\n${wide}`);
     const cells = (name: string, columns: string[]) => {
       const row = rowOf(table, name);
