@@ -159,20 +159,42 @@ describe("chart guard rails against a real API server", () => {
     }
   });
 
-  test("the trainer's security contexts: chart defaults as before, overrides reach the operator's settings, Pod Security 'restricted' holds the floor", async () => {
-    const settingsOf = (sets: Record<string, string>) => {
-      const dep = render("sc", sets).find((o) => o.kind === "Deployment") as Obj & {
-        spec: {
-          template: {
-            spec: { containers: { env: { name: string; value?: string }[] }[] };
-          };
+  /** The trainer settings the operator reads from the Deployment the chart renders with `sets`. */
+  const settingsOf = (sets: Record<string, string>) => {
+    const dep = render("sc", sets).find((o) => o.kind === "Deployment") as Obj & {
+      spec: {
+        template: {
+          spec: { containers: { env: { name: string; value?: string }[] }[] };
         };
       };
-      const env = Object.fromEntries(
-        (dep.spec.template.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]),
-      );
-      return configFromEnv(env, "chart-test").trainer;
     };
+    const env = Object.fromEntries(
+      (dep.spec.template.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]),
+    );
+    return configFromEnv(env, "chart-test").trainer;
+  };
+
+  test("trainer.imagePullSecrets reach the trainer pods (chart value → operator settings → Job)", () => {
+    assert.deepEqual(settingsOf({}).imagePullSecrets, []);
+    const trainer = settingsOf({ "trainer.imagePullSecrets": "{ghcr-pull,quay-pull}" });
+    assert.deepEqual(trainer.imagePullSecrets, ["ghcr-pull", "quay-pull"]);
+    const job = buildJob(
+      { lft: lft({ name: "pull" }), uid: "uid-pull", namespace: env.ns },
+      {
+        trainerImage: TRAINER_IMAGE,
+        pullPolicy: "IfNotPresent",
+        backoffLimit: 3,
+        gpuProduct: undefined,
+        pod: trainer,
+      },
+    );
+    const pod = z
+      .object({ imagePullSecrets: z.array(z.object({ name: z.string() })) })
+      .parse(PodTemplate.parse(job).spec.template.spec);
+    assert.deepEqual(pod.imagePullSecrets, [{ name: "ghcr-pull" }, { name: "quay-pull" }]);
+  });
+
+  test("the trainer's security contexts: chart defaults as before, overrides reach the operator's settings, Pod Security 'restricted' holds the floor", async () => {
     const defaults = settingsOf({});
     assert.deepEqual(defaults.podSecurityContext, {
       runAsNonRoot: true,
