@@ -16,6 +16,7 @@ import { configFromEnv } from "../../src/config.ts";
 import { type Env, eventually, setup, teardown } from "../support/cluster.ts";
 import { lft } from "../support/fixtures.ts";
 import { docs, ensureHelm, helmRun, helmTemplate, type Obj, pathOf } from "../support/helm.ts";
+import { installCrds, serviceMonitorCrd } from "../support/upstreamCrds.ts";
 
 const chart = join(import.meta.dirname, "..", "..", "..", "charts", "loraforge");
 const TRAINER_IMAGE = "ghcr.io/loraforge/trainer:policy";
@@ -328,7 +329,7 @@ describe("chart guard rails against a real API server", () => {
     assert.match(notes, /Helm never upgrades the CRD.*\n.*\n\n\s+kubectl apply --server-side/);
   });
 
-  test("prometheus.io/port follows metricsPort; ServiceMonitor and PDB render when enabled", async () => {
+  test("prometheus.io/port follows metricsPort; ServiceMonitor and PDB render when enabled and apply (the ServiceMonitor to prometheus-operator's CRD)", async () => {
     const objs = render(`pm-${randomBytes(2).toString("hex")}`, {
       metricsPort: "9300",
       "serviceMonitor.enabled": "true",
@@ -379,8 +380,29 @@ describe("chart guard rails against a real API server", () => {
     };
     for (const [k, v] of Object.entries(pdb.spec.selector.matchLabels))
       assert.equal(podLabels[k], v, `the PodDisruptionBudget selects the operator pod (${k})`);
-    // What the test cluster can serve (no prometheus-operator CRD) is applied for real.
-    await apply(objs.filter((o) => o.kind === "PodDisruptionBudget" || o.kind === "NetworkPolicy"));
+    // Applied for real, the ServiceMonitor to prometheus-operator's own CRD (strict field
+    // validation: a field its schema lacks or a malformed interval is an error).
+    await installCrds(env.client, [serviceMonitorCrd()]);
+    await apply(
+      objs.filter((o) =>
+        ["PodDisruptionBudget", "NetworkPolicy", "Service", "ServiceMonitor"].includes(o.kind),
+      ),
+    );
+    // The CRD's schema really checks: a field it does not have is refused (a create with
+    // strict field validation; server-side apply reports the same as a 500).
+    const bad = structuredClone(sm);
+    bad.metadata.name = `${sm.metadata.name}-bad`;
+    Object.assign(bad.spec.endpoints[0] ?? {}, { scrapeEvery: "30s" });
+    const refused = await env.client.request(
+      "POST",
+      `${pathOf(bad).replace(/\/[^/]+$/, "")}?fieldValidation=Strict`,
+      bad,
+    );
+    assert.equal(refused.status, 400, JSON.stringify(refused.body).slice(0, 300));
+    assert.match(
+      z.object({ message: z.string() }).parse(refused.body).message,
+      /unknown field "spec\.endpoints\[0\]\.scrapeEvery"/,
+    );
     const np = objs.find((o) => o.kind === "NetworkPolicy") as Obj & {
       spec: { ingress: { ports: { port: number }[] }[]; policyTypes: string[] };
     };

@@ -32,7 +32,8 @@ import {
   pathOf,
   helmTemplate as renderChart,
 } from "../support/helm.ts";
-import { installKueueCrds, KUEUE_SAMPLE_CRDS, KUEUE_VERSION, kueueCrds } from "../support/kueue.ts";
+import { KUEUE_SAMPLE_CRDS, KUEUE_VERSION, kueueCrds } from "../support/kueue.ts";
+import { installCrds } from "../support/upstreamCrds.ts";
 
 const chart = join(import.meta.dirname, "..", "..", "..", "charts", "loraforge");
 /** Renders for the test cluster's Kubernetes version (helm's default is far older). */
@@ -181,7 +182,7 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
     }
     // Applied with strict field validation: an unknown or renamed field, a wrong type or a
     // failed CEL rule of Kueue's schema is an error, not a silently dropped field.
-    await installKueueCrds(env.client, crds);
+    await installCrds(env.client, crds);
     for (const o of objs) {
       const r = await env.client.request(
         "PATCH",
