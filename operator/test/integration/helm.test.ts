@@ -244,6 +244,27 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
       0,
       "off by default",
     );
+    // The samples values.yaml ships (kueue.enabled=true and nothing else) pass the same
+    // schemas: a dry run, so the cluster-wide queues of the example are not created.
+    const samples = docs(
+      helmTemplate(helm, release, chart, env.ns, { "kueue.enabled": "true" }),
+    ).filter((o) => o.apiVersion.startsWith("kueue.x-k8s.io/"));
+    assert.deepEqual(
+      [...new Set(samples.map((o) => o.kind))].sort(),
+      Object.keys(KUEUE_SAMPLE_CRDS).sort(),
+    );
+    for (const o of samples) {
+      const r = await env.client.request(
+        "PATCH",
+        `${pathOf(o)}?fieldManager=helm-test&force=true&fieldValidation=Strict&dryRun=All`,
+        o,
+        "application/apply-patch+yaml",
+      );
+      assert.ok(
+        r.status === 200 || r.status === 201,
+        `values.yaml's ${o.kind}/${o.metadata.name}: ${r.status} ${JSON.stringify(r.body).slice(0, 400)}`,
+      );
+    }
   });
 
   test("with only the chart's ServiceAccount, the operator reconciles a run into a Job", async () => {
