@@ -53,6 +53,8 @@ export const APT_PACKAGES = {
     "skopeo",
     // the sources' tests: git http-backend behind a TLS server with a certificate made by openssl
     "openssl",
+    // the cli's zsh completion, completed by a real zsh (cli/test/integration/args.test.ts)
+    "zsh",
   ],
 };
 APT_PACKAGES.unit = [];

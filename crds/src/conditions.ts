@@ -96,6 +96,24 @@ export const FAILURE_REASONS = [
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
+/**
+ * Reasons of a False Validated condition: the spec refused for this cluster (by the operator's
+ * checks) before any Job exists. The run fails with the same reason.
+ */
+export const VALIDATION_FAILURE_REASONS = [
+  Reason.InvalidSpec,
+  Reason.PrecisionUnsupported,
+  Reason.PolicyViolation,
+  Reason.InsufficientGPUMemory,
+] as const satisfies readonly FailureReason[];
+export type ValidationFailureReason = (typeof VALIDATION_FAILURE_REASONS)[number];
+
+/** Reasons of a False Admitted condition when the run's Job cannot be created: the run fails. */
+export const JOB_REFUSED_REASONS = [
+  Reason.ObjectConflict,
+  Reason.RejectedByAPIServer,
+] as const satisfies readonly FailureReason[];
+
 /** Exit codes of loraforge-core / loraforge job (docs/CONTRACTS.md) and what they mean for status. */
 export const TRAINER_EXIT_CODES = {
   internal: 1,

@@ -1,15 +1,24 @@
 import { z } from "zod";
-import { FAILURE_REASONS, PHASES, Reason } from "./conditions.ts";
+import {
+  FAILURE_REASONS,
+  JOB_REFUSED_REASONS,
+  PHASES,
+  Reason,
+  VALIDATION_FAILURE_REASONS,
+} from "./conditions.ts";
 import { CHECKPOINT_POLICIES } from "./spec.ts";
 
 const time = (description: string) => z.string().max(64).describe(`${description} (RFC 3339).`);
 
 const failureReasons = FAILURE_REASONS.join(", ");
+/** "A, B or C". */
+const either = (words: readonly string[]) =>
+  words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} or ${words.at(-1)}`;
 
 /** What each condition's reason can be, for `kubectl explain` (built from the constants). */
 const CONDITION_REASONS = [
-  `Validated: ${Reason.SpecValid} or ${Reason.QuantizationWarning} (True); ${Reason.InvalidSpec}, ${Reason.PrecisionUnsupported} or ${Reason.InsufficientGPUMemory} (False).`,
-  `Admitted: ${Reason.JobCreated} (True, or Unknown while it is being created); ${Reason.QueuedByKueue}, ${Reason.EvictedByKueue}, ${Reason.LocalQueueNotFound} or ${Reason.SuspendedBySpec} (False), or the Validated reason when no Job is created.`,
+  `Validated: ${Reason.SpecValid} or ${Reason.QuantizationWarning} (True); ${either(VALIDATION_FAILURE_REASONS)} (False).`,
+  `Admitted: ${Reason.JobCreated} (True, or Unknown while it is being created); ${Reason.QueuedByKueue}, ${Reason.EvictedByKueue}, ${Reason.LocalQueueNotFound} or ${Reason.SuspendedBySpec} (False); with no Job: the Validated reason for a refused spec, ${either(JOB_REFUSED_REASONS)} when the Job cannot be created (False).`,
   `Progressing: ${Reason.Training}, ${Reason.Resumed} (a retry from the newest checkpoint) or ${Reason.Evaluating} (True); ${Reason.PodPending}, ${Reason.AdapterReady} or a failure reason (False).`,
   `Succeeded: ${Reason.AdapterReady}.`,
   `Failed: a failure reason (${failureReasons}).`,

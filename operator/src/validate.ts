@@ -9,6 +9,7 @@ import {
   productLacksBf16,
   Reason,
   type ReasonName,
+  type ValidationFailureReason,
 } from "@loraforge/crds";
 import { describeEstimate, estimateMemory, GiB, gib } from "./memoryFit.ts";
 import { modelSizeOf } from "./modelSize.ts";
@@ -76,7 +77,8 @@ function checkForCluster(lft: LoraFineTune, ctx: ValidationContext): ValidationO
   const product = effectiveGpuProduct(lft, ctx);
   const warnings: string[] = [];
   const notes: string[] = [];
-  const fail = (reason: ReasonName, message: string): ValidationOutcome => ({
+  // Only the reasons the CRD's description lists for a False Validated condition.
+  const fail = (reason: ValidationFailureReason, message: string): ValidationOutcome => ({
     ok: false,
     reason,
     message,

@@ -45,6 +45,20 @@ export async function requireModelDir(dir: string, hint = MODEL_HINT): Promise<s
   return dir;
 }
 
+const ADAPTER_HINT =
+  "a PEFT LoRA adapter directory with adapter_config.json and adapter_model.safetensors (loraforge train writes the chosen one to <out>/adapter)";
+
+/** `dir` must be an adapter directory: it exists and has adapter_config.json. */
+export async function requireAdapterDir(dir: string, hint = ADAPTER_HINT): Promise<string> {
+  const k = await kind(dir);
+  if (k === "missing")
+    throw new MissingInputError(`adapter directory ${dir}: does not exist; ${hint}`);
+  if (k === "file") throw new MissingInputError(`adapter directory ${dir}: is a file; ${hint}`);
+  if ((await kind(join(dir, "adapter_config.json"))) !== "file")
+    throw new MissingInputError(`adapter directory ${dir}: has no adapter_config.json; ${hint}`);
+  return dir;
+}
+
 /**
  * For a spec run: the model directory and the dataset a pvc source resolved to must exist; the
  * message names the spec field, the claim and the --volume flag that maps it.

@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { defineCommand, flag, parseCommand } from "../args/flags.ts";
+import { requireAdapterDir, requireFile, requireModelDir } from "../args/paths.ts";
 import { startChat } from "../chat/start.ts";
 import { findCore } from "../train/core.ts";
 import { type Out, UsageError } from "./output.ts";
@@ -49,6 +50,9 @@ export async function chatCommand(args: string[], out: Out): Promise<number> {
   if (values.threads !== undefined && values.threads > 1024)
     throw new UsageError(`--threads must be 1..1024, got ${values.threads}`, "chat");
   const threads = values.threads ?? Math.min(4, availableParallelism());
+  await requireModelDir(positionals[0] as string);
+  if (values.adapter) await requireAdapterDir(values.adapter);
+  if (values.onnx) await requireFile(values.onnx, "--onnx model");
   const chat = await startChat({
     modelDir: positionals[0] as string,
     ...(values.adapter ? { adapterDir: values.adapter } : {}),

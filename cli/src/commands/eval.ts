@@ -1,7 +1,13 @@
 import { isAbsolute, join, resolve } from "node:path";
 import type { LoraFineTuneSpec } from "@loraforge/crds";
 import { defineCommand, flag, parseCommand, refuseWithout } from "../args/flags.ts";
-import { parseVolumes, requireFile, requireModelDir, requireSpecInputs } from "../args/paths.ts";
+import {
+  parseVolumes,
+  requireAdapterDir,
+  requireFile,
+  requireModelDir,
+  requireSpecInputs,
+} from "../args/paths.ts";
 import { readSpecFile } from "../args/specFile.ts";
 import type { DatasetFormat } from "../dataset/parse.ts";
 import { METRIC_ROWS, type ModelMetrics } from "../eval/report.ts";
@@ -126,6 +132,11 @@ export async function evalCommand(args: string[], humanOut: Out): Promise<number
     dataFile = paths.datasetFile;
     outDir = paths.outDir;
     adapterDir = values.adapter ? resolve(values.adapter) : join(outDir, "adapter");
+    if (!values.adapter)
+      await requireAdapterDir(
+        adapterDir,
+        `the run's chosen adapter is not there yet: run loraforge train ${specFile} first, or give --adapter DIR`,
+      );
     template = paths.customTemplateFile
       ? { name: "custom", file: paths.customTemplateFile }
       : { name: spec.dataset.promptTemplate as "alpaca" | "alpaca_short" };
@@ -148,6 +159,7 @@ export async function evalCommand(args: string[], humanOut: Out): Promise<number
     template = templateChoice(values.template ?? "alpaca");
   }
 
+  if (values.adapter && adapterDir) await requireAdapterDir(adapterDir);
   const evalFile = values["eval-file"];
   if (evalFile !== undefined) await requireFile(evalFile, "--eval-file");
   else if (!spec) await requireFile(dataFile, "dataset");

@@ -1,4 +1,5 @@
 import { defineCommand, flag, parseCommand } from "../args/flags.ts";
+import { requireAdapterDir, requireModelDir } from "../args/paths.ts";
 import { exportOnnx } from "../export/exportOnnx.ts";
 import { findCore } from "../train/core.ts";
 import { fmtInt, type Out, UsageError } from "./output.ts";
@@ -43,6 +44,8 @@ export async function exportCommand(args: string[], out: Out): Promise<number> {
   if (positionals.length !== 2)
     throw new UsageError("export onnx takes one model directory", "export");
   const modelDir = (positionals[1] as string).replace(/\/+$/, "");
+  await requireModelDir(modelDir);
+  if (values.adapter) await requireAdapterDir(values.adapter);
   const dtype = values.dtype ?? "fp32";
   const externalThreshold = values["external-data-threshold"];
   const outDir = values.out ?? `${(values.adapter ?? modelDir).replace(/\/+$/, "")}-onnx`;

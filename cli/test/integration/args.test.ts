@@ -1,12 +1,16 @@
-// The command line against the built loraforge-core: --version asks it, --json trains and evaluates.
+// The command line against the built loraforge-core: --version asks it, --json trains and evaluates;
+// and the zsh completion script in a real zsh.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { zshCompletion } from "../../src/args/completion.ts";
+import { DECLARATIONS } from "../../src/commands/help.ts";
 import { main, versionText } from "../../src/main.ts";
 import { findCore } from "../../src/train/core.ts";
 import { cliBin, REPO_ROOT, STORIES, storiesWorkspace, tempDir } from "../support/helpers.ts";
+import { zshCompletions } from "../support/zsh.ts";
 
 function capture() {
   const lines: string[] = [];
@@ -33,6 +37,40 @@ describe("--version and shell completion", () => {
     );
     const c = capture();
     assert.equal(await main(["--version"], c.out), 0);
+  });
+
+  test("zsh: a real zsh completes commands, flags, choices and sub-formats from the script", async () => {
+    const tmp = await tempDir();
+    try {
+      const script = join(tmp.dir, "_loraforge");
+      await writeFile(script, zshCompletion(DECLARATIONS));
+      // Every visible flag of every command, after its positional word where it has one.
+      const flagLines = DECLARATIONS.map((d) => {
+        const sub = d.name === "export" ? " onnx" : d.name === "import" ? " llama2c" : "";
+        return { d, line: `loraforge ${d.name}${sub} --` };
+      });
+      const found = zshCompletions(script, [
+        "loraforge va",
+        "loraforge validate --cut",
+        "loraforge train s.yaml --backend ",
+        "loraforge export ",
+        "loraforge completion ",
+        ...flagLines.map((f) => f.line),
+      ]);
+      assert.deepEqual(found.get("loraforge va"), ["validate"]);
+      assert.deepEqual(found.get("loraforge validate --cut"), ["--cutoff"]);
+      assert.deepEqual(found.get("loraforge train s.yaml --backend "), ["auto", "cpu", "cuda"]);
+      assert.deepEqual(found.get("loraforge export "), ["onnx"]);
+      assert.deepEqual(found.get("loraforge completion "), ["bash", "zsh"]);
+      for (const { d, line } of flagLines) {
+        const offered = found.get(line) ?? [];
+        for (const [name, f] of Object.entries(d.flags))
+          if (!f.hidden)
+            assert.ok(offered.includes(`--${name}`), `${line}: --${name} in ${offered}`);
+      }
+    } finally {
+      await tmp.cleanup();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { bashCompletion, zshCompletion } from "../../src/args/completion.ts";
@@ -137,6 +137,64 @@ describe("the five mistakes of issue 16", () => {
       assert.match(
         v.text(),
         /model directory \S+: has no config\.json; a Hugging Face model directory/,
+      );
+    } finally {
+      await tmp.cleanup();
+    }
+  });
+  test("export, chat and eval name a missing model or adapter directory and say what belongs there", async () => {
+    const tmp = await tempDir();
+    try {
+      const model = join(tmp.dir, "model");
+      await mkdir(model);
+      await writeFile(join(model, "config.json"), "{}");
+      const run = async (args: string[]) => {
+        const c = capture();
+        assert.equal(await main(args, c.out), 3, args.join(" "));
+        return c.text();
+      };
+      const noModel =
+        /^model directory \/nonexistent\/m: does not exist; a Hugging Face model directory with config\.json/;
+      assert.match(await run(["export", "onnx", "/nonexistent/m"]), noModel);
+      assert.match(await run(["chat", "/nonexistent/m"]), noModel);
+      const noAdapter =
+        /^adapter directory \/nonexistent\/a: does not exist; a PEFT LoRA adapter directory with adapter_config\.json/;
+      assert.match(await run(["export", "onnx", model, "--adapter", "/nonexistent/a"]), noAdapter);
+      assert.match(await run(["chat", model, "--adapter", "/nonexistent/a"]), noAdapter);
+      assert.match(
+        await run([
+          "eval",
+          "--model",
+          model,
+          "--adapter",
+          "/nonexistent/a",
+          "--data",
+          STORIES,
+          "--out",
+          tmp.dir,
+        ]),
+        noAdapter,
+      );
+      assert.match(
+        await run(["chat", model, "--adapter", model]),
+        /^adapter directory \S+\/model: has no adapter_config\.json/,
+      );
+      assert.equal(
+        await run(["chat", model, "--onnx", "/nonexistent/model.onnx"]),
+        "--onnx model /nonexistent/model.onnx: no such file",
+      );
+      // A spec's run without --adapter evaluates <out>/adapter, which train writes.
+      const spec = join(tmp.dir, "s.yaml");
+      await writeFile(
+        spec,
+        await readFile(join(REPO_ROOT, "examples", "stories260k-demo.yaml"), "utf8"),
+      );
+      await rename(model, join(tmp.dir, "stories260K")); // claims are looked up beside the spec
+      await mkdir(join(tmp.dir, "stories-instruct"));
+      await writeFile(join(tmp.dir, "stories-instruct", "stories.jsonl"), await readFile(STORIES));
+      assert.match(
+        await run(["eval", spec, "--out", join(tmp.dir, "run")]),
+        /^adapter directory \S+\/run\/adapter: does not exist; the run's chosen adapter is not there yet: run loraforge train \S+s\.yaml first, or give --adapter DIR$/,
       );
     } finally {
       await tmp.cleanup();

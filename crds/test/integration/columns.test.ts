@@ -16,11 +16,12 @@ import { after, before, describe, test } from "node:test";
 import {
   connectTestCluster,
   eventually,
+  getTable,
   type KubeClient,
+  renderTable,
   type TestCluster,
 } from "@loraforge/test-k8s";
 import { parse } from "yaml";
-import { z } from "zod";
 import {
   API_VERSION,
   durationText,
@@ -33,17 +34,6 @@ import { base, set } from "../support/apiserver-cases.ts";
 const repo = join(import.meta.dirname, "..", "..", "..");
 const CRD_FILE = join(repo, "crds", "loraforge.dev_lorafinetunes.yaml");
 const CRD_NAME = `${PLURAL}.loraforge.dev`;
-const TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io";
-
-const TableSchema = z.object({
-  kind: z.literal("Table"),
-  columnDefinitions: z.array(
-    z.object({ name: z.string(), type: z.string(), priority: z.number().optional() }),
-  ),
-  rows: z.array(z.object({ cells: z.array(z.unknown()) })),
-});
-type Table = z.infer<typeof TableSchema>;
-
 const T0 = "2026-12-02T04:00:00Z";
 const cond = (type: string, status: string, reason: string, message = "") => ({
   type,
@@ -117,24 +107,6 @@ const RUNS = {
   },
 } as const;
 
-/** Renders a server-side Table as kubectl does (`<none>` for an empty cell). */
-function render(table: Table, wide: boolean): string[] {
-  const shown = table.columnDefinitions
-    .map((c, i) => ({ c, i }))
-    .filter(({ c }) => wide || (c.priority ?? 0) === 0);
-  const text = (v: unknown) => (v === null || v === undefined || v === "" ? "<none>" : String(v));
-  const grid = [
-    shown.map(({ c }) => c.name.toUpperCase()),
-    ...table.rows.map((r) => shown.map(({ i }) => text(r.cells[i]))),
-  ];
-  const widths = shown.map((_, j) => Math.max(...grid.map((row) => (row[j] ?? "").length)));
-  return grid.map((row) =>
-    row
-      .map((cell, j) => (j === row.length - 1 ? cell : cell.padEnd((widths[j] ?? 0) + 3)))
-      .join(""),
-  );
-}
-
 describe("kubectl get lft columns, from a real kube-apiserver", () => {
   let cluster: TestCluster;
   let client: KubeClient;
@@ -158,7 +130,7 @@ describe("kubectl get lft columns, from a real kube-apiserver", () => {
     await eventually("the CRD's printer columns to be served", async () => {
       const r = await client.request("GET", collection);
       if (r.status !== 200) return undefined;
-      const table = TableSchema.parse(await client.getAs(collection, TABLE));
+      const table = await getTable(client, collection);
       return table.columnDefinitions.some((c) => c.name === "ETA") ? true : undefined;
     });
     for (const [name, run] of Object.entries(RUNS)) {
@@ -180,7 +152,7 @@ describe("kubectl get lft columns, from a real kube-apiserver", () => {
   });
 
   test("the Table has Name, Phase, Reason, Progress, Loss, Queue, Waiting, Age; -o wide adds Model, GPU, ETA", async () => {
-    const table = TableSchema.parse(await client.getAs(collection, TABLE));
+    const table = await getTable(client, collection);
     assert.deepEqual(
       table.columnDefinitions.map((c) => `${c.name}:${c.priority ?? 0}`),
       [
@@ -242,8 +214,8 @@ describe("kubectl get lft columns, from a real kube-apiserver", () => {
     );
     assert.equal(rows["alpaca-running"]?.[6], undefined, "no Waiting once admitted");
 
-    console.log(["$ kubectl get lft", ...render(table, false)].join("\n"));
-    console.log(["$ kubectl get lft -o wide", ...render(table, true)].join("\n"));
+    console.log(`$ kubectl get lft\n${renderTable(table)}`);
+    console.log(`$ kubectl get lft -o wide\n${renderTable(table, { wide: true })}`);
   });
 
   test("a condition time that is not RFC 3339 is refused by the API server and by zod", async () => {

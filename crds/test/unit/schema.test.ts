@@ -6,10 +6,15 @@ import { buildCrd } from "../../src/gen/crd.ts";
 import { CRD_TARGETS, renderCrd } from "../../src/gen/main.ts";
 import {
   API_VERSION,
+  ConditionType,
+  FAILURE_REASONS,
+  JOB_REFUSED_REASONS,
   KIND,
   parseLoraFineTune,
+  Reason,
   readLoraFineTuneFile,
   safeParseLoraFineTune,
+  VALIDATION_FAILURE_REASONS,
   validateSpecUpdate,
 } from "../../src/index.ts";
 
@@ -49,6 +54,45 @@ test("every spec and status field has a description", () => {
       `fields without a description under ${part}`,
     );
     assert.ok(all.length > (part === "spec" ? 60 : 40), `${part} has ${all.length} fields`);
+  }
+});
+
+test("descriptions send nobody to a source file: kubectl explain is the whole story", () => {
+  const root = versionSchema();
+  const sourceFile = /\b[\w./-]+\.(?:ts|mts|mjs|js|go|py|cpp|cc|h|cu)\b|\bsrc\//;
+  const pointing = fields(root, "")
+    .filter(([, n]) => typeof n.description === "string" && sourceFile.test(n.description))
+    .map(([p, n]) => `${p}: ${n.description}`);
+  assert.deepEqual(pointing, []);
+});
+
+test("the reason descriptions name every reason, each under the condition that can carry it", () => {
+  const root = versionSchema();
+  const status = root.properties?.status;
+  const describedAs = (path: string) => {
+    const found = fields(status ?? {}, "status").find(([p]) => p === path)?.[1].description;
+    assert.equal(typeof found, "string", path);
+    return String(found);
+  };
+  const conditionReason = describedAs("status.conditions[].reason");
+  // A reason added to the constants and not to the description fails here.
+  for (const reason of Object.values(Reason))
+    assert.ok(conditionReason.includes(reason), `conditions[].reason does not name ${reason}`);
+  const types = Object.values(ConditionType).join("|");
+  const clause = (type: string) =>
+    new RegExp(`\\b${type}: (.*?)(?= (?:${types}): |$)`).exec(conditionReason)?.[1] ?? "";
+  const falseOf = (type: string) =>
+    clause(type)
+      .split("; ")
+      .find((p) => p.endsWith("(False).")) ?? "";
+  for (const reason of VALIDATION_FAILURE_REASONS)
+    assert.match(falseOf("Validated"), new RegExp(`\\b${reason}\\b`), `Validated False: ${reason}`);
+  for (const reason of JOB_REFUSED_REASONS)
+    assert.match(clause("Admitted"), new RegExp(`\\b${reason}\\b`), `Admitted False: ${reason}`);
+  for (const reason of FAILURE_REASONS) {
+    assert.match(clause("Failed"), new RegExp(`\\b${reason}\\b`), `Failed: ${reason}`);
+    assert.ok(describedAs("status.failure.reason").includes(reason), `failure.reason: ${reason}`);
+    assert.ok(describedAs("status.reason").includes(reason), `status.reason: ${reason}`);
   }
 });
 

@@ -16,6 +16,7 @@ import { configFromEnv } from "../../src/config.ts";
 import { type Env, eventually, setup, teardown } from "../support/cluster.ts";
 import { lft } from "../support/fixtures.ts";
 import { docs, ensureHelm, helmRun, helmTemplate, type Obj, pathOf } from "../support/helm.ts";
+import { installCrds, serviceMonitorCrd } from "../support/upstreamCrds.ts";
 
 const chart = join(import.meta.dirname, "..", "..", "..", "charts", "loraforge");
 const TRAINER_IMAGE = "ghcr.io/loraforge/trainer:policy";
@@ -115,6 +116,17 @@ describe("chart guard rails against a real API server", () => {
     refused(["--set", "policy.allowedTolerationKeys=nvidia.com/gpu"], /allowedTolerationKeys/);
     refused(["--set", "trainer.defaultMemory=lots"], /defaultMemory/);
     refused(["--set", "resources.limits=null"], /resources/);
+    // The operator's own pod: security contexts, tolerations and scrape peers are closed too.
+    refused(
+      ["--set", "securityContext.readOnlyRootFilesytem=false"],
+      /at '\/securityContext': additional properties 'readOnlyRootFilesytem'/,
+    );
+    refused(["--set", "podSecurityContext.runAsUser=abc"], /\/podSecurityContext\/runAsUser/);
+    refused(["--set", "tolerations[0].kee=x"], /\/tolerations\/0': additional properties 'kee'/);
+    refused(
+      ["--set-json", 'networkPolicy.metricsFrom=[{"namespaceSelecter":{}}]'],
+      /\/networkPolicy\/metricsFrom\/0': additional properties 'namespaceSelecter'/,
+    );
   });
 
   test("leader-election timings that break the operator's invariant are refused at render time, naming the values", () => {
@@ -148,20 +160,42 @@ describe("chart guard rails against a real API server", () => {
     }
   });
 
-  test("the trainer's security contexts: chart defaults as before, overrides reach the operator's settings, Pod Security 'restricted' holds the floor", async () => {
-    const settingsOf = (sets: Record<string, string>) => {
-      const dep = render("sc", sets).find((o) => o.kind === "Deployment") as Obj & {
-        spec: {
-          template: {
-            spec: { containers: { env: { name: string; value?: string }[] }[] };
-          };
+  /** The trainer settings the operator reads from the Deployment the chart renders with `sets`. */
+  const settingsOf = (sets: Record<string, string>) => {
+    const dep = render("sc", sets).find((o) => o.kind === "Deployment") as Obj & {
+      spec: {
+        template: {
+          spec: { containers: { env: { name: string; value?: string }[] }[] };
         };
       };
-      const env = Object.fromEntries(
-        (dep.spec.template.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]),
-      );
-      return configFromEnv(env, "chart-test").trainer;
     };
+    const env = Object.fromEntries(
+      (dep.spec.template.spec.containers[0]?.env ?? []).map((e) => [e.name, e.value]),
+    );
+    return configFromEnv(env, "chart-test").trainer;
+  };
+
+  test("trainer.imagePullSecrets reach the trainer pods (chart value → operator settings → Job)", () => {
+    assert.deepEqual(settingsOf({}).imagePullSecrets, []);
+    const trainer = settingsOf({ "trainer.imagePullSecrets": "{ghcr-pull,quay-pull}" });
+    assert.deepEqual(trainer.imagePullSecrets, ["ghcr-pull", "quay-pull"]);
+    const job = buildJob(
+      { lft: lft({ name: "pull" }), uid: "uid-pull", namespace: env.ns },
+      {
+        trainerImage: TRAINER_IMAGE,
+        pullPolicy: "IfNotPresent",
+        backoffLimit: 3,
+        gpuProduct: undefined,
+        pod: trainer,
+      },
+    );
+    const pod = z
+      .object({ imagePullSecrets: z.array(z.object({ name: z.string() })) })
+      .parse(PodTemplate.parse(job).spec.template.spec);
+    assert.deepEqual(pod.imagePullSecrets, [{ name: "ghcr-pull" }, { name: "quay-pull" }]);
+  });
+
+  test("the trainer's security contexts: chart defaults as before, overrides reach the operator's settings, Pod Security 'restricted' holds the floor", async () => {
     const defaults = settingsOf({});
     assert.deepEqual(defaults.podSecurityContext, {
       runAsNonRoot: true,
@@ -295,7 +329,7 @@ describe("chart guard rails against a real API server", () => {
     assert.match(notes, /Helm never upgrades the CRD.*\n.*\n\n\s+kubectl apply --server-side/);
   });
 
-  test("prometheus.io/port follows metricsPort; ServiceMonitor and PDB render when enabled", async () => {
+  test("prometheus.io/port follows metricsPort; ServiceMonitor and PDB render when enabled and apply (the ServiceMonitor to prometheus-operator's CRD)", async () => {
     const objs = render(`pm-${randomBytes(2).toString("hex")}`, {
       metricsPort: "9300",
       "serviceMonitor.enabled": "true",
@@ -303,7 +337,12 @@ describe("chart guard rails against a real API server", () => {
       "podAnnotations.team": "ml",
     });
     const dep = objs.find((o) => o.kind === "Deployment") as Obj & {
-      spec: { template: { metadata: { annotations: Record<string, string> } } };
+      spec: {
+        template: {
+          metadata: { annotations: Record<string, string>; labels: Record<string, string> };
+          spec: { containers: { ports: { name: string; containerPort: number }[] }[] };
+        };
+      };
     };
     assert.deepEqual(dep.spec.template.metadata.annotations, {
       "prometheus.io/path": "/metrics",
@@ -312,13 +351,58 @@ describe("chart guard rails against a real API server", () => {
       team: "ml",
     });
     const sm = objs.find((o) => o.kind === "ServiceMonitor") as Obj & {
-      spec: { endpoints: { port: string }[] };
+      spec: {
+        selector: { matchLabels: Record<string, string> };
+        endpoints: { port: string; path: string }[];
+      };
     };
-    assert.equal(sm.spec.endpoints[0]?.port, "http");
-    const pdb = objs.find((o) => o.kind === "PodDisruptionBudget");
-    assert.ok(pdb);
-    // What the test cluster can serve (no prometheus-operator CRD) is applied for real.
-    await apply(objs.filter((o) => o.kind === "PodDisruptionBudget" || o.kind === "NetworkPolicy"));
+    // The ServiceMonitor finds the metrics Service by its labels and scrapes its named port,
+    // which leads to metricsPort on the pod.
+    const svc = objs.find((o) => o.kind === "Service") as Obj & {
+      metadata: { labels: Record<string, string> };
+      spec: {
+        selector: Record<string, string>;
+        ports: { name: string; port: number; targetPort: string }[];
+      };
+    };
+    for (const [k, v] of Object.entries(sm.spec.selector.matchLabels))
+      assert.equal(svc.metadata.labels[k], v, `the Service has the ServiceMonitor's label ${k}`);
+    const scraped = svc.spec.ports.find((p) => p.name === sm.spec.endpoints[0]?.port);
+    assert.deepEqual([scraped?.port, scraped?.targetPort], [9300, "http"]);
+    assert.equal(sm.spec.endpoints[0]?.path, "/metrics");
+    const podLabels = dep.spec.template.metadata.labels;
+    const container = dep.spec.template.spec.containers[0];
+    assert.equal(container?.ports.find((p) => p.name === "http")?.containerPort, 9300);
+    for (const [k, v] of Object.entries(svc.spec.selector))
+      assert.equal(podLabels[k], v, `the Service selects the operator pod (${k})`);
+    const pdb = objs.find((o) => o.kind === "PodDisruptionBudget") as Obj & {
+      spec: { selector: { matchLabels: Record<string, string> } };
+    };
+    for (const [k, v] of Object.entries(pdb.spec.selector.matchLabels))
+      assert.equal(podLabels[k], v, `the PodDisruptionBudget selects the operator pod (${k})`);
+    // Applied for real, the ServiceMonitor to prometheus-operator's own CRD (strict field
+    // validation: a field its schema lacks or a malformed interval is an error).
+    await installCrds(env.client, [serviceMonitorCrd()]);
+    await apply(
+      objs.filter((o) =>
+        ["PodDisruptionBudget", "NetworkPolicy", "Service", "ServiceMonitor"].includes(o.kind),
+      ),
+    );
+    // The CRD's schema really checks: a field it does not have is refused (a create with
+    // strict field validation; server-side apply reports the same as a 500).
+    const bad = structuredClone(sm);
+    bad.metadata.name = `${sm.metadata.name}-bad`;
+    Object.assign(bad.spec.endpoints[0] ?? {}, { scrapeEvery: "30s" });
+    const refused = await env.client.request(
+      "POST",
+      `${pathOf(bad).replace(/\/[^/]+$/, "")}?fieldValidation=Strict`,
+      bad,
+    );
+    assert.equal(refused.status, 400, JSON.stringify(refused.body).slice(0, 300));
+    assert.match(
+      z.object({ message: z.string() }).parse(refused.body).message,
+      /unknown field "spec\.endpoints\[0\]\.scrapeEvery"/,
+    );
     const np = objs.find((o) => o.kind === "NetworkPolicy") as Obj & {
       spec: { ingress: { ports: { port: number }[] }[]; policyTypes: string[] };
     };

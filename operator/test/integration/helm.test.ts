@@ -32,7 +32,8 @@ import {
   pathOf,
   helmTemplate as renderChart,
 } from "../support/helm.ts";
-import { installKueueCrds, KUEUE_SAMPLE_CRDS, KUEUE_VERSION, kueueCrds } from "../support/kueue.ts";
+import { KUEUE_SAMPLE_CRDS, KUEUE_VERSION, kueueCrds } from "../support/kueue.ts";
+import { installCrds } from "../support/upstreamCrds.ts";
 
 const chart = join(import.meta.dirname, "..", "..", "..", "charts", "loraforge");
 /** Renders for the test cluster's Kubernetes version (helm's default is far older). */
@@ -181,7 +182,7 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
     }
     // Applied with strict field validation: an unknown or renamed field, a wrong type or a
     // failed CEL rule of Kueue's schema is an error, not a silently dropped field.
-    await installKueueCrds(env.client, crds);
+    await installCrds(env.client, crds);
     for (const o of objs) {
       const r = await env.client.request(
         "PATCH",
@@ -243,6 +244,27 @@ describe("Helm chart rendered by helm and applied to a real API server", () => {
       0,
       "off by default",
     );
+    // The samples values.yaml ships (kueue.enabled=true and nothing else) pass the same
+    // schemas: a dry run, so the cluster-wide queues of the example are not created.
+    const samples = docs(
+      helmTemplate(helm, release, chart, env.ns, { "kueue.enabled": "true" }),
+    ).filter((o) => o.apiVersion.startsWith("kueue.x-k8s.io/"));
+    assert.deepEqual(
+      [...new Set(samples.map((o) => o.kind))].sort(),
+      Object.keys(KUEUE_SAMPLE_CRDS).sort(),
+    );
+    for (const o of samples) {
+      const r = await env.client.request(
+        "PATCH",
+        `${pathOf(o)}?fieldManager=helm-test&force=true&fieldValidation=Strict&dryRun=All`,
+        o,
+        "application/apply-patch+yaml",
+      );
+      assert.ok(
+        r.status === 200 || r.status === 201,
+        `values.yaml's ${o.kind}/${o.metadata.name}: ${r.status} ${JSON.stringify(r.body).slice(0, 400)}`,
+      );
+    }
   });
 
   test("with only the chart's ServiceAccount, the operator reconciles a run into a Job", async () => {

@@ -2,13 +2,23 @@
 // kube-controller-manager, with the admin's Kueue objects as the chart renders them. No node
 // runs pods here: Kueue still admits (it unsuspends the Job and writes the flavor's
 // nodeSelector and tolerations), the pods stay Pending, and the tests assert on Workloads,
-// Jobs and the run's status — nothing plays Kueue or the kubelet.
+// Jobs and the run's status — nothing plays Kueue, and only the last test plays the kubelet
+// (pod status) to show a failed, a queued and a running run side by side in kubectl get.
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type RunningKueue, startCluster, startKueue, type TestCluster } from "@loraforge/test-k8s";
+import { durationText } from "@loraforge/crds";
+import {
+  getTable,
+  type RunningKueue,
+  renderTable,
+  rowOf,
+  startCluster,
+  startKueue,
+  type TestCluster,
+} from "@loraforge/test-k8s";
 import { z } from "zod";
 import { FIELD_MANAGER } from "../../src/naming.ts";
 import type { Operator } from "../../src/operator.ts";
@@ -21,6 +31,9 @@ import {
   installCrd,
   lftPath,
   listJobs,
+  podOf,
+  podRunning,
+  podTerminated,
   startOperator,
   waitPhase,
 } from "../support/cluster.ts";
@@ -264,25 +277,11 @@ describe("the operator with a real Kueue", () => {
     console.log(`second: ${condition(second, "Admitted")?.message}`);
 
     // kubectl get lft: the Queue and Waiting columns.
-    const table = z
-      .object({
-        columnDefinitions: z.array(z.object({ name: z.string() })),
-        rows: z.array(z.object({ cells: z.array(z.unknown()) })),
-      })
-      .parse(
-        await cluster.client.getAs(lftPath(teamA), "application/json;as=Table;v=v1;g=meta.k8s.io"),
-      );
-    const col = (name: string) => table.columnDefinitions.findIndex((c) => c.name === name);
-    const row = table.rows.find((r) => r.cells[0] === "second");
-    assert.equal(row?.cells[col("Queue")], "solo-queue");
-    assert.match(String(row?.cells[col("Waiting")]), /^\d+s$/);
-    console.log(
-      [
-        "$ kubectl get lft",
-        table.columnDefinitions.map((c) => c.name).join("  "),
-        ...table.rows.map((r) => r.cells.map((c) => c ?? "-").join("  ")),
-      ].join("\n"),
-    );
+    const table = await getTable(cluster.client, lftPath(teamA));
+    const row = rowOf(table, "second");
+    assert.equal(row?.Queue, "solo-queue");
+    assert.match(String(row?.Waiting), /^\d+s$/);
+    console.log(`$ kubectl get lft -n ${teamA}\n${renderTable(table)}`);
 
     // The operator restarts while a run is queued: no second Job, the same wait.
     const jobsBefore = (await listJobs(envA)).map((j) => `${j.metadata.name}/${j.metadata.uid}`);
@@ -464,5 +463,101 @@ describe("the operator with a real Kueue", () => {
     await eventually("no Jobs left", async () =>
       (await listJobs(envA)).length === 0 ? true : undefined,
     );
+  });
+  test("kubectl get lft -o wide: a failed, a queued and a running run, as the operator and the trainer write them", async () => {
+    // What the in-pod reporter patches from the core's step events (cli/src/inpod/reporter.ts).
+    const trainerProgress = (name: string, step: number, loss: number, etaSeconds: number) =>
+      envA.client.patch(
+        `${lftPath(teamA, name)}/status`,
+        {
+          status: {
+            progress: {
+              step,
+              totalSteps: 400,
+              epoch: (3 * step) / 400,
+              percent: Math.floor(step / 4),
+              summary: `${step}/400 (${Math.floor(step / 4)}%)`,
+              loss,
+              etaSeconds,
+              eta: durationText(etaSeconds),
+              updatedAt: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+            },
+          },
+        },
+        "merge",
+      );
+    // Kueue admits one run to the solo queue's one GPU; the test plays its pod's kubelet.
+    await createRun(envA, "wide-running", "solo-queue");
+    const { job } = await admitted(envA, "wide-running");
+    await podRunning(envA, (await podOf(envA, job.metadata.name)).metadata.name);
+    await waitPhase(envA, "wide-running", "Running");
+    await trainerProgress("wide-running", 120, 1.25, 4320);
+    // The second waits for that GPU.
+    await createRun(envA, "wide-queued", "solo-queue");
+    await waitPhase(envA, "wide-queued", "Queued", (l) => l.status?.reason === "QueuedByKueue");
+    // A run outside Kueue trains a while, then its trainer exits 4 (NaN loss).
+    await envA.client.create(lftPath(teamA), {
+      ...manifest({ name: "wide-failed" }),
+      metadata: { name: "wide-failed", namespace: teamA },
+    });
+    const failedJob = await eventually("wide-failed's Job", () =>
+      getJob(envA, "wide-failed-train"),
+    );
+    const failedPod = (await podOf(envA, failedJob.metadata.name)).metadata.name;
+    await podRunning(envA, failedPod);
+    await waitPhase(envA, "wide-failed", "Running");
+    await trainerProgress("wide-failed", 80, 7.9, 9000);
+    await podTerminated(envA, failedPod, 4, "Error", "layer 31 down_proj: loss is NaN");
+    await waitPhase(envA, "wide-failed", "Failed");
+
+    const names = ["wide-failed", "wide-queued", "wide-running"];
+    const table = await getTable(cluster.client, lftPath(teamA));
+    const ours = { ...table, rows: table.rows.filter((r) => names.includes(String(r.cells[0]))) };
+    const wide = renderTable(ours, { wide: true });
+    console.log(`$ kubectl get lft -n ${teamA}\n${renderTable(ours)}`);
+    console.log(`$ kubectl get lft -n ${teamA} -o wide\n${wide}`);
+    const cells = (name: string, columns: string[]) => {
+      const row = rowOf(table, name);
+      return columns.map((c) => row?.[c]);
+    };
+    const columns = ["Phase", "Reason", "Progress", "Loss", "Queue", "Model", "GPU", "ETA"];
+    const model = "llama-2-7b-hf";
+    const gpu = "1x Tesla-V100-SXM2-32GB";
+    assert.deepEqual(cells("wide-failed", columns), [
+      "Failed",
+      "NaNLoss",
+      "80/400 (20%)",
+      7.9,
+      undefined,
+      model,
+      gpu,
+      "2h30m",
+    ]);
+    assert.deepEqual(cells("wide-queued", columns), [
+      "Queued",
+      "QueuedByKueue",
+      undefined,
+      undefined,
+      "solo-queue",
+      model,
+      gpu,
+      undefined,
+    ]);
+    assert.deepEqual(cells("wide-running", columns), [
+      "Running",
+      "Training",
+      "120/400 (30%)",
+      1.25,
+      "solo-queue",
+      model,
+      gpu,
+      "1h12m",
+    ]);
+    assert.match(String(rowOf(table, "wide-queued")?.Waiting), /^\d+s$/);
+    // Model, GPU and ETA only with -o wide.
+    const narrow = renderTable(ours).split("\n")[0] ?? "";
+    assert.ok(!/MODEL|GPU|ETA/.test(narrow) && /PHASE +REASON/.test(narrow), narrow);
+    assert.match(wide.split("\n")[0] ?? "", /MODEL +GPU +ETA$/);
+    for (const name of names) await deleteRun(envA, name);
   });
 });

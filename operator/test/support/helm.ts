@@ -121,6 +121,7 @@ const PLURALS: Record<string, string> = {
   ValidatingAdmissionPolicyBinding: "validatingadmissionpolicybindings",
   NetworkPolicy: "networkpolicies",
   PodDisruptionBudget: "poddisruptionbudgets",
+  ServiceMonitor: "servicemonitors",
   ResourceFlavor: "resourceflavors",
   ClusterQueue: "clusterqueues",
   LocalQueue: "localqueues",

@@ -50,4 +50,12 @@ export {
   type TestNode,
   VOLUME_NAMES,
 } from "./node.ts";
+export {
+  getTable,
+  renderTable,
+  rowOf,
+  type ServerTable,
+  ServerTableSchema,
+  TABLE_ACCEPT,
+} from "./table.ts";
 export { type S3Server, startS3Server, VERSITYGW } from "./versitygw.ts";
