@@ -9,7 +9,9 @@ import { API_VERSION, KIND } from "@loraforge/crds";
 import {
   connectTestCluster,
   eventually,
+  getTable,
   type RunningKueue,
+  renderTable,
   startKueue,
   type TestCluster,
 } from "@loraforge/test-k8s";
@@ -267,31 +269,11 @@ export function storiesRun(name: string, edit: (spec: Record<string, any>) => vo
   return lft;
 }
 
-const Cell = z.union([z.string(), z.number(), z.null()]);
-const Table = z.object({
-  columnDefinitions: z.array(z.object({ name: z.string() })),
-  rows: z.array(z.object({ cells: z.array(Cell) })),
-});
-
-/** `kubectl get lft -n e2e`: the API server's Table of the printer columns, as text. */
+/** `kubectl get lft -n e2e -o wide`: the API server's Table of the printer columns, as text. */
 export async function getLftTable(cluster: TestCluster): Promise<string> {
-  const table = Table.parse(
-    await cluster.client.getAs(
-      `/apis/${API_VERSION}/namespaces/${NS}/lorafinetunes`,
-      "application/json;as=Table;v=v1;g=meta.k8s.io",
-    ),
+  const table = await getTable(
+    cluster.client,
+    `/apis/${API_VERSION}/namespaces/${NS}/lorafinetunes`,
   );
-  const lines = [
-    table.columnDefinitions.map((c) => c.name.toUpperCase()),
-    ...table.rows.map((r) => r.cells.map((c) => (c === null ? "" : String(c)))),
-  ];
-  const widths = lines[0]?.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? "").length))) ?? [];
-  return lines
-    .map((l) =>
-      l
-        .map((c, i) => c.padEnd(widths[i] ?? 0))
-        .join("   ")
-        .trimEnd(),
-    )
-    .join("\n");
+  return renderTable(table, { wide: true });
 }
