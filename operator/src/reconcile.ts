@@ -297,9 +297,18 @@ export class Reconciler {
     });
     const current = pick(raw.status as never);
     let outcome: "written" | "unchanged" = "unchanged";
-    if (!sameJson(current, decision.status)) {
+    // A failed run will not finish: the trainer's last estimate (kubectl get -o wide's ETA)
+    // goes with the failure. The rest of status.progress stays: where it stopped.
+    const progress = (
+      raw.status as { progress?: { eta?: unknown; etaSeconds?: unknown } } | undefined
+    )?.progress;
+    const staleEta =
+      decision.status.phase === "Failed" &&
+      (progress?.eta !== undefined || progress?.etaSeconds !== undefined);
+    if (!sameJson(current, decision.status) || staleEta) {
       const patch: Record<string, unknown> = {};
       for (const k of OPERATOR_STATUS_FIELDS) patch[k] = decision.status[k] ?? null; // null removes a field
+      if (staleEta) patch.progress = { eta: null, etaSeconds: null };
       try {
         await this.kube.mergePatch(paths.lftStatus(namespace, name), {
           metadata: { resourceVersion: raw.metadata.resourceVersion },
