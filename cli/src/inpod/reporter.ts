@@ -84,6 +84,12 @@ export class StatusReporter {
       case "eval":
         if (this.progress && Number.isFinite(e.val_loss))
           this.progress = { ...this.progress, valLoss: e.val_loss, updatedAt: at };
+        // The core evaluates after the checkpoint of the same step (the last step's always), and
+        // a checkpoint event carries the latest loss before it: the eval of its own step is the one.
+        if (Number.isFinite(e.val_loss) && this.checkpoints.some((c) => c.step === e.step))
+          this.checkpoints = this.checkpoints.map((c) =>
+            c.step === e.step ? { ...c, valLoss: e.val_loss } : c,
+          );
         break;
       case "overflow":
         if (this.progress)

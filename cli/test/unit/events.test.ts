@@ -119,3 +119,32 @@ test("the status reporter reads the core's events as parseEventLine gives them",
   assert.equal(last.progress.totalSteps, 20);
   assert.equal(last.progress.summary, "1/20 (5%)");
 });
+
+test("a checkpoint's validation loss is the eval of its own step, which the core reports after it", async () => {
+  const sent: unknown[] = [];
+  const reporter = new StatusReporter({ send: async (s) => void sent.push(s), intervalMs: 0 });
+  const events = [
+    { event: "eval", time, step: 20, val_loss: 0.507, val_tokens: 300 },
+    // the last step: its checkpoint carries the latest loss (step 20's), then its own eval comes
+    {
+      event: "checkpoint",
+      time,
+      step: 40,
+      path: "/out/checkpoint-40",
+      train_loss: 0.39,
+      val_loss: 0.507,
+    },
+    { event: "eval", time, step: 40, val_loss: 0.332, val_tokens: 300 },
+  ];
+  for (const line of events) {
+    const r = parseEventLine(JSON.stringify(line));
+    assert.ok(r.ok, JSON.stringify(r));
+    reporter.onEvent(r.event);
+  }
+  await reporter.close(0, 0);
+  const last = sent.at(-1) as { checkpoints: { step: number; valLoss?: number }[] };
+  assert.deepEqual(
+    last.checkpoints.map((c) => [c.step, c.valLoss]),
+    [[40, 0.332]],
+  );
+});
