@@ -28,6 +28,12 @@ export interface ReporterOptions {
   maxCheckpoints?: number;
 }
 
+/**
+ * A live figure as `kubectl get lft` shows it (the LOSS column prints the number as stored):
+ * five significant digits. The exact values stay in metrics.jsonl and in status.checkpoints.
+ */
+const shown = (x: number) => Number(x.toPrecision(5));
+
 export class StatusReporter {
   private progress: Progress | undefined;
   private checkpoints: CheckpointStatus[] = [];
@@ -72,9 +78,9 @@ export class StatusReporter {
           epoch: e.epoch,
           percent,
           summary: `${e.step}/${totalSteps} (${percent}%)`,
-          ...(Number.isFinite(e.loss) ? { loss: e.loss } : {}),
-          learningRate: e.lr,
-          tokensPerSecond: Math.max(0, e.tokens_per_s),
+          ...(Number.isFinite(e.loss) ? { loss: shown(e.loss) } : {}),
+          learningRate: shown(e.lr),
+          tokensPerSecond: Math.round(Math.max(0, e.tokens_per_s)),
           etaSeconds: Math.max(0, e.eta_s),
           eta: durationText(e.eta_s),
           updatedAt: at,
@@ -83,7 +89,7 @@ export class StatusReporter {
       }
       case "eval":
         if (this.progress && Number.isFinite(e.val_loss))
-          this.progress = { ...this.progress, valLoss: e.val_loss, updatedAt: at };
+          this.progress = { ...this.progress, valLoss: shown(e.val_loss), updatedAt: at };
         // The core evaluates after the checkpoint of the same step (the last step's always), and
         // a checkpoint event carries the latest loss before it: the eval of its own step is the one.
         if (Number.isFinite(e.val_loss) && this.checkpoints.some((c) => c.step === e.step))
