@@ -78,7 +78,7 @@ export async function trainCommand(args: string[], humanOut: Out): Promise<numbe
     interrupts++;
     if (interrupts === 1)
       view.line(`${sig}: stopping after the trainer saves a checkpoint (again to stop at once)`);
-    controller.abort();
+    controller.abort(new DOMException(sig, "AbortError"));
     if (interrupts > 1) process.exit(130);
   };
   process.on("SIGINT", onSignal);

@@ -54,7 +54,8 @@ export async function runJob(argv: readonly string[], deps: JobDeps): Promise<nu
   let terminationLog = "/dev/termination-log";
   let reporter: StatusReporter | undefined;
   const controller = new AbortController();
-  const onTerm = () => controller.abort();
+  // an AbortError as the default reason is, naming the signal (passed on to the core)
+  const onTerm = () => controller.abort(new DOMException("SIGTERM", "AbortError"));
   process.once("SIGTERM", onTerm);
   try {
     const { spec } = parseJobArgs(argv);

@@ -29,8 +29,11 @@ export function findCore(env: NodeJS.ProcessEnv = process.env): string {
 export interface CoreRun {
   /** Resolves with the exit code (or 128+signal) once the process has exited. */
   exited: Promise<{ code: number; signal: NodeJS.Signals | null }>;
-  /** Ask the core to stop: it saves a checkpoint and exits 130. A second call kills it. */
-  stop(): void;
+  /**
+   * Ask the core to stop: it saves a checkpoint and exits 130. `signal` is the one the cli got
+   * (the core logs it); a second call kills it.
+   */
+  stop(signal?: "SIGINT" | "SIGTERM"): void;
 }
 
 export interface CoreRunOptions<E = CoreEvent> {
@@ -88,10 +91,10 @@ export function runCore<E = CoreEvent>(opts: CoreRunOptions<E>): CoreRun {
   let stops = 0;
   return {
     exited,
-    stop() {
+    stop(signal: "SIGINT" | "SIGTERM" = "SIGINT") {
       stops++;
       if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill(stops === 1 ? "SIGINT" : "SIGKILL");
+      child.kill(stops === 1 ? signal : "SIGKILL");
     },
   };
 }

@@ -236,14 +236,18 @@ export async function runTraining(
       opts.onCoreLog?.(chunk);
     },
   });
-  const onAbort = () => core.stop();
-  opts.signal?.addEventListener("abort", onAbort);
-  if (opts.signal?.aborted) core.stop();
+  // the abort's reason names the signal the cli got (SIGTERM in a pod): the core gets the same
+  const stopWith = () =>
+    core.stop(
+      (opts.signal?.reason as Error | undefined)?.message === "SIGTERM" ? "SIGTERM" : "SIGINT",
+    );
+  opts.signal?.addEventListener("abort", stopWith);
+  if (opts.signal?.aborted) stopWith();
   let exit: { code: number };
   try {
     exit = await core.exited;
   } finally {
-    opts.signal?.removeEventListener("abort", onAbort);
+    opts.signal?.removeEventListener("abort", stopWith);
     await writes;
   }
 

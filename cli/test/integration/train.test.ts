@@ -137,11 +137,17 @@ describe("local training runs through loraforge-core", () => {
       threads: 1,
       signal: controller.signal,
       onEvent: (e) => {
-        if (e.event === "checkpoint" && e.step >= 4) controller.abort();
+        // as the pod's entrypoint aborts on SIGTERM: the core is stopped with the same signal
+        if (e.event === "checkpoint" && e.step >= 4)
+          controller.abort(new DOMException("SIGTERM", "AbortError"));
       },
     });
     assert.equal(first.status, "interrupted");
     assert.equal(first.exitCode, 130);
+    assert.match(
+      await readFile(join(tmp.dir, "resume", "core.log"), "utf8"),
+      /stopped by signal 15 after saving checkpoint-\d+/,
+    );
     const starts: number[] = [];
     const second = await runTraining(manifest({ maxSteps: 12 }).spec, {
       paths,
