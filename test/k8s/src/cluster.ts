@@ -17,6 +17,7 @@ import { ensureBinaries } from "./binaries.ts";
 import { restoreFromFile } from "./host.mjs";
 import { type Connection, readKubeconfig, renderKubeconfig } from "./kubeconfig.ts";
 import {
+  acquireNodeLock,
   type HostPreparation,
   NODE_IP,
   NODE_NAME,
@@ -94,7 +95,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
 
   try {
     // The node's IP must exist before the API server binds to it.
-    if (withNode) host = prepareHost(dir, bin);
+    if (withNode) {
+      await acquireNodeLock(log);
+      host = prepareHost(dir, bin);
+    }
     const [etcdClientPort, etcdPeerPort, apiPort, kcmPort] = await Promise.all([
       freePort(),
       freePort(),

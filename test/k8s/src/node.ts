@@ -64,6 +64,17 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** Another live process holds the node lock. */
+class NodeBusyError extends Error {
+  override name = "NodeBusyError";
+  constructor(readonly owner: number) {
+    super(
+      `${LOCK}: a test node already runs on this machine (pid ${owner}); the kubelet and kube-proxy own host-wide state, so only one node at a time`,
+    );
+  }
+}
+
+/** Takes the machine's node lock; a no-op when this process holds it already. */
 function takeLock() {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -75,15 +86,36 @@ function takeLock() {
       const owner = Number(
         readFileSync(join(LOCK, "pid"), { encoding: "utf8", flag: "a+" }).trim(),
       );
-      if (owner && processAlive(owner)) {
-        throw new Error(
-          `${LOCK}: a test node already runs on this machine (pid ${owner}); the kubelet and kube-proxy own host-wide state, so only one node at a time`,
-        );
-      }
+      if (owner === process.pid) return;
+      if (owner && processAlive(owner)) throw new NodeBusyError(owner);
       rmSync(LOCK, { recursive: true, force: true }); // its owner died
     }
   }
   throw new Error(`${LOCK}: could not take the node lock`);
+}
+
+/**
+ * Waits for the machine's node lock and takes it: test files that each start a node (the
+ * e2e workspace) run one after another even where the test runner starts them side by side
+ * (it runs as many files at once as the machine has cores, less one).
+ */
+export async function acquireNodeLock(
+  log: (line: string) => void,
+  timeoutMs = 40 * 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let said = false;
+  for (;;) {
+    try {
+      takeLock();
+      return;
+    } catch (error) {
+      if (!(error instanceof NodeBusyError) || Date.now() > deadline) throw error;
+      if (!said) log(`waiting for the node of pid ${error.owner} to stop (one node per machine)`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
 }
 
 /** Checks what the node needs from the host, records the host, and adds the node's IP. */

@@ -297,18 +297,37 @@ describe("a real node", { timeout: 600_000 }, () => {
     assert.equal(existsSync(dir), false, "the watchdog removes the run's directory");
   });
 
-  test("a second node on the same machine is refused, naming the lock", async () => {
+  test("a second node on the same machine waits for the first, then starts", async () => {
+    // another live process holds the lock (as a second e2e file's does while the first runs)
     const lock = "/run/loraforge-k8s-node.lock";
+    const holder = spawn("sleep", ["600"], { stdio: "ignore" });
     mkdirSync(lock);
-    writeFileSync(join(lock, "pid"), String(process.pid));
+    writeFileSync(join(lock, "pid"), String(holder.pid));
+    const lines: string[] = [];
+    let second: TestCluster | undefined;
     try {
-      await assert.rejects(
-        startCluster({ node: true }),
-        /loraforge-k8s-node\.lock: a test node already runs on this machine/,
+      let started = false;
+      const starting = startCluster({ node: true, log: (l) => lines.push(l) }).then((c) => {
+        started = true;
+        second = c;
+        return c;
+      });
+      await eventually("the second start to say it waits", async () =>
+        lines.some((l) => l.includes(`waiting for the node of pid ${holder.pid} to stop`))
+          ? true
+          : undefined,
       );
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.equal(started, false, "no node starts while the lock is held");
+      holder.kill("SIGKILL"); // the first node's process ends: its lock is stale
+      const cluster = await starting;
+      assert.equal(cluster.node?.name, NODE_NAME);
     } finally {
-      rmSync(lock, { recursive: true, force: true });
+      holder.kill("SIGKILL");
+      await second?.stop();
+      if (!second) rmSync(lock, { recursive: true, force: true });
     }
+    assert.equal(existsSync(lock), false, "the lock is released with the node");
     assert.deepEqual(hostDifferences(hostBefore), []);
   });
 });
