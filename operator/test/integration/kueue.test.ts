@@ -359,6 +359,43 @@ describe("the operator with a real Kueue", () => {
     await deleteRun(envA, "lost");
   });
 
+  test("suspend: true on a queued run: Suspended, its Job and Workload gone; suspend: false queues it again", async () => {
+    await createRun(envA, "holder", "solo-queue");
+    await admitted(envA, "holder");
+    await createRun(envA, "waiting", "solo-queue");
+    await waitPhase(envA, "waiting", "Queued", (l) => l.status?.reason === "QueuedByKueue");
+    const queuedJob = await getJob(envA, "waiting-train");
+    assert.ok(queuedJob, "the queued run has its (suspended) Job");
+    assert.ok(await workloadOf(envA, "waiting"), "and Kueue's Workload for it");
+
+    await envA.client.mergePatch(lftPath(envA.ns, "waiting"), { spec: { suspend: true } });
+    const suspended = await waitPhase(envA, "waiting", "Suspended");
+    assert.equal(condition(suspended, "Suspended")?.status, "True");
+    await eventually("the suspended run's Job and Workload to be gone", async () => {
+      if (await getJob(envA, "waiting-train")) return undefined;
+      const { items } = await envA.client.list(
+        `/apis/kueue.x-k8s.io/v1beta2/namespaces/${envA.ns}/workloads`,
+        `kueue.x-k8s.io/job-uid=${queuedJob.metadata.uid}`,
+      );
+      return items.length === 0 ? true : undefined;
+    });
+    // the quota it did not hold stays with the running one
+    assert.equal((await getLft(envA, "holder")).status?.phase, "Pending");
+
+    await envA.client.mergePatch(lftPath(envA.ns, "waiting"), { spec: { suspend: false } });
+    const again = await waitPhase(envA, "waiting", "Queued", (l) =>
+      /insufficient unused quota for nvidia\.com\/gpu/.test(
+        condition(l, "Admitted")?.message ?? "",
+      ),
+    );
+    assert.equal(again.status?.reason, "QueuedByKueue");
+    const newJob = await getJob(envA, "waiting-train");
+    assert.ok(newJob && newJob.metadata.uid !== queuedJob.metadata.uid, "a new Job, suspended");
+    assert.equal(newJob?.spec.suspend, true);
+    await deleteRun(envA, "waiting");
+    await deleteRun(envA, "holder");
+  });
+
   test("borrowing within a cohort: team A runs two with one GPU of its own, team B takes its GPU back", async () => {
     await createRun(envA, "a1", "v100-queue");
     await admitted(envA, "a1");
