@@ -4,7 +4,7 @@ import { parseVolumes, requireSpecInputs } from "../args/paths.ts";
 import { readSpecFile } from "../args/specFile.ts";
 import type { EvalResult } from "../eval/run.ts";
 import { chooseBackend, probeBackends } from "../train/backendChoice.ts";
-import { findCore } from "../train/core.ts";
+import { findCore, stopReason } from "../train/core.ts";
 import { resolveLocalPaths } from "../train/resolve.ts";
 import { type RunSummary, runTraining } from "../train/run.ts";
 import { printEvaluation } from "./eval.ts";
@@ -78,7 +78,7 @@ export async function trainCommand(args: string[], humanOut: Out): Promise<numbe
     interrupts++;
     if (interrupts === 1)
       view.line(`${sig}: stopping after the trainer saves a checkpoint (again to stop at once)`);
-    controller.abort(new DOMException(sig, "AbortError"));
+    controller.abort(stopReason(sig === "SIGTERM" ? "SIGTERM" : "SIGINT"));
     if (interrupts > 1) process.exit(130);
   };
   process.on("SIGINT", onSignal);

@@ -8,6 +8,7 @@ import { writeFileSync } from "node:fs";
 import { readLoraFineTuneFile, TRAINER_EXIT_CODES } from "@loraforge/crds";
 import type { KubeClient } from "@loraforge/kube";
 import { z } from "zod";
+import { stopReason } from "../train/core.ts";
 import { TrainingFailure, type TrainingPipeline } from "./pipeline.ts";
 import { StatusReporter } from "./reporter.ts";
 import { inClusterKube, patchStatus, readCheckpoints } from "./runStatus.ts";
@@ -54,8 +55,7 @@ export async function runJob(argv: readonly string[], deps: JobDeps): Promise<nu
   let terminationLog = "/dev/termination-log";
   let reporter: StatusReporter | undefined;
   const controller = new AbortController();
-  // an AbortError as the default reason is, naming the signal (passed on to the core)
-  const onTerm = () => controller.abort(new DOMException("SIGTERM", "AbortError"));
+  const onTerm = () => controller.abort(stopReason("SIGTERM"));
   process.once("SIGTERM", onTerm);
   try {
     const { spec } = parseJobArgs(argv);

@@ -26,6 +26,16 @@ export function findCore(env: NodeJS.ProcessEnv = process.env): string {
   );
 }
 
+/** A stop signal the cli passes on to the core. */
+export type StopSignal = "SIGINT" | "SIGTERM";
+
+/** The reason to abort a run with when the cli gets `signal`: an AbortError that names it. */
+export const stopReason = (signal: StopSignal) => new DOMException(signal, "AbortError");
+
+/** The signal an abort's reason names (stopReason); SIGINT for any other abort. */
+export const stopSignalOf = (reason: unknown): StopSignal =>
+  reason instanceof DOMException && reason.message === "SIGTERM" ? "SIGTERM" : "SIGINT";
+
 export interface CoreRun {
   /** Resolves with the exit code (or 128+signal) once the process has exited. */
   exited: Promise<{ code: number; signal: NodeJS.Signals | null }>;
@@ -33,7 +43,7 @@ export interface CoreRun {
    * Ask the core to stop: it saves a checkpoint and exits 130. `signal` is the one the cli got
    * (the core logs it); a second call kills it.
    */
-  stop(signal?: "SIGINT" | "SIGTERM"): void;
+  stop(signal?: StopSignal): void;
 }
 
 export interface CoreRunOptions<E = CoreEvent> {
@@ -91,7 +101,7 @@ export function runCore<E = CoreEvent>(opts: CoreRunOptions<E>): CoreRun {
   let stops = 0;
   return {
     exited,
-    stop(signal: "SIGINT" | "SIGTERM" = "SIGINT") {
+    stop(signal: StopSignal = "SIGINT") {
       stops++;
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill(stops === 1 ? signal : "SIGKILL");

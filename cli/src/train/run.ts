@@ -21,7 +21,7 @@ import {
   prepareDataset,
 } from "../prepare/prepare.ts";
 import { removeDir, replaceDirAtomic, writeFileAtomic } from "../util/atomic.ts";
-import { findCore, runCore } from "./core.ts";
+import { findCore, runCore, stopSignalOf } from "./core.ts";
 import { type CoreEvent, type ErrorEvent, EXIT } from "./events.ts";
 import { type History, MetricsLog, readHistory } from "./metrics.ts";
 import { renderLossCurve } from "./plot.ts";
@@ -236,11 +236,7 @@ export async function runTraining(
       opts.onCoreLog?.(chunk);
     },
   });
-  // the abort's reason names the signal the cli got (SIGTERM in a pod): the core gets the same
-  const stopWith = () =>
-    core.stop(
-      (opts.signal?.reason as Error | undefined)?.message === "SIGTERM" ? "SIGTERM" : "SIGINT",
-    );
+  const stopWith = () => core.stop(stopSignalOf(opts.signal?.reason));
   opts.signal?.addEventListener("abort", stopWith);
   if (opts.signal?.aborted) stopWith();
   let exit: { code: number };

@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import { parseLoraFineTune } from "@loraforge/crds";
 import { PNG } from "pngjs";
 import { decodeShard } from "../../src/shards/lfs.ts";
+import { stopReason } from "../../src/train/core.ts";
 import type { CoreEvent } from "../../src/train/events.ts";
 import { readHistory } from "../../src/train/metrics.ts";
 import { resolveLocalPaths } from "../../src/train/resolve.ts";
@@ -138,8 +139,7 @@ describe("local training runs through loraforge-core", () => {
       signal: controller.signal,
       onEvent: (e) => {
         // as the pod's entrypoint aborts on SIGTERM: the core is stopped with the same signal
-        if (e.event === "checkpoint" && e.step >= 4)
-          controller.abort(new DOMException("SIGTERM", "AbortError"));
+        if (e.event === "checkpoint" && e.step >= 4) controller.abort(stopReason("SIGTERM"));
       },
     });
     assert.equal(first.status, "interrupted");
