@@ -10,12 +10,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { API_VERSION } from "@loraforge/crds";
 import { eventually, NODE_IP, startS3Server } from "@loraforge/test-k8s";
 import { stringify } from "yaml";
 import { z } from "zod";
@@ -30,91 +29,26 @@ import {
   storiesRun,
   tearDown,
 } from "../support/cluster.ts";
-
-const Lft = z.object({
-  metadata: z.object({ uid: z.string() }),
-  status: z
-    .object({
-      phase: z.string().optional(),
-      reason: z.string().optional(),
-      progress: z
-        .object({ step: z.number().optional(), totalSteps: z.number().optional() })
-        .passthrough()
-        .optional(),
-      adapter: z.object({ path: z.string(), digest: z.string(), sizeBytes: z.number() }).optional(),
-      failure: z
-        .object({ reason: z.string().optional(), message: z.string().optional() })
-        .optional(),
-    })
-    .passthrough()
-    .optional(),
-});
-type Lft = z.infer<typeof Lft>;
+import { type Lft, lftPath, Runs } from "../support/runs.ts";
 
 let env: E2eEnv;
+/** The runs of this file, polled as a user polls them (no Kueue here: no Workloads to print). */
+let runs: Runs;
 /** The adapter digest of the first, uninterrupted run: every interrupted run must end there. */
 let uninterrupted: string | undefined;
-/** Each run's phases in the order the polls saw them. */
-const phasesSeen = new Map<string, string[]>();
-const lftPath = (name: string) => `/apis/${API_VERSION}/namespaces/${NS}/lorafinetunes/${name}`;
-const getLft = async (name: string): Promise<Lft> =>
-  Lft.parse(await env.cluster.client.get(lftPath(name)));
 const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
-
-/**
- * Polls a run until `done` says so, printing `kubectl get lft` whenever the table changes; a
- * run that fails (and `done` does not want that) ends the wait at once, with its status.
- */
-async function watchRun(
-  name: string,
-  done: (l: Lft) => boolean,
-  timeoutMs = 600_000,
-): Promise<Lft> {
-  const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (;;) {
-    const lft = await getLft(name);
-    const seen = phasesSeen.get(name) ?? [];
-    if (lft.status?.phase && seen.at(-1) !== lft.status.phase) seen.push(lft.status.phase);
-    phasesSeen.set(name, seen);
-    // print the table when the run moves (not each second its AGE grows)
-    const key = JSON.stringify([lft.status?.phase, lft.status?.reason, lft.status?.progress?.step]);
-    if (key !== last) log(`$ kubectl get lft -n ${NS}\n${await getLftTable(env.cluster)}`);
-    last = key;
-    if (done(lft)) return lft;
-    if (lft.status?.phase === "Failed")
-      throw new Error(`run ${name} failed: ${JSON.stringify(lft.status)}`);
-    if (Date.now() > deadline)
-      throw new Error(
-        `run ${name}: not there after ${timeoutMs} ms: ${JSON.stringify(lft.status)}`,
-      );
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-/**
- * `kubectl apply` of a run. The first request after a long quiet spell (a local run, PEFT) may
- * go out on a keep-alive socket the API server has just closed ("socket hang up", seen here):
- * the create is sent again, and AlreadyExists then means the first one got through.
- */
-async function createRun(lft: { metadata: { name: string } }) {
-  const path = `/apis/${API_VERSION}/namespaces/${NS}/lorafinetunes`;
-  try {
-    await env.cluster.client.create(path, lft);
-  } catch (e) {
-    if ((e as { code?: string }).code !== "ECONNRESET") throw e;
-    log(`create ${lft.metadata.name}: ${(e as Error).message}; sending it again`);
-    const res = await env.cluster.client.request("POST", path, lft);
-    if (res.status !== 201 && res.status !== 409)
-      throw new Error(`create ${lft.metadata.name}: ${res.status} ${JSON.stringify(res.body)}`);
-  }
-}
+/** Waits for `done` as `runs.until` does, with this file's longer default (10 epochs, a local run). */
+const watchRun = (name: string, done: (l: Lft) => boolean, timeoutMs = 600_000) =>
+  runs.until(name, done, { timeoutMs });
+const notYetFinished = (name: string, l: Lft) => {
+  if (l.status?.phase === "Evaluating" || l.status?.phase === "Succeeded")
+    throw new Error(`run ${name} reached ${l.status.phase} before the test could act mid-run`);
+};
 
 /** Waits until the run trains with progress shown and steps left. */
 function watchUntilMidRun(name: string) {
   return watchRun(name, (l) => {
-    if (l.status?.phase === "Evaluating" || l.status?.phase === "Succeeded")
-      throw new Error(`run ${name} reached ${l.status.phase} before the test could act mid-run`);
+    notYetFinished(name, l);
     return l.status?.phase === "Running" && (l.status?.progress?.step ?? 0) > 0;
   });
 }
@@ -128,11 +62,8 @@ async function watchUntilCheckpoint(name: string): Promise<Lft> {
   return watchRun(
     name,
     (l) => {
-      if (l.status?.phase === "Evaluating" || l.status?.phase === "Succeeded")
-        throw new Error(`run ${name} reached ${l.status.phase} before the test could act mid-run`);
-      if (l.status?.phase !== "Running") return false;
-      const dir = join(env.volumes.runs, name, `${name}-${l.metadata.uid}`, "checkpoints");
-      return existsSync(dir) && readdirSync(dir).some((d) => /^checkpoint-\d+$/.test(d));
+      notYetFinished(name, l);
+      return l.status?.phase === "Running" && Runs.hasCheckpoint(env.volumes.runs, l);
     },
     300_000,
   );
@@ -164,14 +95,12 @@ async function runPods(name: string): Promise<string[]> {
  * and its final weights (final/) equal, byte for byte, those of the uninterrupted run.
  */
 async function assertResumedToSameWeights(name: string, finished: Lft) {
-  const runDir = (n: string, uid: string) => join(env.volumes.runs, n, `${n}-${uid}`);
-  const dir = runDir(name, finished.metadata.uid);
+  const dir = Runs.runDir(env.volumes.runs, finished);
   const coreLog = readFileSync(join(dir, "core.log"), "utf8");
   const resumed = /resuming from \S+ \(step \d+\)/.exec(coreLog)?.[0];
   log(`${name}: core.log says ${resumed ?? "(no resume)"}`);
   assert.ok(resumed, `${name} resumed from a checkpoint; core.log:\n${coreLog}`);
-  const reference = await getLft("stories");
-  const refDir = runDir("stories", reference.metadata.uid);
+  const refDir = Runs.runDir(env.volumes.runs, await runs.get("stories"));
   const same = readFileSync(join(dir, "final", "adapter_model.safetensors")).equals(
     readFileSync(join(refDir, "final", "adapter_model.safetensors")),
   );
@@ -194,6 +123,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
       chart: { values: { "policy.allowedImageRegistries": "{ghcr.io/loraforge}" } },
       extraImages: ["model-stories260k"],
     });
+    runs = new Runs(env.cluster, { workloads: false });
   });
   after(async () => {
     await tearDown();
@@ -202,7 +132,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
   test("kubectl apply of the stories260K example trains in a pod; the adapter equals a local run byte for byte and PEFT loads it", async () => {
     const t0 = Date.now();
     const lft = storiesRun("stories");
-    await createRun(lft);
+    await runs.create(lft);
 
     // mid-run: the Table shows progress (step n of N) while the pod trains
     const running = await watchUntilMidRun("stories");
@@ -215,7 +145,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
     const clusterSeconds = (Date.now() - t0) / 1000;
     log(`final, $ kubectl get lft -n ${NS}\n${await getLftTable(env.cluster)}`);
     log(`final status:\n${stringify(finished.status)}`);
-    const phases = phasesSeen.get("stories") ?? [];
+    const phases = runs.phases("stories");
     log(`phases seen: ${phases.join(" → ")}`);
     assert.ok(
       !phases.slice(phases.indexOf("Running")).includes("Pending"),
@@ -227,7 +157,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
     uninterrupted = adapter.digest;
 
     // the adapter on the volume: runs/<path>/<name>-<uid>/adapter
-    const runDir = join(env.volumes.runs, "stories", `stories-${finished.metadata.uid}`);
+    const runDir = Runs.runDir(env.volumes.runs, finished);
     const podAdapter = join(runDir, "adapter");
     assert.equal(`sha256:${sha256(join(podAdapter, "adapter_model.safetensors"))}`, adapter.digest);
 
@@ -285,7 +215,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
 
   test("a pod evicted mid-run: the Job starts another, which resumes from the checkpoint and ends at the same adapter", async () => {
     assert.ok(uninterrupted, "needs the uninterrupted run of the first test");
-    await createRun(storiesRun("evicted"));
+    await runs.create(storiesRun("evicted"));
     const mid = await watchUntilCheckpoint("evicted");
     const [pod] = await runPods("evicted");
     assert.ok(pod, "the run has a pod");
@@ -308,7 +238,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
 
   test("suspend mid-run stops the pod; resuming continues from the checkpoint to the same adapter", async () => {
     assert.ok(uninterrupted, "needs the uninterrupted run of the first test");
-    await createRun(storiesRun("suspended"));
+    await runs.create(storiesRun("suspended"));
     await watchUntilCheckpoint("suspended");
     await env.cluster.client.mergePatch(lftPath("suspended"), { spec: { suspend: true } });
     await watchRun("suspended", (l) => l.status?.phase === "Suspended", 120_000);
@@ -323,7 +253,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
   });
 
   test("delete mid-run: the pod, the Job and the run's other objects are gone", async () => {
-    await createRun(storiesRun("deleted"));
+    await runs.create(storiesRun("deleted"));
     await watchUntilCheckpoint("deleted");
     const selector = "loraforge.dev/run=deleted";
     const kinds = {
@@ -384,7 +314,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
           endpoint: s3.endpoint,
         },
       });
-      await createRun(
+      await runs.create(
         storiesRun("to-s3", (spec) => {
           spec.output = { uri: "s3://runs/e2e", secretName: "s3-output" };
         }),
@@ -432,7 +362,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
     assert.ok(uninterrupted, "needs the uninterrupted run of the first test");
     const reference = env.images["model-stories260k"];
     assert.ok(reference, "the model image was imported");
-    await createRun(
+    await runs.create(
       storiesRun("from-image", (spec) => {
         spec.baseModel.source = { image: { reference, path: "models/stories260K" } };
       }),
@@ -476,7 +406,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
   test("an unreachable dataset source fails the run with the URL and the reason in status", async () => {
     // a port on the node's IP where nothing listens
     const url = `https://${NODE_IP}:1/stories.jsonl`;
-    await createRun(
+    await runs.create(
       storiesRun("unreachable", (spec) => {
         spec.dataset.source = { uri: url };
       }),

@@ -1,7 +1,7 @@
 // Runs on the e2e cluster as a user sees them: created with `kubectl apply`, polled through
 // status, with every change of (phase, reason, Admitted message) kept as the run's history and
-// `kubectl get lft -o wide` printed when a run moves. Used by the Kueue file; the polls read
-// only the API server and the volumes, never the operator's insides.
+// `kubectl get lft -o wide` printed when a run moves (and Kueue's Workloads where Kueue runs).
+// The polls read only the API server and the volumes, never the operator's insides.
 
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -25,8 +25,14 @@ export const Lft = z.object({
       reason: z.string().optional(),
       gpu: z.string().optional(),
       conditions: z.array(Condition).optional(),
-      progress: z.object({ step: z.number().optional() }).passthrough().optional(),
+      progress: z
+        .object({ step: z.number().optional(), totalSteps: z.number().optional() })
+        .passthrough()
+        .optional(),
       adapter: z.object({ path: z.string(), digest: z.string(), sizeBytes: z.number() }).optional(),
+      failure: z
+        .object({ reason: z.string().optional(), message: z.string().optional() })
+        .optional(),
     })
     .passthrough()
     .optional(),
@@ -93,7 +99,11 @@ export class Runs {
   readonly history = new Map<string, HistoryEntry[]>();
   private lastPrinted = "";
 
-  constructor(private readonly cluster: TestCluster) {}
+  /** `workloads`: print Kueue's Workloads beside the runs (only where Kueue runs). */
+  constructor(
+    private readonly cluster: TestCluster,
+    private readonly options: { workloads: boolean } = { workloads: true },
+  ) {}
 
   async get(name: string): Promise<Lft> {
     return Lft.parse(await this.cluster.client.get(lftPath(name)));
@@ -133,13 +143,13 @@ export class Runs {
   /** `kubectl get lft -o wide` and the Workloads, when a phase, reason or step changed. */
   async printIfMoved(force = false) {
     const lft = await getLftTable(this.cluster);
-    const workloads = await workloadTable(this.cluster);
+    const workloads = this.options.workloads ? await workloadTable(this.cluster) : "";
     // the AGE and WAITING columns move every second: compare without durations
     const key = `${lft}\n${workloads}`.replace(/\b\d+(ms|s|m|h)\d*s?\b/g, "");
     if (!force && key === this.lastPrinted) return;
     this.lastPrinted = key;
     log(`$ kubectl get lft -n ${NS} -o wide\n${lft}`);
-    log(`$ kubectl get workloads -n ${NS}\n${workloads}`);
+    if (this.options.workloads) log(`$ kubectl get workloads -n ${NS}\n${workloads}`);
   }
 
   /**
@@ -175,6 +185,14 @@ export class Runs {
   static hasCheckpoint(runsVolume: string, l: Lft) {
     const dir = join(Runs.runDir(runsVolume, l), "checkpoints");
     return existsSync(dir) && readdirSync(dir).some((d) => /^checkpoint-\d+$/.test(d));
+  }
+
+  /** The phases the polls saw the run in, in order, each once per stretch. */
+  phases(name: string): string[] {
+    const out: string[] = [];
+    for (const h of this.history.get(name) ?? [])
+      if (h.phase && out.at(-1) !== h.phase) out.push(h.phase);
+    return out;
   }
 
   printHistory(name: string) {
