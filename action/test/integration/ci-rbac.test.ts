@@ -4,46 +4,16 @@
 // asked with that token, and the rules the server reports for it).
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { API_VERSION, KIND, type LoraFineTune, parseLoraFineTune } from "@loraforge/crds";
-import { KubeClient, renderKubeconfig } from "@loraforge/test-k8s";
-import { parseAllDocuments } from "yaml";
+import { KubeClient } from "@loraforge/test-k8s";
 import { z } from "zod";
 import { connectKube, kubeRunStore } from "../../src/k8s.ts";
+import { ciRbacObjects, setUpCiAccount } from "../support/ciAccount.ts";
 import { type ActionCluster, actionCluster } from "../support/cluster.ts";
-
-const EXAMPLE = join(import.meta.dirname, "..", "..", "..", "examples", "ci-rbac.yaml");
-const ACCOUNT = "loraforge-ci";
-
-const Doc = z
-  .object({
-    apiVersion: z.string(),
-    kind: z.enum(["ServiceAccount", "Role", "RoleBinding"]),
-    metadata: z.object({ name: z.string(), namespace: z.string() }).passthrough(),
-    subjects: z.array(z.object({ namespace: z.string().optional() }).passthrough()).optional(),
-  })
-  .passthrough(); // rules and roleRef go to the server as written
-
-/** The example's objects, moved into `namespace` (the file says ml-ci). */
-function exampleObjects(namespace: string) {
-  return parseAllDocuments(readFileSync(EXAMPLE, "utf8")).map((d) => {
-    const o = Doc.parse(d.toJS());
-    assert.equal(o.metadata.namespace, "ml-ci", `${o.kind}: the example's namespace`);
-    o.metadata.namespace = namespace;
-    for (const s of o.subjects ?? []) s.namespace = namespace;
-    return o;
-  });
-}
-
-const pathOf = (o: z.infer<typeof Doc>) => {
-  const ns = o.metadata.namespace;
-  return o.kind === "ServiceAccount"
-    ? `/api/v1/namespaces/${ns}/serviceaccounts/${o.metadata.name}`
-    : `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/${o.kind.toLowerCase()}s/${o.metadata.name}`;
-};
 
 const run = (name: string, namespace: string): LoraFineTune =>
   parseLoraFineTune({
@@ -65,22 +35,15 @@ describe("examples/ci-rbac.yaml: the action's account can do exactly what the ac
 
   before(async () => {
     k = await actionCluster();
-    for (const o of exampleObjects(k.namespace)) {
-      await k.client.patch(`${pathOf(o)}?fieldManager=loraforge-tests`, o, "apply");
-    }
-    // `kubectl create token loraforge-ci`
-    const token = z.object({ status: z.object({ token: z.string() }) }).parse(
-      await k.client.create(`/api/v1/namespaces/${k.namespace}/serviceaccounts/${ACCOUNT}/token`, {
-        apiVersion: "authentication.k8s.io/v1",
-        kind: "TokenRequest",
-        spec: { expirationSeconds: 3600 },
-      }),
-    ).status.token;
-    const connection = { server: k.cluster.server, caPem: k.cluster.caPem, token };
+    ciRbacObjects(k.namespace, (o) =>
+      assert.equal(o.metadata.namespace, "ml-ci", `${o.kind}: the example's namespace`),
+    );
+    const account = await setUpCiAccount(k.client, k.cluster, k.namespace, "loraforge-tests");
+    const connection = account.connection;
     ci = KubeClient.connect(connection);
     dir = mkdtempSync(join(tmpdir(), "loraforge-ci-rbac-"));
     kubeconfigPath = join(dir, "config");
-    writeFileSync(kubeconfigPath, renderKubeconfig(connection), { mode: 0o600 });
+    writeFileSync(kubeconfigPath, account.kubeconfig, { mode: 0o600 });
   });
   after(async () => {
     if (dir) rmSync(dir, { recursive: true, force: true });

@@ -17,9 +17,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { API_VERSION } from "@loraforge/crds";
-import { NODE_IP, renderKubeconfig } from "@loraforge/test-k8s";
-import { parseAllDocuments, stringify } from "yaml";
+import { NODE_IP } from "@loraforge/test-k8s";
+import { stringify } from "yaml";
 import { z } from "zod";
+import { setUpCiAccount } from "../../../../action/test/support/ciAccount.ts";
 import { FakeGitHub } from "../../../../action/test/support/github-server.ts";
 import {
   BOT,
@@ -51,7 +52,6 @@ const DATASET = "datasets/stories.jsonl";
 const CA_CONFIGMAP = "internal-ca";
 const GIT_SECRET = "git-credentials";
 const GIT_AUTH = { user: "ci-reader", password: "e2e-git-password" };
-const CI_ACCOUNT = "loraforge-ci";
 
 const Metrics = z
   .object({
@@ -210,31 +210,8 @@ describe("the PR flow on a real node", { timeout: 1_800_000 }, () => {
     });
 
     // The CI account of examples/ci-rbac.yaml, moved to this namespace, and its kubeconfig.
-    const example = readFileSync(join(REPO_ROOT, "examples", "ci-rbac.yaml"), "utf8").replaceAll(
-      "ml-ci",
-      NS,
-    );
-    for (const doc of parseAllDocuments(example)) {
-      const o = z
-        .object({ kind: z.string(), metadata: z.object({ name: z.string() }) })
-        .passthrough()
-        .parse(doc.toJS());
-      const path =
-        o.kind === "ServiceAccount"
-          ? `/api/v1/namespaces/${NS}/serviceaccounts/${o.metadata.name}`
-          : `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/${o.kind.toLowerCase()}s/${o.metadata.name}`;
-      await client.patch(`${path}?fieldManager=e2e&force=true`, o, "apply");
-    }
-    const token = z.object({ status: z.object({ token: z.string() }) }).parse(
-      await client.create(`/api/v1/namespaces/${NS}/serviceaccounts/${CI_ACCOUNT}/token`, {
-        apiVersion: "authentication.k8s.io/v1",
-        kind: "TokenRequest",
-        spec: { expirationSeconds: 3600 },
-      }),
-    ).status.token;
-    ciKubeconfig = Buffer.from(
-      renderKubeconfig({ server: env.cluster.server, caPem: env.cluster.caPem, token }),
-    ).toString("base64");
+    const account = await setUpCiAccount(client, env.cluster, NS, "e2e");
+    ciKubeconfig = Buffer.from(account.kubeconfig).toString("base64");
   });
   after(async () => {
     await git?.close();
