@@ -3,18 +3,19 @@
 // running from its image) makes a Job → the trainer-cpu pod trains → `kubectl get lft`
 // shows progress → Succeeded with the adapter digest; the adapter equals a local
 // `loraforge train` of the same spec byte for byte, and PEFT loads it. Then: eviction, suspend
-// and delete mid-run; the model from an image (init container); s3 output; an unreachable source.
+// and delete mid-run; the model from an image (init container); model, dataset and output on s3
+// with a credentials Secret; an unreachable source.
 //
 // Needs root, the node's apt packages, the images' tools and the Python venv (docs/TESTING.md).
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { eventually, NODE_IP, startS3Server } from "@loraforge/test-k8s";
 import { stringify } from "yaml";
 import { z } from "zod";
@@ -291,7 +292,7 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
     );
   });
 
-  test("s3 output: the adapter, eval.json and the completion marker land in the bucket, and status gives the s3 location", async () => {
+  test("s3 model, dataset and output with a credentials Secret: fetched and uploaded by the pod; the adapter, eval.json and the completion marker land in the bucket, and status gives the s3 location", async () => {
     // the S3-compatible server listens on the node's IP: the pod reaches it, nothing leaves the machine
     const s3 = await startS3Server({ host: NODE_IP });
     try {
@@ -302,6 +303,16 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
         credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
       });
       await client.send(new CreateBucketCommand({ Bucket: "runs" }));
+      // the model and the dataset, as a user keeps them in a bucket (the same bytes as the volumes')
+      const upload = async (key: string, file: string) =>
+        client.send(new PutObjectCommand({ Bucket: "runs", Key: key, Body: readFileSync(file) }));
+      const modelDir = join(env.volumes.models, "stories260K");
+      for (const f of readdirSync(modelDir))
+        await upload(`models/stories260K/${f}`, join(modelDir, f));
+      await upload(
+        "data/stories.jsonl",
+        join(env.volumes.datasets, "stories-instruct", "stories.jsonl"),
+      );
       client.destroy();
       await env.cluster.client.create(`/api/v1/namespaces/${NS}/secrets`, {
         apiVersion: "v1",
@@ -316,6 +327,8 @@ describe("end to end on a real node", { timeout: 1_800_000 }, () => {
       });
       await runs.create(
         storiesRun("to-s3", (spec) => {
+          spec.baseModel.source = { uri: "s3://runs/models/stories260K", secretName: "s3-output" };
+          spec.dataset.source = { uri: "s3://runs/data/stories.jsonl", secretName: "s3-output" };
           spec.output = { uri: "s3://runs/e2e", secretName: "s3-output" };
         }),
       );
